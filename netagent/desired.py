@@ -1,0 +1,164 @@
+"""The contract between the orchestrator and the data plane of one node.
+
+The manager computes one `NodeDesiredState` per node; the node's agent makes the
+kernel match it (idempotent, restart-safe) and reports one `TaskStatus` per task
+back. Nothing else crosses the boundary. The orchestrator imports this module;
+this module imports nothing from the orchestrator.
+
+Addresses use `ipaddress` types; MACs are lower-case colon strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OVERLAY_MTU = 1450
+VXLAN_PORT = 4789
+MANAGER_PORT = 2377
+INGRESS_VNI = 4096
+FIRST_USER_VNI = 4097
+
+
+class TaskState(StrEnum):
+    """Swarm's task states, in lifecycle order (see swarmkit api/types.proto)."""
+
+    NEW = "new"
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REMOVE = "remove"
+    ORPHANED = "orphaned"
+
+    @property
+    def order(self) -> int:
+        return list(TaskState).index(self)
+
+    @property
+    def terminal(self) -> bool:
+        return self.order >= TaskState.COMPLETE.order
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def task_mac(ip: IPv4Address) -> str:
+    """Swarm's MAC for a task address: 02:42 followed by the 4 bytes of the IP."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
+
+
+class RemoteEndpoint(_Frozen):
+    """A task address on another node: what the FDB and neighbour tables need."""
+
+    ip: IPv4Address
+    mac: str
+    vtep: IPv4Address
+    task_id: str = ""
+    task_name: str = ""
+
+
+class NetworkState(_Frozen):
+    """An overlay network this node takes part in."""
+
+    id: str
+    name: str
+    vni: int = Field(ge=1, le=16777215)
+    subnet: IPv4Network
+    gateway: IPv4Address
+    mtu: int = OVERLAY_MTU
+    #: Every endpoint of this network on other nodes (not this node's own tasks).
+    peers: tuple[RemoteEndpoint, ...] = ()
+
+
+class Attachment(_Frozen):
+    """A task's interface on one overlay network."""
+
+    network_id: str
+    address: IPv4Interface
+    mac: str
+    aliases: tuple[str, ...] = ()
+
+
+class DesiredTaskState(StrEnum):
+    RUNNING = "running"
+    SHUTDOWN = "shutdown"
+
+
+class TaskSpec(_Frozen):
+    """What to run: a built-in image (see netagent.workloads) and its arguments."""
+
+    image: str
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    stop_grace_period: float = 10.0
+
+
+class TaskAssignment(_Frozen):
+    """A task the manager wants on this node."""
+
+    id: str
+    name: str  # "web.1"
+    service_id: str
+    service_name: str
+    slot: int
+    spec: TaskSpec
+    desired_state: DesiredTaskState
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def hostname(self) -> str:
+        """Like a container's: the first 12 characters of the id."""
+        return self.id[:12]
+
+
+class NodeDesiredState(_Frozen):
+    """Everything one node must run; `version` grows with every change."""
+
+    node_id: str
+    version: int
+    networks: tuple[NetworkState, ...] = ()
+    tasks: tuple[TaskAssignment, ...] = ()
+
+
+class TaskStatus(_Frozen):
+    """What the agent observed of one task; the manager stores it as the task's status."""
+
+    task_id: str
+    state: TaskState
+    message: str = ""
+    err: str = ""
+    pid: int | None = None
+    exit_code: int | None = None
+    timestamp: float = 0.0
+    netns: str = ""
+
+
+def network_gateway(subnet: IPv4Network) -> IPv4Address:
+    """The first host address, as Docker's IPAM picks for a network gateway."""
+    return next(subnet.hosts()) if subnet.num_addresses > 2 else subnet.network_address
+
+
+__all__ = [
+    "Attachment",
+    "DesiredTaskState",
+    "NetworkState",
+    "NodeDesiredState",
+    "RemoteEndpoint",
+    "TaskAssignment",
+    "TaskSpec",
+    "TaskState",
+    "TaskStatus",
+    "network_gateway",
+    "task_mac",
+]

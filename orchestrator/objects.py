@@ -1,0 +1,197 @@
+"""Cluster objects as the manager stores them and the API returns them.
+
+Specs (what the user asked for) are kept apart from the allocated and observed
+fields (what the manager and agents made of it), as in swarmkit. Every object
+is a pydantic model so that it crosses the store, the API and the CLI validated.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from netagent.desired import DesiredTaskState, TaskState
+
+#: A DNS label: what service and network names must be (they become DNS names).
+NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
+
+
+def new_id() -> str:
+    """A 25-character lower-case hex id; the first 12 are the short form shown in tables."""
+    return secrets.token_hex(13)[:25]
+
+
+def now() -> float:
+    return time.time()
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NodeRole(StrEnum):
+    MANAGER = "manager"
+    WORKER = "worker"
+
+
+class NodeStatus(StrEnum):
+    UNKNOWN = "unknown"
+    READY = "ready"
+    DOWN = "down"
+    DISCONNECTED = "disconnected"
+
+
+class Availability(StrEnum):
+    ACTIVE = "active"
+    PAUSE = "pause"
+    DRAIN = "drain"
+
+
+class Node(Model):
+    id: str
+    hostname: str
+    role: NodeRole
+    addr: IPv4Address  # underlay address: the manager reaches it here and it is its VTEP
+    status: NodeStatus = NodeStatus.UNKNOWN
+    status_message: str = ""
+    availability: Availability = Availability.ACTIVE
+    engine_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    leader: bool = False
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    last_heartbeat: float = 0.0
+
+
+class Cluster(Model):
+    """The swarm itself: identity, join secrets and the dispatcher's settings."""
+
+    id: str
+    #: The digest in join tokens; stands for Swarm's root CA fingerprint.
+    digest: str
+    worker_secret: str
+    manager_secret: str
+    heartbeat_period: float = 5.0
+    created_at: float = Field(default_factory=now)
+
+
+class NetworkSpec(Model):
+    name: str
+    driver: str = "overlay"
+    subnet: IPv4Network | None = None
+    attachable: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_label(cls, v: str) -> str:
+        return check_name(v, "network")
+
+    @field_validator("driver")
+    @classmethod
+    def _overlay_only(cls, v: str) -> str:
+        if v != "overlay":
+            raise ValueError(f"driver {v!r} is not supported: expected 'overlay'")
+        return v
+
+
+class Network(Model):
+    id: str
+    spec: NetworkSpec
+    vni: int
+    subnet: IPv4Network
+    gateway: IPv4Address
+    created_at: float = Field(default_factory=now)
+
+
+class NetworkAttachmentSpec(Model):
+    target: str  # network name or id, as the user gave it
+    aliases: list[str] = Field(default_factory=list)
+
+
+class ServiceSpec(Model):
+    name: str
+    image: str
+    command: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)  # "K=V", as docker keeps it
+    replicas: int = Field(default=1, ge=0)
+    networks: list[NetworkAttachmentSpec] = Field(default_factory=list)
+    stop_grace_period: float = Field(default=10.0, ge=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_label(cls, v: str) -> str:
+        return check_name(v, "service")
+
+    @field_validator("env")
+    @classmethod
+    def _env_pairs(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if "=" not in item or not item.split("=", 1)[0]:
+                raise ValueError(f"invalid environment variable {item!r}: expected KEY=VALUE")
+        return v
+
+
+class Service(Model):
+    id: str
+    spec: ServiceSpec
+    #: Network ids resolved from spec.networks at create time.
+    network_ids: list[str] = Field(default_factory=list)
+    version: int = 1
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+
+class TaskAttachment(Model):
+    network_id: str
+    address: IPv4Interface
+    mac: str
+    aliases: list[str] = Field(default_factory=list)
+
+
+class TaskObservedStatus(Model):
+    state: TaskState = TaskState.NEW
+    message: str = ""
+    err: str = ""
+    timestamp: float = Field(default_factory=now)
+    pid: int | None = None
+    exit_code: int | None = None
+    netns: str = ""
+
+
+class Task(Model):
+    id: str
+    service_id: str
+    service_name: str
+    slot: int
+    node_id: str | None = None
+    image: str
+    command: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    stop_grace_period: float = 10.0
+    desired_state: DesiredTaskState = DesiredTaskState.RUNNING
+    status: TaskObservedStatus = Field(default_factory=TaskObservedStatus)
+    attachments: list[TaskAttachment] = Field(default_factory=list)
+    service_version: int = 1
+    created_at: float = Field(default_factory=now)
+
+    @property
+    def name(self) -> str:
+        return f"{self.service_name}.{self.slot}"
+
+
+def check_name(value: str, kind: str) -> str:
+    """Service and network names become DNS labels; refuse anything else."""
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"invalid {kind} name {value!r}: expected a DNS label "
+            "(letters, digits, '-' or '_', 1-63 characters, starting and ending "
+            "with a letter or digit)"
+        )
+    return value
