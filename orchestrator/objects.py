@@ -78,6 +78,8 @@ class Cluster(Model):
     manager_secret: str
     heartbeat_period: float = 5.0
     created_at: float = Field(default_factory=now)
+    #: Key node secrets are derived from (HMAC of the node id): never leaves the manager.
+    node_key: str = Field(default_factory=lambda: secrets.token_hex(32))
 
 
 class NetworkSpec(Model):
@@ -123,6 +125,8 @@ class ServiceSpec(Model):
     networks: list[NetworkAttachmentSpec] = Field(default_factory=list)
     stop_grace_period: float = Field(default=10.0, ge=0)
     labels: dict[str, str] = Field(default_factory=dict)
+    #: Seconds between a task's failure and its replacement (Swarm's restart delay, 5 s).
+    restart_delay: float = Field(default=5.0, ge=0)
 
     @field_validator("name")
     @classmethod
@@ -180,6 +184,9 @@ class Task(Model):
     attachments: list[TaskAttachment] = Field(default_factory=list)
     service_version: int = 1
     created_at: float = Field(default_factory=now)
+    #: Set when the task died on its own: the manager's time after which its slot may
+    #: get a replacement (now + the service's restart delay). 0.0 = no delay pending.
+    restart_at: float = 0.0
 
     @property
     def name(self) -> str:

@@ -1,0 +1,176 @@
+"""The agent's session with its manager: join, heartbeats, assignments.
+
+Wire models of the dispatcher protocol live here (the data plane owns its side
+of the contract; the orchestrator imports them). Two threads per session:
+
+- heartbeats: every period, or at once when a task's status changed, POST the
+  node's task statuses; the answer carries the current heartbeat period.
+- assignments: a long-poll that returns when the node's desired state differs
+  from the digest the agent last applied; the agent then applies it.
+
+Both use httpx against the manager's TCP address on the underlay, as separate
+machines would; a manager that is away is retried, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from netagent.desired import NodeDesiredState, TaskStatus
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Vxswarm-Secret"
+LONG_POLL_SECONDS = 15.0
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JoinRequest(_Wire):
+    token: str
+    hostname: str
+    addr: IPv4Address
+    engine_version: str
+
+
+class NodeIdentity(_Wire):
+    """Who this node is in its swarm; persisted so a restarted daemon rejoins alone."""
+
+    node_id: str
+    secret: str
+    role: str
+    cluster_id: str
+    manager_addr: str  # "ip:port" of the leader
+    addr: IPv4Address
+    heartbeat_period: float
+
+    @classmethod
+    def load(cls, path: Path) -> NodeIdentity | None:
+        return cls.model_validate_json(path.read_text()) if path.exists() else None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        tmp.replace(path)
+
+
+class HeartbeatRequest(_Wire):
+    node_id: str
+    statuses: list[TaskStatus] = []
+
+
+class HeartbeatResponse(_Wire):
+    heartbeat_period: float
+
+
+class Assignments(_Wire):
+    digest: str
+    state: NodeDesiredState
+
+
+class Session:
+    """Runs the heartbeat and assignment loops of one node until stopped."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        *,
+        apply: Callable[[NodeDesiredState], object],
+        statuses: Callable[[], list[TaskStatus]],
+        on_rejected: Callable[[str], None] | None = None,
+    ):
+        self.identity = identity
+        self._apply = apply
+        self._statuses = statuses
+        self._on_rejected = on_rejected
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.applied_digest = ""
+        self.period = identity.heartbeat_period
+        self._http = httpx.Client(
+            base_url=f"http://{identity.manager_addr}",
+            headers={SECRET_HEADER: identity.secret},
+            timeout=LONG_POLL_SECONDS + 10,
+        )
+
+    def start(self) -> None:
+        for target, name in ((self._heartbeats, "heartbeat"), (self._assignments, "assignments")):
+            t = threading.Thread(target=target, name=f"session-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def status_changed(self) -> None:
+        """Send statuses now rather than at the next period (called from any thread)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=2)
+        self._http.close()
+
+    def _rejected(self, resp: httpx.Response) -> bool:
+        if resp.status_code != 403:
+            return False
+        log.error("manager refused this node: %s", resp.text[:200])
+        if self._on_rejected:
+            self._on_rejected(resp.text)
+        self._stop.set()
+        return True
+
+    def _heartbeats(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            body = HeartbeatRequest(node_id=self.identity.node_id, statuses=self._statuses())
+            try:
+                resp = self._http.post(
+                    "/v1/dispatcher/heartbeat", content=body.model_dump_json(), timeout=5
+                )
+                if self._rejected(resp):
+                    return
+                if resp.status_code == 200:
+                    self.period = HeartbeatResponse.model_validate(resp.json()).heartbeat_period
+            except httpx.TransportError as err:
+                log.warning("heartbeat to %s failed: %s", self.identity.manager_addr, err)
+            self._wake.wait(self.period)
+
+    def _assignments(self) -> None:
+        while not self._stop.is_set():
+            try:
+                resp = self._http.get(
+                    "/v1/dispatcher/assignments",
+                    params={"node_id": self.identity.node_id, "digest": self.applied_digest},
+                )
+                if self._rejected(resp):
+                    return
+                resp.raise_for_status()
+                got = Assignments.model_validate(resp.json())
+            except (httpx.HTTPError, ValueError) as err:
+                log.warning("assignments from %s failed: %s", self.identity.manager_addr, err)
+                self._stop.wait(1.0)
+                continue
+            if got.digest == self.applied_digest:
+                continue
+            try:
+                self._apply(got.state)
+                self.applied_digest = got.digest
+            except Exception:
+                log.exception("applying desired state version %s failed", got.state.version)
+                self._stop.wait(1.0)
+            self._wake.set()
+
+
+def dump_json(obj: object) -> str:
+    return json.dumps(obj, default=str)

@@ -1,0 +1,99 @@
+"""aiohttp plumbing: error mapping, JSON helpers, request validation, proxying.
+
+Handlers raise `VxswarmError`s; the middleware turns them into
+`{"error": {"kind", "message"}}` with the error's HTTP status, which the client
+turns back into the same class. Pydantic validation errors become one-line
+`InvalidArgument`s naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from netagent.errors import InvalidArgument, VxswarmError
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(jsonable(data), status=status)
+
+
+def jsonable(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [jsonable(d) for d in data]
+    if isinstance(data, dict):
+        return {k: jsonable(v) for k, v in data.items()}
+    return data
+
+
+def validation_message(err: ValidationError) -> str:
+    """The first problem, as one line: 'replicas: Input should be ... (got -1)'."""
+    first = err.errors()[0]
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in first["loc"])
+    if "invalid" in msg or not where:
+        return msg
+    return f"{where}: {msg} (got {first.get('input')!r})"
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(await request.json())
+    except ValidationError as err:
+        raise InvalidArgument(validation_message(err)) from None
+    except ValueError as err:
+        raise InvalidArgument(f"request body is not valid JSON: {err}") from None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except VxswarmError as err:
+        return web.json_response(
+            {"error": {"kind": type(err).__name__, "message": str(err)}}, status=err.http_status
+        )
+    except ValidationError as err:
+        return web.json_response(
+            {"error": {"kind": "InvalidArgument", "message": validation_message(err)}},
+            status=400,
+        )
+
+
+async def proxy(request: web.Request, base_url: str, headers: dict[str, str] | None = None):
+    """Forward a request to another daemon and stream its answer back unchanged."""
+    body = await request.read()
+    client = httpx.AsyncClient(base_url=base_url, timeout=None)
+    try:
+        upstream = client.build_request(
+            request.method,
+            request.rel_url.path,
+            params=list(request.rel_url.query.items()),
+            content=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            resp = await client.send(upstream, stream=True)
+        except httpx.TransportError as err:
+            raise VxswarmError(f"cannot reach the swarm manager at {base_url}: {err}") from None
+        out = web.StreamResponse(status=resp.status_code)
+        out.content_type = resp.headers.get("content-type", "application/json").split(";")[0]
+        await out.prepare(request)
+        async for chunk in resp.aiter_raw():
+            await out.write(chunk)
+        await resp.aclose()
+        await out.write_eof()
+        return out
+    finally:
+        await client.aclose()

@@ -1,0 +1,117 @@
+"""`vxswarm`: the CLI. Parses flags, calls a daemon, prints docker-style output.
+
+Errors from anywhere become one `Error: ...` line on stderr and exit code 1;
+usage errors are click's (exit 2). No command prints a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from netagent.errors import VxswarmError
+from orchestrator import ENGINE_VERSION
+from orchestrator.cli.common import api, output_option
+from orchestrator.cli.format import echo_json
+from orchestrator.cli.network import network
+from orchestrator.cli.node import node
+from orchestrator.cli.service import exec_cmd, service
+from orchestrator.cli.swarm import swarm
+from orchestrator.client import DEFAULT_STATE_DIR
+
+
+class VxswarmGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VxswarmError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=VxswarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(ENGINE_VERSION, prog_name="vxswarm")
+def cli() -> None:
+    """Docker Swarm mode's networking on real Linux kernel objects."""
+
+
+@cli.command()
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Where this node keeps its state and socket.",
+)
+@click.option("--hostname", default=None, help="Node name (default: the machine's hostname).")
+@click.option(
+    "--ns-prefix",
+    default="vx",
+    show_default=True,
+    help="Prefix of every namespace this node makes (the lab sets vx-<lab>-<node>).",
+)
+@click.option("--port", default=2377, show_default=True, help="TCP port of the node API.")
+@click.option("--listen-addr", default="0.0.0.0", show_default=True)
+def daemon(
+    state_dir: Path, hostname: str | None, ns_prefix: str, port: int, listen_addr: str
+) -> None:
+    """Run the node daemon (agent, and manager after swarm init). Needs root."""
+    import socket
+
+    from orchestrator.api.server import run
+    from orchestrator.daemon import DaemonConfig
+
+    run(
+        DaemonConfig(
+            state_dir=state_dir.resolve(),
+            hostname=hostname or socket.gethostname(),
+            ns_prefix=ns_prefix,
+            port=port,
+            listen_addr=listen_addr,
+        )
+    )
+
+
+@cli.command()
+@output_option
+def info(fmt: str) -> None:
+    """Show what the daemon is and its swarm membership."""
+    data = api().get("/v1/info")
+    if fmt == "json":
+        echo_json(data)
+        return
+    swarm_info = data["swarm"]
+    click.echo(f"Name: {data['name']}")
+    click.echo(f"Server Version: {data['engine_version']}")
+    click.echo(f"Swarm: {'active' if swarm_info else 'inactive'}")
+    if swarm_info:
+        click.echo(f" NodeID: {swarm_info['node_id']}")
+        click.echo(f" Is Manager: {str(swarm_info['is_manager']).lower()}")
+        click.echo(f" ClusterID: {swarm_info['cluster_id']}")
+        click.echo(f" Node Address: {swarm_info['node_addr']}")
+        click.echo(f" Manager Address: {swarm_info['manager_addr']}")
+    click.echo(f"State Dir: {data['state_dir']}")
+
+
+for group in (swarm, node, network, service, exec_cmd):
+    cli.add_command(group)
+
+
+def _add_lab() -> None:
+    try:
+        from netagent.lab.cli import lab
+    except ImportError:  # the lab is optional on a VM
+        return
+    cli.add_command(lab)
+
+
+_add_lab()
+
+
+def main() -> None:
+    cli(prog_name="vxswarm")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

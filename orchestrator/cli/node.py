@@ -1,0 +1,104 @@
+"""`vxswarm node ls|inspect|ps`."""
+
+from __future__ import annotations
+
+import platform
+
+import click
+
+from orchestrator.cli.common import api, output_option
+from orchestrator.cli.format import echo_json, echo_table, title, when
+from orchestrator.cli.tasks import echo_tasks
+
+
+@click.group()
+def node() -> None:
+    """Manage swarm nodes."""
+
+
+def _self_id() -> str | None:
+    swarm = api().get("/v1/info")["swarm"]
+    return swarm["node_id"] if swarm else None
+
+
+def manager_status(n: dict) -> str:
+    if n["role"] != "manager":
+        return ""
+    return "Leader" if n["leader"] else "Reachable"
+
+
+@node.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@output_option
+def ls(quiet: bool, fmt: str) -> None:
+    """List nodes in the swarm."""
+    nodes = sorted(api().get("/v1/nodes"), key=lambda n: n["hostname"])
+    if fmt == "json":
+        echo_json(nodes)
+        return
+    if quiet:
+        for n in nodes:
+            click.echo(n["id"])
+        return
+    me = _self_id()
+    rows = [
+        (
+            n["id"] + (" *" if n["id"] == me else ""),
+            n["hostname"],
+            title(n["status"]),
+            title(n["availability"]),
+            manager_status(n),
+            n["engine_version"],
+        )
+        for n in nodes
+    ]
+    echo_table(
+        ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], rows
+    )
+
+
+def _resolve(ref: str) -> str:
+    return (_self_id() or ref) if ref == "self" else ref
+
+
+@node.command()
+@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
+@click.argument("refs", nargs=-1, required=True)
+def inspect(pretty: bool, refs: tuple[str, ...]) -> None:
+    """Display detailed information on one or more nodes."""
+    nodes = [api().get(f"/v1/nodes/{_resolve(r)}") for r in refs]
+    if not pretty:
+        echo_json(nodes)
+        return
+    for n in nodes:
+        click.echo(f"ID:\t\t\t{n['id']}")
+        click.echo(f"Hostname:\t\t{n['hostname']}")
+        click.echo(f"Joined at:\t\t{when(n['created_at'])}")
+        click.echo("Status:")
+        click.echo(f" State:\t\t\t{title(n['status'])}")
+        if n.get("status_message"):
+            click.echo(f" Message:\t\t{n['status_message']}")
+        click.echo(f" Availability:\t\t{title(n['availability'])}")
+        click.echo(f" Address:\t\t{n['addr']}")
+        if n["role"] == "manager":
+            click.echo("Manager Status:")
+            click.echo(f" Address:\t\t{n['addr']}:2377")
+            click.echo(f" Raft Status:\t\tReachable\n Leader:\t\t{'Yes' if n['leader'] else 'No'}")
+        if n.get("labels"):
+            click.echo("Labels:")
+            for k, v in sorted(n["labels"].items()):
+                click.echo(f" - {k}={v}")
+        click.echo("Platform:")
+        click.echo(f" Operating System:\tlinux\n Architecture:\t\t{platform.machine()}")
+        click.echo(f"Engine Version:\t\t{n['engine_version']}\n")
+
+
+@node.command("ps")
+@click.argument("refs", nargs=-1)
+@output_option
+def ps(refs: tuple[str, ...], fmt: str) -> None:
+    """List tasks running on one or more nodes (default: this node)."""
+    tasks = []
+    for ref in refs or ("self",):
+        tasks += api().get("/v1/tasks", node=_resolve(ref))
+    echo_tasks(tasks, fmt)

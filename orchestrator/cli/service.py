@@ -1,0 +1,194 @@
+"""`vxswarm service create|ls|ps|inspect|scale|rm` and `vxswarm exec`."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+
+import click
+
+from netagent.taskexec import nsenter_argv
+from orchestrator.cli.common import Duration, api, output_option
+from orchestrator.cli.format import echo_json, echo_table, short_id, when
+from orchestrator.cli.tasks import echo_tasks
+from orchestrator.durations import format_duration
+
+
+@click.group()
+def service() -> None:
+    """Manage services."""
+
+
+def parse_network_flag(value: str) -> dict:
+    """'webnet' or 'name=webnet,alias=db[,alias=...]' → an attachment spec."""
+    if "=" not in value:
+        return {"target": value, "aliases": []}
+    target, aliases = None, []
+    for part in value.split(","):
+        key, _, val = part.partition("=")
+        if key in ("name", "target") and val:
+            target = val
+        elif key == "alias" and val:
+            aliases.append(val)
+        else:
+            raise click.BadParameter(
+                f"invalid field {part!r} in {value!r}: expected name=NET[,alias=NAME]...",
+                param_hint="'--network'",
+            )
+    if not target:
+        raise click.BadParameter(
+            f"{value!r} names no network: expected name=NET", param_hint="'--network'"
+        )
+    return {"target": target, "aliases": aliases}
+
+
+@service.command(context_settings={"allow_interspersed_args": False})
+@click.option("--name", required=True, help="Service name.")
+@click.option("--replicas", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--network", "networks", multiple=True, help="NET or name=NET,alias=A.")
+@click.option("-e", "--env", "env", multiple=True, help="Set environment variables KEY=VALUE.")
+@click.option("--stop-grace-period", type=Duration(), default="10s", show_default=True)
+@click.option("--label", "labels", multiple=True, help="Service labels KEY=VALUE.")
+@click.option("-d", "--detach", is_flag=True, help="Accepted for docker compatibility.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def create(
+    name: str,
+    replicas: int,
+    networks: tuple[str, ...],
+    env: tuple[str, ...],
+    stop_grace_period: float,
+    labels: tuple[str, ...],
+    detach: bool,
+    image: str,
+    command: tuple[str, ...],
+) -> None:
+    """Create a service running IMAGE (a built-in workload) [COMMAND [ARG...]]."""
+    spec = {
+        "name": name,
+        "image": image,
+        "command": list(command),
+        "env": list(env),
+        "replicas": replicas,
+        "networks": [parse_network_flag(n) for n in networks],
+        "stop_grace_period": stop_grace_period,
+        "labels": dict(lbl.partition("=")[::2] for lbl in labels),
+    }
+    click.echo(api().post("/v1/services", spec)["id"])
+
+
+@service.command("ls")
+@click.option("-q", "--quiet", is_flag=True)
+@output_option
+def ls(quiet: bool, fmt: str) -> None:
+    """List services."""
+    services = sorted(api().get("/v1/services"), key=lambda s: s["spec"]["name"])
+    if fmt == "json":
+        echo_json(services)
+    elif quiet:
+        for s in services:
+            click.echo(short_id(s["id"]))
+    else:
+        echo_table(
+            ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"],
+            [
+                (
+                    short_id(s["id"]),
+                    s["spec"]["name"],
+                    "replicated",
+                    f"{s['running']}/{s['spec']['replicas']}",
+                    s["spec"]["image"],
+                    "",
+                )
+                for s in services
+            ],
+        )
+
+
+@service.command("ps")
+@click.argument("refs", nargs=-1, required=True)
+@output_option
+def ps(refs: tuple[str, ...], fmt: str) -> None:
+    """List the tasks of one or more services (with up to 5 old tasks per slot)."""
+    tasks = []
+    for ref in refs:
+        tasks += api().get("/v1/tasks", service=ref)
+    echo_tasks(tasks, fmt)
+
+
+@service.command()
+@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
+@click.argument("refs", nargs=-1, required=True)
+def inspect(pretty: bool, refs: tuple[str, ...]) -> None:
+    """Display detailed information on one or more services."""
+    services = [api().get(f"/v1/services/{r}") for r in refs]
+    if not pretty:
+        echo_json(services)
+        return
+    nets = {n["id"]: n["spec"]["name"] for n in api().get("/v1/networks")}
+    for s in services:
+        spec = s["spec"]
+        click.echo(f"\nID:\t\t{s['id']}\nName:\t\t{spec['name']}")
+        click.echo(f"Service Mode:\tReplicated\n Replicas:\t{spec['replicas']}")
+        click.echo(f"Created at:\t{when(s['created_at'])}\nUpdated at:\t{when(s['updated_at'])}")
+        click.echo(f"ContainerSpec:\n Image:\t\t{spec['image']}")
+        if spec["command"]:
+            click.echo(f" Args:\t\t{' '.join(spec['command'])}")
+        if spec["env"]:
+            click.echo(f" Env:\t\t{' '.join(spec['env'])}")
+        click.echo(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
+        if s.get("network_ids"):
+            click.echo(f"Networks:\t{' '.join(nets.get(n, n) for n in s['network_ids'])}")
+
+
+@service.command()
+@click.argument("pairs", nargs=-1, required=True)
+def scale(pairs: tuple[str, ...]) -> None:
+    """Scale one or more services: SERVICE=REPLICAS..."""
+    wanted = []
+    for pair in pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not name or not count.lstrip("-").isdigit():
+            raise click.BadParameter(f"invalid scale specifier {pair!r}: expected SERVICE=REPLICAS")
+        if int(count) < 0:
+            raise click.BadParameter(
+                f"invalid replicas value for service {name}: {count} (expected 0 or more)"
+            )
+        wanted.append((name, int(count)))
+    for name, count in wanted:
+        api().post(f"/v1/services/{name}/scale", {"replicas": count})
+        click.echo(f"{name} scaled to {count}")
+
+
+@service.command("rm")
+@click.argument("refs", nargs=-1, required=True)
+def rm(refs: tuple[str, ...]) -> None:
+    """Remove one or more services; their tasks stop and their namespaces go."""
+    for r in refs:
+        api().delete(f"/v1/services/{r}")
+        click.echo(r)
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.argument("task")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def exec_cmd(task: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND (default: sh) inside a task's namespaces; TASK is web.1 or a task id."""
+    c = api()
+    t = c.get(f"/v1/tasks/{task}")
+    me = (c.get("/v1/info")["swarm"] or {}).get("node_id")
+    cmd = list(command) or ["sh"]
+    pid = t["status"].get("pid")
+    if c.endpoint.is_local and t.get("node_id") == me and pid:
+        # Same machine: enter the namespaces directly, with the terminal, like docker exec -it.
+        sys.stdout.flush()
+        os.execvp("nsenter", nsenter_argv(pid, cmd))
+    code = 1
+    for frame in c.stream(f"/v1/tasks/{task}/exec", {"cmd": cmd}):
+        if "data" in frame:
+            sys.stdout.buffer.write(base64.b64decode(frame["data"]))
+            sys.stdout.buffer.flush()
+        elif "exit_code" in frame:
+            code = frame["exit_code"]
+    sys.exit(code)

@@ -1,0 +1,87 @@
+"""`vxswarm swarm init|join|join-token|leave`, with Docker's wording."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.common import Duration, api
+
+
+@click.group()
+def swarm() -> None:
+    """Manage the swarm."""
+
+
+def _join_instructions(role: str, token: str, addr: str) -> str:
+    return (
+        f"To add a {role} to this swarm, run the following command:\n\n"
+        f"    vxswarm swarm join --token {token} {addr}\n"
+    )
+
+
+@swarm.command()
+@click.option("--advertise-addr", default=None, help="Address other nodes reach this one at.")
+@click.option(
+    "--heartbeat-period",
+    type=Duration(),
+    default="5s",
+    show_default=True,
+    help="How often agents report; a node missing 3 periods is Down.",
+)
+def init(advertise_addr: str | None, heartbeat_period: float) -> None:
+    """Initialize a swarm: this node becomes its manager."""
+    with api() as c:
+        node_id = c.post(
+            "/v1/swarm/init",
+            {"advertise_addr": advertise_addr, "heartbeat_period": heartbeat_period},
+        )["node_id"]
+        tok = c.get("/v1/swarm/join-token/worker")
+    click.echo(f"Swarm initialized: current node ({node_id}) is now a manager.\n")
+    click.echo(_join_instructions("worker", tok["token"], tok["manager_addr"]))
+    click.echo(
+        "To add a manager to this swarm, run 'vxswarm swarm join-token manager' and "
+        "follow the instructions.\n"
+    )
+
+
+@swarm.command()
+@click.option("--token", required=True, help="Token for entry into the swarm.")
+@click.option("--advertise-addr", default=None)
+@click.argument("remote")
+def join(token: str, advertise_addr: str | None, remote: str) -> None:
+    """Join a swarm as a worker or manager (REMOTE is HOST:2377)."""
+    with api() as c:
+        res = c.post(
+            "/v1/swarm/join",
+            {"remote_addr": remote, "token": token, "advertise_addr": advertise_addr},
+        )
+    click.echo(f"This node joined a swarm as a {res['role']}.")
+
+
+@swarm.command("join-token")
+@click.option("-q", "--quiet", is_flag=True, help="Only display the token.")
+@click.option("--rotate", is_flag=True, help="Rotate the join token.")
+@click.argument("role")
+def join_token(quiet: bool, rotate: bool, role: str) -> None:
+    """Show (or rotate) the join token of ROLE: worker or manager."""
+    if role not in ("worker", "manager"):
+        raise click.BadParameter(
+            f"unknown role {role!r}: expected 'worker' or 'manager'", param_hint="ROLE"
+        )
+    with api() as c:
+        tok = c.get(f"/v1/swarm/join-token/{role}", rotate="1" if rotate else None)
+    if quiet:
+        click.echo(tok["token"])
+        return
+    if rotate:
+        click.echo(f"Successfully rotated {role} join token.\n")
+    click.echo(_join_instructions(role, tok["token"], tok["manager_addr"]))
+
+
+@swarm.command()
+@click.option("-f", "--force", is_flag=True, help="Leave even as the last manager.")
+def leave(force: bool) -> None:
+    """Leave the swarm; everything this node built is removed."""
+    with api() as c:
+        c.post("/v1/swarm/leave", {"force": force})
+    click.echo("Node left the swarm.")

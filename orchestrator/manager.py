@@ -1,0 +1,500 @@
+"""The manager facade: the one object the API, CLI and daemon call.
+
+Owns the manager's store (`<state_dir>/manager/store.db`) and wires the pieces:
+tokens (join), allocator (networks), reconciler (services -> tasks), dispatcher
+(heartbeats, node liveness, per-node desired state). Every method is synchronous,
+fast and guarded by one RLock; every input is validated before the first write,
+and errors are `netagent.errors` classes with one line naming the bad value.
+
+Mutations only mark services dirty: the caller runs `tick()` (on a short timer
+and after mutating calls) to turn specs into tasks and to mark silent nodes DOWN.
+
+Re-join (documented choice): a node joining with the same hostname and address
+as an existing entry gets a NEW node id, and the old entry is removed (its tasks
+are replaced like those of a node that left), the way Swarm shows a fresh node.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from netagent.desired import DesiredTaskState, NodeDesiredState, TaskState, TaskStatus
+from netagent.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from orchestrator import tokens
+from orchestrator.allocator import allocate_subnet, allocate_vni, gateway_for
+from orchestrator.dispatch import Dispatcher
+from orchestrator.objects import (
+    Cluster,
+    Network,
+    NetworkSpec,
+    Node,
+    NodeRole,
+    NodeStatus,
+    Service,
+    ServiceSpec,
+    Task,
+    new_id,
+)
+from orchestrator.reconciler import Reconciler
+from orchestrator.store import Store, store_path
+from orchestrator.validation import (
+    check_addr,
+    check_hostname,
+    check_image,
+    check_replicas,
+    resolve,
+    validate_spec,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+_TASK_NAME_RE = re.compile(r"^(?P<service>.+)\.(?P<slot>[0-9]+)$")
+
+
+class Manager:
+    """A swarm's control plane over one store. See the module docstring."""
+
+    def __init__(self, store: Store, *, clock: Clock = time.time):
+        self._lock = threading.RLock()
+        self._store = store
+        self._clock = clock
+        self._dispatcher = Dispatcher(store, started_at=clock())
+        self._reconciler = Reconciler(store)
+        clusters = store.list("cluster", Cluster)
+        if len(clusters) != 1:
+            raise Unavailable(
+                f"store {store.path} holds {len(clusters)} clusters: expected exactly one",
+                obj=str(store.path),
+                op="open",
+            )
+        self._cluster_id = clusters[0].id
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        state_dir: Path,
+        *,
+        hostname: str,
+        addr: IPv4Address,
+        heartbeat_period: float = 5.0,
+        engine_version: str,
+        clock: Clock = time.time,
+    ) -> tuple[Manager, Node, str]:
+        """A new swarm with this node as its manager and leader; Conflict if one exists."""
+        hostname = check_hostname(hostname)
+        addr = check_addr(addr)
+        if not heartbeat_period > 0:
+            raise InvalidArgument(
+                f"invalid heartbeat period {heartbeat_period!r}: expected seconds > 0",
+                obj=str(heartbeat_period),
+                op="init",
+            )
+        path = store_path(state_dir)
+        if path.exists():
+            raise Conflict(
+                f"this node is already part of a swarm (store {path} exists)",
+                obj=str(path),
+                op="init",
+            )
+        now = clock()
+        cluster = tokens.new_cluster(heartbeat_period=heartbeat_period)
+        node = Node(
+            id=new_id(),
+            hostname=hostname,
+            role=NodeRole.MANAGER,
+            addr=addr,
+            status=NodeStatus.READY,
+            engine_version=engine_version,
+            leader=True,
+            created_at=now,
+            updated_at=now,
+            last_heartbeat=now,
+        )
+        store = Store.open(path)
+        with store.tx():
+            store.put("cluster", cluster)
+            store.put("node", node)
+        manager = cls(store, clock=clock)
+        manager._dispatcher.seen(node.id, now)
+        log.info("swarm initialised: node %s (%s) is the manager", hostname, node.id)
+        return manager, node, tokens.node_secret(cluster, node.id)
+
+    @classmethod
+    def open(cls, state_dir: Path, *, clock: Clock = time.time) -> Manager | None:
+        """Resume after a restart; None when this node holds no swarm store."""
+        path = store_path(state_dir)
+        if not path.exists():
+            return None
+        return cls(Store.open(path), clock=clock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
+
+    @property
+    def cluster(self) -> Cluster:
+        with self._lock:
+            cluster = self._store.get("cluster", self._cluster_id, Cluster)
+        assert cluster is not None  # checked at open; nothing deletes it
+        return cluster
+
+    @property
+    def revision(self) -> int:
+        return self._store.revision
+
+    # -- join tokens and nodes -------------------------------------------------------
+
+    def join_token(self, role: NodeRole) -> str:
+        return tokens.token_for(self.cluster, NodeRole(role))
+
+    def rotate_join_token(self, role: NodeRole) -> str:
+        with self._lock:
+            cluster = tokens.rotate(self.cluster, NodeRole(role))
+            self._store.put("cluster", cluster)
+            log.info("%s join token rotated", role)
+            return tokens.token_for(cluster, NodeRole(role))
+
+    def join(
+        self, token: str, *, hostname: str, addr: IPv4Address, engine_version: str
+    ) -> tuple[Node, str]:
+        """Admit a node; (node, node secret). PermissionDenied on a bad or rotated token."""
+        hostname = check_hostname(hostname)
+        addr = check_addr(addr)
+        with self._lock:
+            role = tokens.verify(self.cluster, token)
+            nodes = self._store.list("node", Node)
+            replaced = [n for n in nodes if n.addr == addr and n.hostname == hostname]
+            for n in nodes:
+                if n.addr == addr and n.hostname != hostname and n.status != NodeStatus.DOWN:
+                    raise Conflict(
+                        f"address {addr} is already used by node {n.hostname} ({n.id[:12]})",
+                        obj=str(addr),
+                        op="join",
+                    )
+            now = self._clock()
+            node = Node(
+                id=new_id(),
+                hostname=hostname,
+                role=role,
+                addr=addr,
+                status=NodeStatus.READY,
+                engine_version=engine_version,
+                created_at=now,
+                updated_at=now,
+                last_heartbeat=now,
+            )
+            with self._store.tx():
+                for old in replaced:
+                    self._remove_node(old)
+                self._store.put("node", node)
+            self._dispatcher.seen(node.id, now)
+            log.info("node %s (%s) joined as %s", hostname, node.id, role)
+            return node, tokens.node_secret(self.cluster, node.id)
+
+    def _remove_node(self, node: Node) -> None:
+        """Delete the node; the reconciler orphans and replaces its tasks."""
+        self._store.delete("node", node.id)
+        self._dispatcher.forget(node.id)
+        self._reconciler.mark_dirty(
+            t.service_id for t in self._store.list("task", Task) if t.node_id == node.id
+        )
+        log.info("node %s (%s) removed", node.hostname, node.id)
+
+    def leave(self, node_id: str, *, force: bool = False) -> None:
+        """Remove a node; its tasks are re-placed. A manager needs `force`."""
+        with self._lock:
+            node = self.get_node(node_id)
+            if node.role == NodeRole.MANAGER and not force:
+                raise Conflict(
+                    f"node {node.hostname} is a manager: removing it leaves the swarm "
+                    "without its control plane (use force)",
+                    obj=node.id,
+                    op="leave",
+                )
+            self._remove_node(node)
+
+    def _with_heartbeat(self, node: Node) -> Node:
+        seen = self._dispatcher.last_seen(node.id)
+        return (
+            node
+            if seen <= node.last_heartbeat
+            else node.model_copy(update={"last_heartbeat": seen})
+        )
+
+    def list_nodes(self) -> list[Node]:
+        with self._lock:
+            nodes = self._store.list("node", Node)
+        return sorted((self._with_heartbeat(n) for n in nodes), key=lambda n: (n.hostname, n.id))
+
+    def get_node(self, ref: str) -> Node:
+        with self._lock:
+            node = resolve(
+                "node", ref, self._store.list("node", Node), lambda n: n.id, lambda n: n.hostname
+            )
+        return self._with_heartbeat(node)
+
+    def heartbeat(self, node_id: str, secret: str, statuses: list[TaskStatus]) -> float:
+        """Record a node's heartbeat and task statuses; returns the heartbeat period."""
+        for s in statuses:
+            if not isinstance(s, TaskStatus):
+                raise InvalidArgument(
+                    f"invalid task status {s!r}: expected a TaskStatus", obj=node_id, op="heartbeat"
+                )
+        with self._lock:
+            touched = self._dispatcher.heartbeat(
+                self.cluster, node_id, secret, statuses, self._clock()
+            )
+            self._reconciler.mark_dirty(touched)
+            return self.cluster.heartbeat_period
+
+    def authenticate(self, node_id: str, secret: str) -> Node:
+        """The node if `secret` is its node secret; NotFound / PermissionDenied otherwise."""
+        with self._lock:
+            return self._dispatcher.authenticate(self.cluster, node_id, secret)
+
+    def node_secret(self, node_id: str) -> str:
+        """The secret node `node_id` was given at join (for calls to its agent)."""
+        with self._lock:
+            node = self.get_node(node_id)
+            return tokens.node_secret(self.cluster, node.id)
+
+    def desired_state(self, node_id: str) -> NodeDesiredState:
+        with self._lock:
+            return self._dispatcher.desired_state(node_id)
+
+    # -- networks --------------------------------------------------------------------
+
+    def create_network(self, spec: NetworkSpec) -> Network:
+        """Allocate a VNI and a subnet; Conflict on a duplicate name or an overlap."""
+        spec = validate_spec(NetworkSpec, spec)
+        with self._lock:
+            networks = self._store.list("network", Network)
+            if any(n.spec.name == spec.name for n in networks):
+                raise Conflict(
+                    f"network with name {spec.name} already exists",
+                    obj=spec.name,
+                    op="create network",
+                )
+            subnet = allocate_subnet(spec.name, spec.subnet, networks)
+            network = Network(
+                id=new_id(),
+                spec=spec,
+                vni=allocate_vni(networks),
+                subnet=subnet,
+                gateway=gateway_for(subnet),
+                created_at=self._clock(),
+            )
+            self._store.put("network", network)
+            log.info("network %s created: vni %d, %s", spec.name, network.vni, subnet)
+            return network
+
+    def list_networks(self) -> list[Network]:
+        with self._lock:
+            return sorted(self._store.list("network", Network), key=lambda n: n.spec.name)
+
+    def get_network(self, ref: str) -> Network:
+        with self._lock:
+            return resolve(
+                "network",
+                ref,
+                self._store.list("network", Network),
+                lambda n: n.id,
+                lambda n: n.spec.name,
+            )
+
+    def remove_network(self, ref: str) -> None:
+        """Delete a network no service and no live task uses."""
+        with self._lock:
+            network = self.get_network(ref)
+            name = network.spec.name
+            users = sorted(
+                s.spec.name
+                for s in self._store.list("service", Service)
+                if network.id in s.network_ids
+            )
+            if users:
+                noun = "service" if len(users) == 1 else "services"
+                raise Conflict(
+                    f"network {name} is in use by {noun} {', '.join(users)}",
+                    obj=name,
+                    op="remove network",
+                )
+            tasks = sorted(
+                t.name
+                for t in self._store.list("task", Task)
+                if not t.status.state.terminal
+                and any(a.network_id == network.id for a in t.attachments)
+            )
+            if tasks:
+                raise Conflict(
+                    f"network {name} is in use by task {tasks[0]} (shutting down)",
+                    obj=name,
+                    op="remove network",
+                )
+            self._store.delete("network", network.id)
+            log.info("network %s removed", name)
+
+    # -- services --------------------------------------------------------------------
+
+    def create_service(self, spec: ServiceSpec) -> Service:
+        """Validate everything, then store the service; tasks appear on the next tick."""
+        spec = validate_spec(ServiceSpec, spec)
+        check_image(spec.image)
+        with self._lock:
+            if any(s.spec.name == spec.name for s in self._store.list("service", Service)):
+                raise Conflict(
+                    f"service {spec.name} already exists", obj=spec.name, op="create service"
+                )
+            networks = self._store.list("network", Network)
+            network_ids: list[str] = []
+            for attachment in spec.networks:
+                try:
+                    net = resolve(
+                        "network",
+                        attachment.target,
+                        networks,
+                        lambda n: n.id,
+                        lambda n: n.spec.name,
+                    )
+                except NotFound:
+                    raise NotFound(
+                        f"network {attachment.target} not found",
+                        obj=attachment.target,
+                        op="create service",
+                    ) from None
+                if net.id in network_ids:
+                    raise InvalidArgument(
+                        f"network {attachment.target} is attached twice: expected each "
+                        "network once",
+                        obj=attachment.target,
+                        op="create service",
+                    )
+                network_ids.append(net.id)
+            now = self._clock()
+            service = Service(
+                id=new_id(), spec=spec, network_ids=network_ids, created_at=now, updated_at=now
+            )
+            self._store.put("service", service)
+            self._reconciler.mark_dirty([service.id])
+            log.info("service %s created (%d replicas)", spec.name, spec.replicas)
+            return service
+
+    def list_services(self) -> list[tuple[Service, int]]:
+        """Every service with its number of running tasks."""
+        with self._lock:
+            services = self._store.list("service", Service)
+            tasks = self._store.list("task", Task)
+        running: dict[str, int] = {}
+        for t in tasks:
+            if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.RUNNING:
+                running[t.service_id] = running.get(t.service_id, 0) + 1
+        return [(s, running.get(s.id, 0)) for s in sorted(services, key=lambda s: s.spec.name)]
+
+    def get_service(self, ref: str) -> Service:
+        with self._lock:
+            return resolve(
+                "service",
+                ref,
+                self._store.list("service", Service),
+                lambda s: s.id,
+                lambda s: s.spec.name,
+            )
+
+    def scale(self, ref: str, replicas: int) -> Service:
+        replicas = check_replicas(replicas)
+        with self._lock:
+            service = self.get_service(ref)
+            spec = service.spec.model_copy(update={"replicas": replicas})
+            service = service.model_copy(
+                update={"spec": spec, "version": service.version + 1, "updated_at": self._clock()}
+            )
+            self._store.put("service", service)
+            self._reconciler.mark_dirty([service.id])
+            log.info("service %s scaled to %d", spec.name, replicas)
+            return service
+
+    def remove_service(self, ref: str) -> None:
+        """Delete the service now; its tasks are told to stop and reaped once dead."""
+        with self._lock:
+            service = self.get_service(ref)
+            with self._store.tx():
+                for t in self._store.list("task", Task):
+                    if t.service_id == service.id and t.desired_state == DesiredTaskState.RUNNING:
+                        self._store.put(
+                            "task",
+                            t.model_copy(update={"desired_state": DesiredTaskState.SHUTDOWN}),
+                        )
+                self._store.delete("service", service.id)
+            self._reconciler.mark_dirty([service.id])
+            log.info("service %s removed", service.spec.name)
+
+    # -- tasks -----------------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        *,
+        service: str | None = None,
+        node: str | None = None,
+        include_history: bool = True,
+    ) -> list[Task]:
+        """Tasks by service name, slot, newest first; without history only desired-running."""
+        with self._lock:
+            service_id = self.get_service(service).id if service is not None else None
+            node_id = self.get_node(node).id if node is not None else None
+            tasks = self._store.list("task", Task)
+        picked = [
+            t
+            for t in tasks
+            if (service_id is None or t.service_id == service_id)
+            and (node_id is None or t.node_id == node_id)
+            and (include_history or t.desired_state == DesiredTaskState.RUNNING)
+        ]
+        return sorted(picked, key=lambda t: (t.service_name, t.slot, -t.created_at, t.id))
+
+    def get_task(self, ref: str) -> Task:
+        """By id, by "service.slot" (the slot's current task), or by unique id prefix."""
+        with self._lock:
+            tasks = self._store.list("task", Task)
+            for t in tasks:
+                if t.id == ref:
+                    return t
+            m = _TASK_NAME_RE.match(ref)
+            if m:
+                in_slot = [
+                    t for t in tasks if t.service_name == m["service"] and t.slot == int(m["slot"])
+                ]
+                if in_slot:
+                    # The current one: meant to run, else the newest.
+                    return max(
+                        in_slot,
+                        key=lambda t: (
+                            t.desired_state == DesiredTaskState.RUNNING,
+                            t.created_at,
+                            t.id,
+                        ),
+                    )
+            return resolve("task", ref, tasks, lambda t: t.id, lambda t: t.name)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> bool:
+        """Mark silent nodes DOWN, then reconcile; True if anything was written."""
+        with self._lock:
+            now = self._clock() if now is None else now
+            before = self._store.revision
+            down = self._dispatcher.check_nodes(now, self.cluster.heartbeat_period)
+            if down:
+                self._reconciler.mark_dirty(
+                    t.service_id for t in self._store.list("task", Task) if t.node_id in down
+                )
+            self._reconciler.tick(now)
+            return self._store.revision != before

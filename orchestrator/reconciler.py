@@ -1,0 +1,288 @@
+"""The replicated-service orchestrator: makes each service's tasks match its spec.
+
+Swarmkit's shape: events (create, scale, rm, a task status, a node going down)
+only mark a service dirty; `tick(now)` reconciles the dirty set (plus services
+still waiting on a restart delay or a node, plus everything on a periodic full
+pass) from one snapshot of the store, schedules every task that needs a node in
+one batch, and writes the outcome in one transaction.
+
+Per service, with slots 1..replicas:
+- a slot is alive while it has a task with desired RUNNING; a missing slot gets a
+  new task: NEW -> addresses allocated -> PENDING -> scheduled -> ASSIGNED;
+- a task that died on its own (observed terminal, desired RUNNING) is shut down
+  and its slot refilled `restart_delay` seconds later (Task.restart_at);
+- a task whose node is DOWN is shut down and refilled at once (swarmkit's
+  restartTasksByNodeID); a task whose node left is marked ORPHANED likewise;
+- slots above `replicas` are shut down; once dead they are deleted (swarmkit's
+  desired REMOVE), so only the service's live slots keep history;
+- at most HISTORY_LIMIT dead tasks are kept per slot;
+- tasks of a removed service are deleted once dead or their node is DOWN/gone.
+Addresses come back to the pool when a task object is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from netagent.desired import DesiredTaskState, TaskState
+from netagent.errors import Conflict
+from orchestrator.allocator import AddressBook
+from orchestrator.objects import (
+    Network,
+    Node,
+    NodeStatus,
+    Service,
+    Task,
+    TaskObservedStatus,
+    new_id,
+)
+from orchestrator.scheduler import schedule
+from orchestrator.store import Store
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 5
+#: Seconds between full passes over every service (catches anything no event marked).
+FULL_PASS_INTERVAL = 30.0
+
+
+def _status(state: TaskState, now: float, message: str, err: str = "") -> TaskObservedStatus:
+    return TaskObservedStatus(state=state, message=message, err=err, timestamp=now)
+
+
+def _is_dead(task: Task) -> bool:
+    return task.desired_state == DesiredTaskState.SHUTDOWN and task.status.state.terminal
+
+
+@dataclass
+class Batch:
+    """What one tick decided: working copies of tasks, and deletions."""
+
+    tasks: dict[str, Task]
+    deleted: set[str] = field(default_factory=set)
+    retry: set[str] = field(default_factory=set)
+
+    def update(self, task: Task, **changes: object) -> Task:
+        new = task.model_copy(update=changes)
+        self.tasks[new.id] = new
+        return new
+
+    def delete(self, task: Task, book: AddressBook) -> None:
+        self.deleted.add(task.id)
+        self.tasks.pop(task.id, None)
+        book.release(task.attachments)
+
+    def of_service(self, service_id: str) -> list[Task]:
+        return [t for t in self.tasks.values() if t.service_id == service_id]
+
+
+class Reconciler:
+    """Dirty-set driven reconciliation of every replicated service in one store."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._dirty: set[str] = set()
+        self._retry: set[str] = set()
+        self._last_full: float | None = None  # None: the first tick is a full pass
+
+    def mark_dirty(self, service_ids: Iterable[str]) -> None:
+        self._dirty.update(service_ids)
+
+    def tick(self, now: float) -> None:
+        full = self._last_full is None or now - self._last_full >= FULL_PASS_INTERVAL
+        if not (full or self._dirty or self._retry):
+            return
+        services = {s.id: s for s in self._store.list("service", Service)}
+        originals = {t.id: t for t in self._store.list("task", Task)}
+        nodes = {n.id: n for n in self._store.list("node", Node)}
+        networks = {n.id: n for n in self._store.list("network", Network)}
+        if full:
+            targets = set(services) | {t.service_id for t in originals.values()}
+            self._last_full = now
+        else:
+            targets = self._dirty | self._retry
+        self._dirty, self._retry = set(), set()
+        try:
+            batch = Batch(dict(originals))
+            book = AddressBook(networks, originals.values())
+            for sid in sorted(targets):
+                svc = services.get(sid)
+                if svc is None:
+                    self._reap_removed(batch, sid, nodes, now, book)
+                else:
+                    self._reconcile(batch, svc, nodes, now, book)
+            self._schedule(batch, targets, nodes, now)
+            self._write(batch, originals)
+        except BaseException:
+            # Nothing was written (one transaction): keep the work for the next tick.
+            self._dirty |= targets
+            raise
+        self._retry = batch.retry
+
+    # -- per service -------------------------------------------------------------
+
+    def _lost_node(self, batch: Batch, task: Task, nodes: dict[str, Node], now: float) -> Task:
+        """Shut down a task whose node is DOWN or gone; a gone node's task is ORPHANED."""
+        changes: dict[str, object] = {"desired_state": DesiredTaskState.SHUTDOWN}
+        if task.node_id not in nodes and not task.status.state.terminal:
+            changes["status"] = _status(
+                TaskState.ORPHANED, now, f"node {task.node_id} left the swarm"
+            )
+        return batch.update(task, **changes)
+
+    def _reconcile(
+        self, batch: Batch, svc: Service, nodes: dict[str, Node], now: float, book: AddressBook
+    ) -> None:
+        replicas = svc.spec.replicas
+        for t in batch.of_service(svc.id):
+            node = nodes.get(t.node_id) if t.node_id else None
+            gone = t.node_id is not None and (node is None or node.status == NodeStatus.DOWN)
+            if t.desired_state == DesiredTaskState.RUNNING:
+                if gone:
+                    log.info("task %s: node %s is down, replacing it", t.name, t.node_id)
+                    self._lost_node(batch, t, nodes, now)
+                elif t.status.state.terminal:
+                    log.info(
+                        "task %s %s, restarting after %ss",
+                        t.name,
+                        t.status.state,
+                        svc.spec.restart_delay,
+                    )
+                    batch.update(
+                        t,
+                        desired_state=DesiredTaskState.SHUTDOWN,
+                        restart_at=now + svc.spec.restart_delay,
+                    )
+                elif t.slot > replicas:
+                    if t.node_id is None:
+                        batch.delete(t, book)  # never reached a node: nothing to stop
+                    else:
+                        batch.update(t, desired_state=DesiredTaskState.SHUTDOWN)
+            elif t.node_id is not None and node is None and not t.status.state.terminal:
+                self._lost_node(batch, t, nodes, now)
+
+        by_slot: dict[int, list[Task]] = defaultdict(list)
+        for t in batch.of_service(svc.id):
+            by_slot[t.slot].append(t)
+        for slot, tasks in by_slot.items():
+            if slot > replicas:
+                # Scaled away (swarmkit's desired REMOVE): delete once nothing runs.
+                for t in tasks:
+                    if (
+                        _is_dead(t)
+                        or t.node_id is None
+                        or t.node_id not in nodes
+                        or (nodes[t.node_id].status == NodeStatus.DOWN)
+                    ):
+                        batch.delete(t, book)
+                continue
+            dead = sorted((t for t in tasks if _is_dead(t)), key=lambda t: (t.created_at, t.id))
+            for t in dead[: max(0, len(dead) - HISTORY_LIMIT)]:
+                batch.delete(t, book)
+
+        for slot in range(1, replicas + 1):
+            tasks = by_slot.get(slot, [])
+            if any(t.desired_state == DesiredTaskState.RUNNING for t in tasks):
+                continue
+            wait_until = max((t.restart_at for t in tasks), default=0.0)
+            if wait_until > now:
+                batch.retry.add(svc.id)
+                continue
+            self._create(batch, svc, slot, now)
+
+        for t in batch.of_service(svc.id):
+            if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.NEW:
+                self._allocate(batch, t, svc, now, book)
+
+    def _create(self, batch: Batch, svc: Service, slot: int, now: float) -> None:
+        task = Task(
+            id=new_id(),
+            service_id=svc.id,
+            service_name=svc.spec.name,
+            slot=slot,
+            image=svc.spec.image,
+            command=list(svc.spec.command),
+            env=list(svc.spec.env),
+            stop_grace_period=svc.spec.stop_grace_period,
+            status=_status(TaskState.NEW, now, "created"),
+            service_version=svc.version,
+            created_at=now,
+        )
+        batch.tasks[task.id] = task
+
+    def _allocate(
+        self, batch: Batch, task: Task, svc: Service, now: float, book: AddressBook
+    ) -> None:
+        try:
+            attachments = book.attach(svc)
+        except Conflict as e:
+            # Stays NEW and is retried every tick: a task deletion may free an address.
+            if task.status.err != str(e):
+                batch.update(task, status=_status(TaskState.NEW, now, "created", str(e)))
+            batch.retry.add(svc.id)
+            return
+        batch.update(
+            task,
+            attachments=attachments,
+            status=_status(TaskState.PENDING, now, "pending task scheduling"),
+        )
+
+    def _reap_removed(
+        self, batch: Batch, sid: str, nodes: dict[str, Node], now: float, book: AddressBook
+    ) -> None:
+        """Tasks of a deleted service: stop them; delete them once nothing runs."""
+        for t in batch.of_service(sid):
+            node = nodes.get(t.node_id) if t.node_id else None
+            if t.status.state.terminal or node is None or node.status == NodeStatus.DOWN:
+                batch.delete(t, book)
+            elif t.desired_state == DesiredTaskState.RUNNING:
+                batch.update(t, desired_state=DesiredTaskState.SHUTDOWN)
+
+    # -- scheduling and writing --------------------------------------------------
+
+    def _schedule(
+        self, batch: Batch, targets: set[str], nodes: dict[str, Node], now: float
+    ) -> None:
+        """Place every unassigned, allocated task of the targets in one pass."""
+        waiting = sorted(
+            (
+                t
+                for t in batch.tasks.values()
+                if t.service_id in targets
+                and t.node_id is None
+                and t.desired_state == DesiredTaskState.RUNNING
+                and t.status.state == TaskState.PENDING
+            ),
+            key=lambda t: (t.service_name, t.slot, t.id),
+        )
+        if not waiting:
+            return
+        decisions = schedule(waiting, list(nodes.values()), list(batch.tasks.values()))
+        for t in waiting:
+            node_id = decisions.placements[t.id]
+            if node_id is None:
+                reason = decisions.reasons[t.id]
+                if t.status.err != reason:
+                    batch.update(
+                        t, status=_status(TaskState.PENDING, now, "pending task scheduling", reason)
+                    )
+                batch.retry.add(t.service_id)
+            else:
+                batch.update(
+                    t,
+                    node_id=node_id,
+                    status=_status(TaskState.ASSIGNED, now, "scheduler assigned task to node"),
+                )
+
+    def _write(self, batch: Batch, originals: dict[str, Task]) -> None:
+        """One transaction; only tasks that really changed are written."""
+        with self._store.tx():
+            for tid in sorted(batch.deleted):
+                if tid in originals:
+                    self._store.delete("task", tid)
+            for tid, task in sorted(batch.tasks.items()):
+                if originals.get(tid) != task:
+                    self._store.put("task", task)

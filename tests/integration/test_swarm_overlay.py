@@ -1,0 +1,344 @@
+"""End to end on a real 3-node lab: services, the VXLAN overlay, failures, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from ipaddress import IPv4Interface
+
+import pytest
+
+from tests.integration.swarmlab import SwarmLab, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labroot")
+    lab = None
+    try:
+        lab = SwarmLab.create(root)
+        wait_for(
+            "3 Ready nodes",
+            lambda: [n["status"] for n in lab.json("node", "ls")] == ["ready"] * 3,
+        )
+        lab.run("network", "create", "-d", "overlay", "webnet", check=True)
+        yield lab
+    finally:
+        if lab:
+            lab.down()
+
+
+def overlay_ip(task: dict) -> str:
+    return str(IPv4Interface(task["attachments"][0]["address"]).ip)
+
+
+def converge(lab: SwarmLab, service: str, n: int) -> list[dict]:
+    return wait_for(
+        f"{n} running tasks of {service}",
+        lambda: (r := lab.running(service)) and len(r) == n and r,
+        timeout=30,
+    )
+
+
+def test_three_replicas_land_on_three_nodes_and_ping_each_other(lab):
+    lab.run(
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--network",
+        "webnet",
+        "whoami",
+        check=True,
+    )
+    try:
+        tasks = converge(lab, "web", 3)
+        assert sorted(t["slot"] for t in tasks) == [1, 2, 3]
+        assert len({t["node_id"] for t in tasks}) == 3
+        for t in tasks:
+            addr = IPv4Interface(t["attachments"][0]["address"])
+            assert addr.network == IPv4Interface("10.0.0.0/24").network
+            assert t["attachments"][0]["mac"] == "02:42:" + ":".join(
+                f"{b:02x}" for b in addr.ip.packed
+            )
+        for src in tasks:
+            for dst in tasks:
+                if src is dst:
+                    continue
+                res = lab.run("exec", f"web.{src['slot']}", "ping", "-c1", "-W2", overlay_ip(dst))
+                assert res.code == 0, f"web.{src['slot']} -> {overlay_ip(dst)}: {res.out}"
+        listing = lab.run("service", "ls", check=True).out
+        assert "web" in listing and "3/3" in listing
+    finally:
+        lab.run("service", "rm", "web")
+        wait_for("web's namespaces gone", lambda: not lab.task_namespaces())
+
+
+def test_task_hostname_is_its_short_id_in_its_own_uts_namespace(lab):
+    lab.run("service", "create", "--name", "host1", "alpine", "sleep", "300", check=True)
+    try:
+        (task,) = converge(lab, "host1", 1)
+        res = lab.run("exec", "host1.1", "hostname", check=True)
+        assert res.out.strip() == task["id"][:12]
+    finally:
+        lab.run("service", "rm", "host1")
+
+
+CAPTURE = textwrap.dedent("""
+    import json, sys
+    from scapy.all import sniff
+    from scapy.layers.vxlan import VXLAN
+    from scapy.layers.inet import IP
+    pkts = sniff(iface="eth0", filter="udp port 4789", count=int(sys.argv[1]), timeout=15)
+    out = [{"vni": p[VXLAN].vni, "outer": [p[IP].src, p[IP].dst],
+            "inner": [p[VXLAN][IP].src, p[VXLAN][IP].dst]} for p in pkts if VXLAN in p]
+    print(json.dumps(out))
+""")
+
+
+def test_underlay_capture_shows_vxlan_with_the_network_vni_and_inner_task_ips(lab):
+    lab.run(
+        "service",
+        "create",
+        "--name",
+        "cap",
+        "--replicas",
+        "3",
+        "--network",
+        "webnet",
+        "alpine",
+        "sleep",
+        "300",
+        check=True,
+    )
+    try:
+        tasks = converge(lab, "cap", 3)
+        names = lab.hostnames()
+        src = tasks[0]
+        dst = next(t for t in tasks if t["node_id"] != src["node_id"])
+        sniffer = subprocess.Popen(
+            [
+                "nsenter",
+                f"--net=/run/netns/{lab.node_ns(names[dst['node_id']])}",
+                sys.executable,
+                "-c",
+                CAPTURE,
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for("sniffer ready", lambda: _sniffing(sniffer.pid), timeout=10)
+            lab.run(
+                "exec", f"cap.{src['slot']}", "ping", "-c3", "-i0.3", overlay_ip(dst), check=True
+            )
+            out, _ = sniffer.communicate(timeout=20)
+        finally:
+            sniffer.kill()
+        seen = json.loads(out)
+        vni = lab.json("network", "ls")[0]["vni"]
+        assert seen, "no VXLAN packet captured on the underlay"
+        assert {p["vni"] for p in seen} == {vni}
+        assert [overlay_ip(src), overlay_ip(dst)] in [p["inner"] for p in seen]
+    finally:
+        lab.run("service", "rm", "cap")
+
+
+def _sniffing(pid: int) -> bool:
+    """The sniffer has opened its packet socket (scapy import done)."""
+    try:
+        return any(
+            "socket:" in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")
+        )
+    except OSError:
+        return False
+
+
+def test_scale_up_and_down_leaves_exactly_the_expected_namespaces(lab):
+    lab.run(
+        "service",
+        "create",
+        "--name",
+        "sc",
+        "--replicas",
+        "3",
+        "--network",
+        "webnet",
+        "alpine",
+        "sleep",
+        "300",
+        check=True,
+    )
+    try:
+        converge(lab, "sc", 3)
+        for n in (6, 2):
+            lab.run("service", "scale", f"sc={n}", check=True)
+            converge(lab, "sc", n)
+            wait_for(f"{n} task namespaces", lambda n=n: len(lab.task_namespaces()) == n)
+            assert sorted(t["slot"] for t in lab.running("sc")) == list(range(1, n + 1))
+    finally:
+        lab.run("service", "rm", "sc")
+    wait_for("no task namespace", lambda: not lab.task_namespaces())
+    wait_for("no overlay sandbox", lambda: not [n for n in lab.lab_namespaces() if "-ov-" in n])
+
+
+def test_exited_task_is_replaced(lab):
+    lab.run(
+        "service", "create", "--name", "dies", "alpine", "sh", "-c", "sleep 1; exit 3", check=True
+    )
+    try:
+        wait_for(
+            "a failed task and its replacement",
+            lambda: (
+                any(
+                    t["status"]["state"] == "failed" and "exit (3)" in t["status"]["err"]
+                    for t in lab.tasks("dies")
+                )
+                and len(lab.tasks("dies")) >= 2
+            ),
+            timeout=30,
+        )
+    finally:
+        lab.run("service", "rm", "dies")
+
+
+def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab):
+    lab.run(
+        "service",
+        "create",
+        "--name",
+        "keep",
+        "--replicas",
+        "3",
+        "--network",
+        "webnet",
+        "alpine",
+        "sleep",
+        "300",
+        check=True,
+    )
+    try:
+        before = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
+        namespaces = sorted(lab.task_namespaces())
+        info = json.loads((lab.root / lab.name / "lab.json").read_text())
+        worker = next(n for n in info["nodes"] if n["name"] == "worker1")
+        os.kill(worker["daemon_pid"], signal.SIGKILL)
+        lab.lab("start", "worker1", check=True)
+        after = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
+        assert after == before
+        assert sorted(lab.task_namespaces()) == namespaces
+        for pid in before.values():
+            assert os.path.exists(f"/proc/{pid}")
+    finally:
+        lab.run("service", "rm", "keep")
+
+
+def test_stopped_node_goes_down_its_tasks_move_and_it_comes_back_ready(lab):
+    lab.run(
+        "service",
+        "create",
+        "--name",
+        "mv",
+        "--replicas",
+        "3",
+        "--network",
+        "webnet",
+        "alpine",
+        "sleep",
+        "300",
+        check=True,
+    )
+    try:
+        converge(lab, "mv", 3)
+        lab.lab("stop", "worker2", check=True)
+        wait_for(
+            "worker2 Down",
+            lambda: (
+                {n["hostname"]: n["status"] for n in lab.json("node", "ls")}["worker2"] == "down"
+            ),
+            timeout=15,
+        )
+        tasks = converge(lab, "mv", 3)
+        names = lab.hostnames()
+        assert "worker2" not in {names[t["node_id"]] for t in tasks}
+        lab.lab("start", "worker2", check=True)
+        wait_for(
+            "worker2 Ready",
+            lambda: (
+                {n["hostname"]: n["status"] for n in lab.json("node", "ls")}["worker2"] == "ready"
+            ),
+            timeout=15,
+        )
+        assert len(converge(lab, "mv", 3)) == 3
+    finally:
+        lab.run("service", "rm", "mv")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["service", "create", "--name", "x1", "nosuchimage"], "unknown image 'nosuchimage'"),
+        (["service", "create", "--name", "bad.name", "whoami"], "invalid service name"),
+        (["service", "create", "--name", "x2", "--replicas", "-1", "whoami"], "-1"),
+        (["service", "create", "--name", "x3", "--network", "nonet", "whoami"], "nonet"),
+        (["network", "create", "-d", "overlay", "--subnet", "10.0.0.0/16", "ovl"], "overlap"),
+        (["network", "create", "-d", "overlay", "--subnet", "10.9.0.1/24", "hb"], "10.9.0.1/24"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_error_and_nothing_created(lab, args, message):
+    before = (lab.json("service", "ls"), lab.json("network", "ls"))
+    res = lab.run(*args)
+    assert res.code != 0
+    assert message in res.err
+    assert len(res.err.strip().splitlines()) == 1, res.err
+    assert "Traceback" not in res.err
+    assert (lab.json("service", "ls"), lab.json("network", "ls")) == before
+
+
+def test_network_in_use_cannot_be_removed(lab):
+    lab.run(
+        "service",
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "webnet",
+        "alpine",
+        "sleep",
+        "300",
+        check=True,
+    )
+    try:
+        res = lab.run("network", "rm", "webnet")
+        assert res.code != 0 and "in use" in res.err and "user" in res.err
+    finally:
+        lab.run("service", "rm", "user")
+
+
+def test_bad_and_rotated_tokens_are_refused(lab):
+    old = lab.run("swarm", "join-token", "-q", "worker", check=True).out.strip()
+    assert old.startswith("SWMTKN-1-")
+    manager_tok = lab.run("swarm", "join-token", "-q", "manager", check=True).out.strip()
+    assert manager_tok != old
+    new = lab.run("swarm", "join-token", "--rotate", "-q", "worker", check=True).out.strip()
+    assert new != old
+    # worker1 leaves and tries to come back with the rotated-away token, then a garbled one.
+    res = lab.run("swarm", "leave", node="worker1", check=True)
+    try:
+        res = lab.run("swarm", "join", "--token", old, "192.168.56.11:2377", node="worker1")
+        assert res.code != 0 and "rotated" in res.err
+        res = lab.run(
+            "swarm", "join", "--token", "SWMTKN-1-nope", "192.168.56.11:2377", node="worker1"
+        )
+        assert res.code != 0 and "invalid join token" in res.err
+    finally:
+        lab.run("swarm", "join", "--token", new, "192.168.56.11:2377", node="worker1", check=True)

@@ -1,0 +1,132 @@
+"""The spread scheduler: exact placements and swarmkit's explanations."""
+
+import pytest
+
+from netagent.desired import DesiredTaskState, TaskState
+from orchestrator.objects import (
+    Availability,
+    Node,
+    NodeRole,
+    NodeStatus,
+    Task,
+    TaskObservedStatus,
+)
+from orchestrator.scheduler import schedule
+
+
+def _node(
+    hostname: str,
+    node_id: str | None = None,
+    status: NodeStatus = NodeStatus.READY,
+    availability: Availability = Availability.ACTIVE,
+) -> Node:
+    return Node(
+        id=node_id or f"id-{hostname}",
+        hostname=hostname,
+        role=NodeRole.WORKER,
+        addr="192.168.56.20",
+        status=status,
+        availability=availability,
+    )
+
+
+def _task(
+    task_id: str,
+    service: str = "web",
+    slot: int = 1,
+    node_id: str | None = None,
+    state: TaskState = TaskState.RUNNING,
+    desired: DesiredTaskState = DesiredTaskState.RUNNING,
+) -> Task:
+    return Task(
+        id=task_id,
+        service_id=f"svc-{service}",
+        service_name=service,
+        slot=slot,
+        node_id=node_id,
+        image="whoami",
+        desired_state=desired,
+        status=TaskObservedStatus(state=state if node_id else TaskState.PENDING),
+    )
+
+
+NODES = [_node("worker2"), _node("manager1"), _node("worker1")]
+
+
+def test_six_tasks_spread_two_per_node_in_hostname_order():
+    new = [_task(f"t{i}", slot=i) for i in range(1, 7)]
+    got = schedule(new, NODES, []).placements
+    assert [got[f"t{i}"] for i in range(1, 7)] == [
+        "id-manager1",
+        "id-worker1",
+        "id-worker2",
+        "id-manager1",
+        "id-worker1",
+        "id-worker2",
+    ]
+
+
+def test_fewest_tasks_of_the_service_wins_over_fewest_tasks_in_all():
+    existing = [
+        _task("a", node_id="id-manager1", slot=1),
+        _task("o1", service="other", node_id="id-worker1"),
+        _task("o2", service="other", node_id="id-worker1"),
+    ]
+    got = schedule([_task("n", slot=2)], NODES, existing).placements
+    # manager1 has one "web"; worker1 and worker2 none; worker2 has fewer tasks in all.
+    assert got == {"n": "id-worker2"}
+
+
+def test_tie_on_counts_breaks_on_hostname_then_id():
+    nodes = [_node("same", "b"), _node("same", "a")]
+    assert schedule([_task("n")], nodes, []).placements == {"n": "a"}
+
+
+def test_dead_and_shutdown_tasks_do_not_count():
+    existing = [
+        _task("dead", node_id="id-manager1", state=TaskState.FAILED),
+        _task("stopping", node_id="id-manager1", desired=DesiredTaskState.SHUTDOWN),
+    ]
+    assert schedule([_task("n")], NODES, existing).placements == {"n": "id-manager1"}
+
+
+def test_result_does_not_depend_on_node_order():
+    new = [_task(f"t{i}", slot=i) for i in range(1, 5)]
+    a = schedule(new, NODES, []).placements
+    b = schedule(new, list(reversed(NODES)), []).placements
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("status", "availability"),
+    [
+        (NodeStatus.DOWN, Availability.ACTIVE),
+        (NodeStatus.UNKNOWN, Availability.ACTIVE),
+        (NodeStatus.READY, Availability.DRAIN),
+        (NodeStatus.READY, Availability.PAUSE),
+    ],
+)
+def test_only_ready_active_nodes_take_tasks(status, availability):
+    nodes = [_node("aaa", status=status, availability=availability), _node("zzz")]
+    got = schedule([_task("a", slot=1), _task("b", slot=2)], nodes, []).placements
+    assert got == {"a": "id-zzz", "b": "id-zzz"}
+
+
+def test_no_ready_node_gives_swarmkit_reason_with_count():
+    nodes = [_node("a", status=NodeStatus.DOWN), _node("b", availability=Availability.DRAIN)]
+    d = schedule([_task("t")], nodes, [])
+    assert d.placements == {"t": None}
+    assert d.reasons == {"t": "no suitable node (2 nodes not available for new tasks)"}
+
+
+def test_one_rejected_node_is_singular():
+    d = schedule([_task("t")], [_node("a", status=NodeStatus.DOWN)], [])
+    assert d.reasons["t"] == "no suitable node (1 node not available for new tasks)"
+
+
+def test_no_nodes_at_all_gives_bare_reason():
+    assert schedule([_task("t")], [], []).reasons == {"t": "no suitable node"}
+
+
+def test_placed_tasks_have_no_reason():
+    assert schedule([_task("t")], NODES, []).reasons == {}

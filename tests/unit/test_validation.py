@@ -1,0 +1,91 @@
+"""Input checks and Docker-style lookups used by the manager."""
+
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from netagent.errors import InvalidArgument, NotFound
+from orchestrator.objects import ServiceSpec
+from orchestrator.validation import (
+    check_addr,
+    check_hostname,
+    check_image,
+    check_replicas,
+    resolve,
+    validate_spec,
+)
+
+
+@dataclass
+class Obj:
+    id: str
+    name: str
+
+
+OBJS = [Obj("abc123", "web"), Obj("abd456", "db"), Obj("fff000", "abc")]
+
+
+def _find(ref: str) -> Obj:
+    return resolve("service", ref, OBJS, lambda o: o.id, lambda o: o.name)
+
+
+def test_lookup_prefers_full_id_then_name_then_prefix():
+    assert _find("abd456").name == "db"
+    assert _find("abc").id == "fff000"  # a name beats an id prefix
+    assert _find("abd").name == "db"
+
+
+def test_ambiguous_prefix_and_missing_ref_are_clear_errors():
+    with pytest.raises(InvalidArgument, match="^service 'ab' is ambiguous: it matches 2 services$"):
+        _find("ab")
+    with pytest.raises(NotFound, match="^service nope not found$"):
+        _find("nope")
+    with pytest.raises(NotFound):
+        _find("")
+
+
+def test_spec_errors_name_the_field_and_value():
+    with pytest.raises(InvalidArgument) as err:
+        validate_spec(ServiceSpec, {"name": "web", "image": "whoami", "replicas": -3})
+    assert str(err.value).startswith("invalid replicas -3: ")
+    with pytest.raises(InvalidArgument, match="^invalid name 'bad name': invalid service name"):
+        validate_spec(ServiceSpec, {"name": "bad name", "image": "whoami"})
+
+
+def test_valid_spec_passes_through():
+    spec = validate_spec(ServiceSpec, {"name": "web", "image": "whoami"})
+    assert spec.replicas == 1
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5, "3"])
+def test_replicas_must_be_a_non_negative_integer(value):
+    with pytest.raises(InvalidArgument, match=f"invalid replicas {value!r}"):
+        check_replicas(value)
+
+
+def test_hostname_and_address_checks_name_the_value():
+    assert check_hostname("worker-1.lab") == "worker-1.lab"
+    with pytest.raises(InvalidArgument, match="invalid hostname '-x'"):
+        check_hostname("-x")
+    assert str(check_addr("192.168.56.11")) == "192.168.56.11"
+    with pytest.raises(InvalidArgument, match="invalid node address '192.168.56.300'"):
+        check_addr("192.168.56.300")
+
+
+def test_image_check_uses_the_workloads_catalogue():
+    assert check_image("nginx:1.25")[1] == "1.25"
+    with pytest.raises(InvalidArgument, match="unknown image 'redis'"):
+        check_image("redis")
+
+
+def test_image_check_stand_in_when_workloads_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "netagent.workloads", None)
+    assert check_image("whoami") == ("whoami", "latest")
+    assert check_image("alpine:3.19") == ("alpine", "3.19")
+    with pytest.raises(InvalidArgument) as err:
+        check_image("foo")
+    assert str(err.value) == (
+        "unknown image 'foo': expected one of alpine, busybox, host, nginx, slowreply, whoami "
+        "(optionally :TAG)"
+    )
