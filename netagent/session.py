@@ -14,7 +14,6 @@ machines would; a manager that is away is retried, never fatal.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -117,8 +116,10 @@ class Session:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        # The assignments thread may sit in a long-poll; it is a daemon thread and exits
+        # on its next wake-up, so do not wait the poll out.
         for t in self._threads:
-            t.join(timeout=2)
+            t.join(timeout=0.5)
         self._http.close()
 
     def _rejected(self, resp: httpx.Response) -> bool:
@@ -170,7 +171,3 @@ class Session:
                 log.exception("applying desired state version %s failed", got.state.version)
                 self._stop.wait(1.0)
             self._wake.set()
-
-
-def dump_json(obj: object) -> str:
-    return json.dumps(obj, default=str)

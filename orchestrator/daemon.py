@@ -87,18 +87,16 @@ class Daemon:
         self.dataplane: DataPlane | None = None
         self.session: Session | None = None
         self.notifier = Notifier()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Resume whatever this node was before it stopped."""
-        self._loop = asyncio.get_running_loop()
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.manager = Manager.open(self.cfg.state_dir)
         self.identity = NodeIdentity.load(self.cfg.identity_path)
         if self.identity:
-            self._start_agent(self.identity)
+            await asyncio.to_thread(self._start_agent, self.identity)
 
     def stop(self) -> None:
         """Stop serving; tasks keep running and are adopted by the next start."""
@@ -195,13 +193,14 @@ class Daemon:
                 "swarm and join another one."
             )
 
-    def init_swarm(self, advertise_addr: str | None, heartbeat_period: float) -> str:
+    async def init_swarm(self, advertise_addr: str | None, heartbeat_period: float) -> str:
         self._refuse_if_member()
         if heartbeat_period <= 0:
             raise InvalidArgument(
                 f"invalid --heartbeat-period {heartbeat_period}: expected a positive duration"
             )
-        addr = choose_advertise_addr(advertise_addr)
+        # pyroute2's sync API runs its own event loop: keep netlink off this one.
+        addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
         manager, node, secret = Manager.init(
             self.cfg.state_dir,
             hostname=self.cfg.hostname,
@@ -219,14 +218,14 @@ class Daemon:
             addr=addr,
             heartbeat_period=heartbeat_period,
         )
-        self._adopt_identity(identity)
+        await self._adopt_identity(identity)
         return node.id
 
     async def join_swarm(self, remote: str, token: str, advertise_addr: str | None) -> NodeIdentity:
         self._refuse_if_member()
         host, port = parse_remote(remote)
         if advertise_addr:
-            addr = choose_advertise_addr(advertise_addr)
+            addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
         else:
             addr = source_addr_towards(host, port)
         req = JoinRequest(
@@ -246,13 +245,13 @@ class Daemon:
         identity = NodeIdentity.model_validate(
             {**resp.json(), "manager_addr": f"{host}:{port}", "addr": str(addr)}
         )
-        self._adopt_identity(identity)
+        await self._adopt_identity(identity)
         return identity
 
-    def _adopt_identity(self, identity: NodeIdentity) -> None:
+    async def _adopt_identity(self, identity: NodeIdentity) -> None:
         identity.save(self.cfg.identity_path)
         self.identity = identity
-        self._start_agent(identity)
+        await asyncio.to_thread(self._start_agent, identity)
         self.notifier.notify()
 
     async def leave_swarm(self, force: bool) -> None:
@@ -267,7 +266,7 @@ class Daemon:
         if self.manager is None:
             await self._tell_manager_we_leave(self.identity)
         if self.session:
-            self.session.stop()
+            await asyncio.to_thread(self.session.stop)
             self.session = None
         if self.dataplane:
             await asyncio.to_thread(self.dataplane.teardown)

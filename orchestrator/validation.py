@@ -54,12 +54,15 @@ def validate_spec(model: type[S], data: Any) -> S:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or model.__name__
-        msg = err["msg"].removeprefix("Value error, ")
-        raise InvalidArgument(
-            f"invalid {where} {err.get('input')!r}: {msg}", obj=where, op="validate"
-        ) from None
+        raise InvalidArgument(one_line(e, model.__name__), op="validate") from None
+
+
+def one_line(e: ValidationError, what: str = "value") -> str:
+    """The first problem of a pydantic error, as one line naming the field and the value."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or what
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"invalid {where} {err.get('input')!r}: {msg}"
 
 
 def check_hostname(hostname: str) -> str:

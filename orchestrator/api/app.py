@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from netagent.errors import InvalidArgument, VxswarmError
+from orchestrator.validation import one_line, validate_spec
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -37,23 +38,12 @@ def jsonable(data: Any) -> Any:
     return data
 
 
-def validation_message(err: ValidationError) -> str:
-    """The first problem, as one line: 'replicas: Input should be ... (got -1)'."""
-    first = err.errors()[0]
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(p) for p in first["loc"])
-    if "invalid" in msg or not where:
-        return msg
-    return f"{where}: {msg} (got {first.get('input')!r})"
-
-
 async def parse_body(request: web.Request, model: type[M]) -> M:
     try:
-        return model.model_validate(await request.json())
-    except ValidationError as err:
-        raise InvalidArgument(validation_message(err)) from None
+        data = await request.json()
     except ValueError as err:
         raise InvalidArgument(f"request body is not valid JSON: {err}") from None
+    return validate_spec(model, data)
 
 
 @web.middleware
@@ -66,7 +56,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
     except ValidationError as err:
         return web.json_response(
-            {"error": {"kind": "InvalidArgument", "message": validation_message(err)}},
+            {"error": {"kind": "InvalidArgument", "message": one_line(err)}},
             status=400,
         )
 

@@ -94,7 +94,7 @@ async def info(request: web.Request) -> web.Response:
 async def swarm_init(request: web.Request) -> web.Response:
     body = await parse_body(request, InitRequest)
     daemon = daemon_of(request)
-    node_id = daemon.init_swarm(body.advertise_addr, body.heartbeat_period)
+    node_id = await daemon.init_swarm(body.advertise_addr, body.heartbeat_period)
     daemon.changed()
     return json_response({"node_id": node_id})
 

@@ -26,13 +26,16 @@ def make_app(daemon: Daemon) -> web.Application:
 
 async def serve(cfg: DaemonConfig) -> None:
     daemon = Daemon(cfg)
-    daemon.start()
+    await daemon.start()
     runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
     await runner.setup()
     cfg.socket_path.unlink(missing_ok=True)
-    await web.UnixSite(runner, str(cfg.socket_path)).start()
+    # Long-polls are cut at shutdown: agents simply poll again after the restart.
+    await web.UnixSite(runner, str(cfg.socket_path), shutdown_timeout=0.5).start()
     os.chmod(cfg.socket_path, 0o660)
-    await web.TCPSite(runner, cfg.listen_addr, cfg.port, reuse_address=True).start()
+    await web.TCPSite(
+        runner, cfg.listen_addr, cfg.port, reuse_address=True, shutdown_timeout=0.5
+    ).start()
     log.info(
         "vxswarm daemon %s listening on unix://%s and tcp://%s:%d",
         cfg.hostname,

@@ -22,15 +22,7 @@ from orchestrator.cli.swarm import swarm
 from orchestrator.client import DEFAULT_STATE_DIR
 
 
-class VxswarmGroup(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except VxswarmError as err:
-            raise click.ClickException(str(err)) from None
-
-
-@click.group(cls=VxswarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(ENGINE_VERSION, prog_name="vxswarm")
 def cli() -> None:
     """Docker Swarm mode's networking on real Linux kernel objects."""
@@ -109,8 +101,26 @@ def _add_lab() -> None:
 _add_lab()
 
 
-def main() -> None:
-    cli(prog_name="vxswarm")
+def main() -> int:
+    """Run the CLI; every error is one `Error: ...` line (usage errors exit 2, others 1)."""
+    try:
+        cli.main(prog_name="vxswarm", standalone_mode=False)
+    except click.UsageError as err:
+        hint = (
+            f" (see 'vxswarm {err.ctx.command_path.partition(' ')[2]} --help')" if err.ctx else ""
+        )
+        click.echo(f"Error: {err.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except VxswarmError as err:
+        click.echo(f"Error: {err}", err=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

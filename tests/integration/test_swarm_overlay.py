@@ -12,7 +12,7 @@ from ipaddress import IPv4Interface
 
 import pytest
 
-from tests.integration.swarmlab import SwarmLab, wait_for
+from netagent.lab.driver import SwarmLab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -230,8 +230,8 @@ def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab):
         before = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
         namespaces = sorted(lab.task_namespaces())
         info = json.loads((lab.root / lab.name / "lab.json").read_text())
-        worker = next(n for n in info["nodes"] if n["name"] == "worker1")
-        os.kill(worker["daemon_pid"], signal.SIGKILL)
+        worker = next(n for n in info["machines"] if n["name"] == "worker1")
+        os.kill(worker["daemon"]["pid"], signal.SIGKILL)
         lab.lab("start", "worker1", check=True)
         after = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
         assert after == before

@@ -1,4 +1,7 @@
-"""A real multi-node lab for integration tests, driven through the `vxswarm` CLI.
+"""A Python handle on a real multi-node lab, driven through the `vxswarm` CLI.
+
+For tests, benchmarks and scripts: `SwarmLab.create()` runs `lab up`, `run()` runs any
+`vxswarm` command against one node's daemon, `down()` tears the lab down.
 
 Every lab gets a unique name and its own state root, so two test runs on one box
 never collide; `down()` runs even when a test fails.

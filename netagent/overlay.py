@@ -1,0 +1,181 @@
+"""Overlay network sandboxes: one netns per VXLAN network, like Docker's overlay driver.
+
+Owns, per network (names from netagent.names):
+  netns   <prefix>-ov-<vni>   the sandbox; IPv6 off (no MLD/RS noise on the overlay)
+  br0     in the sandbox: up, MTU 1450, the network gateway address on it
+  vx-<vni> VXLAN device: learning off, proxy on (answers ARP from its neighbour
+          table, so no ARP crosses the underlay), UDP 4789, local = underlay IP
+  FDB     `MAC dst VTEP self permanent` on vx-<vni>, one per remote endpoint
+  neigh   `IP lladdr MAC permanent` on vx-<vni>, one per remote endpoint
+
+Build order matters: the VXLAN device is created in the *node* namespace so its
+UDP socket binds on the underlay there, then moved into the sandbox (the socket
+stays behind) and enslaved to br0; it comes up last, after its settings, and the
+FDB/neighbour entries are written only once it sits in the sandbox (a netns move
+flushes neighbours). Peers are reconciled as a diff against what the kernel
+shows, so an unchanged entry is never rewritten (no netlink event for it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Interface
+
+from pyroute2 import IPRoute
+
+from netagent import links, netns
+from netagent.changes import Change
+from netagent.desired import VXLAN_PORT, NetworkState, RemoteEndpoint
+from netagent.names import SANDBOX_BRIDGE, Names
+from netagent.netns import kernel_errors
+from netagent.records import SandboxRecord
+
+log = logging.getLogger(__name__)
+
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+AF_INET = 2
+AF_BRIDGE = 7
+#: Set in every namespace vxswarm creates: no IPv6 link-local, DAD or MLD noise.
+IPV6_OFF = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
+
+
+def _vxlan_drift(link, vni: int, local: IPv4Address) -> str:
+    """Why an existing VXLAN device cannot be kept ('' if it matches)."""
+    if link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") != "vxlan":
+        return "not a vxlan device"
+    data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
+    want = {
+        "IFLA_VXLAN_ID": vni,
+        "IFLA_VXLAN_LOCAL": str(local),
+        "IFLA_VXLAN_PORT": VXLAN_PORT,
+        "IFLA_VXLAN_LEARNING": 0,
+        "IFLA_VXLAN_PROXY": 1,
+    }
+    for key, value in want.items():
+        have = data.get(key) if data is not None else None
+        if have != value:
+            return f"{key.removeprefix('IFLA_VXLAN_').lower()} {have} vs {value}"
+    return ""
+
+
+def _create_vxlan(node: IPRoute, node_label: str, name: str, net: NetworkState,
+                  local: IPv4Address, sandbox: str) -> None:  # fmt: skip
+    """Create the VXLAN device in the node namespace and move it into the sandbox."""
+    with kernel_errors(f"{node_label}/{name}", "create vxlan"):
+        # A device of this name left in the node ns by a crash between add and move.
+        links.delete_link(node, name, node_label)
+        node.link(
+            "add", ifname=name, kind="vxlan", vxlan_id=net.vni, vxlan_local=str(local),
+            vxlan_port=VXLAN_PORT, vxlan_learning=0, vxlan_proxy=1, mtu=net.mtu,
+        )  # fmt: skip
+        index = links.wait_link(node, name, node_label)
+        with netns.open_ns_fd(sandbox) as fd:
+            node.link("set", index=index, net_ns_fd=fd)
+
+
+def ensure_sandbox(
+    names: Names,
+    pool: netns.IprPool,
+    node_ns: str | None,
+    node_label: str,
+    net: NetworkState,
+    underlay_ip: IPv4Address,
+) -> tuple[SandboxRecord, list[Change]]:
+    """Make the sandbox of `net` match it (netns, br0, vx-<vni>, peers)."""
+    sandbox = names.overlay_ns(net.vni)
+    vx_name = names.vxlan(net.vni)
+    record = SandboxRecord(network_id=net.id, vni=net.vni, netns=sandbox, vxlan=vx_name)
+    changes: list[Change] = []
+    if netns.create(sandbox, sysctls=IPV6_OFF):
+        changes.append(Change("add", f"netns {sandbox}", f"network {net.name} (vni {net.vni})"))
+    sb = pool.get(sandbox)
+    br, ch = links.ensure_bridge(sb, SANDBOX_BRIDGE, net.mtu, sandbox)
+    changes += ch
+    gateway = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
+    changes += links.ensure_addresses(sb, br, [gateway], f"{sandbox}/{SANDBOX_BRIDGE}")
+    with kernel_errors(f"{sandbox}/{vx_name}", "lookup vxlan"):
+        vx = links.get_link(sb, vx_name)
+    drift = _vxlan_drift(vx, net.vni, underlay_ip) if vx is not None else "missing"
+    if drift:
+        if vx is not None:
+            links.delete_link(sb, vx_name, sandbox)
+        _create_vxlan(pool.get(node_ns), node_label, vx_name, net, underlay_ip, sandbox)
+        action = "add" if vx is None else "recreate"
+        changes.append(Change(action, f"vxlan {vx_name} in {sandbox}", drift))
+    vx_index = links.wait_link(sb, vx_name, sandbox)
+    label = f"{sandbox}/{vx_name}"
+    changes += links.ensure_up(sb, vx_index, label, master=br, mtu=net.mtu)
+    changes += links.ensure_up(sb, br, f"{sandbox}/{SANDBOX_BRIDGE}")
+    changes += sync_peers(sb, vx_index, vx_name, net.peers)
+    return record, changes
+
+
+def _fdb_entries(sb: IPRoute, vx_index: int) -> dict[str, str]:
+    """MAC -> VTEP of the permanent 'self' FDB entries with a remote dst on the device."""
+    out: dict[str, str] = {}
+    for msg in sb.fdb("dump", ifindex=vx_index):
+        if msg["ifindex"] != vx_index or not msg["flags"] & NTF_SELF:
+            continue
+        dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
+        if dst and mac and mac != "00:00:00:00:00:00" and msg["state"] & NUD_PERMANENT:
+            out[mac] = dst
+    return out
+
+
+def _neighbours(sb: IPRoute, vx_index: int) -> dict[str, str]:
+    """IP -> MAC of the permanent IPv4 neighbours on the device."""
+    out: dict[str, str] = {}
+    for msg in sb.neigh("dump", ifindex=vx_index, family=AF_INET):
+        if msg["ifindex"] == vx_index and msg["state"] & NUD_PERMANENT and msg.get("NDA_LLADDR"):
+            out[msg.get("NDA_DST")] = msg.get("NDA_LLADDR")
+    return out
+
+
+def sync_peers(
+    sb: IPRoute, vx_index: int, vx_name: str, peers: Iterable[RemoteEndpoint]
+) -> list[Change]:
+    """Make the FDB + neighbour entries on vx-<vni> equal `peers`, touching only the diff."""
+    want_fdb = {p.mac: str(p.vtep) for p in peers}
+    want_neigh = {str(p.ip): p.mac for p in peers}
+    changes: list[Change] = []
+    with kernel_errors(vx_name, "sync fdb"):
+        have_fdb = _fdb_entries(sb, vx_index)
+        for mac, dst in have_fdb.items():
+            if want_fdb.get(mac) != dst:
+                sb.fdb("del", ifindex=vx_index, lladdr=mac, dst=dst)
+                changes.append(Change("remove", f"fdb {mac} dst {dst} on {vx_name}", "not a peer"))
+        for mac, dst in want_fdb.items():
+            if have_fdb.get(mac) != dst:
+                sb.fdb("add", ifindex=vx_index, lladdr=mac, dst=dst, state=NUD_PERMANENT)
+                why = "new peer" if mac not in have_fdb else f"vtep {have_fdb[mac]}"
+                changes.append(Change("add", f"fdb {mac} dst {dst} on {vx_name}", why))
+    with kernel_errors(vx_name, "sync neighbours"):
+        have_neigh = _neighbours(sb, vx_index)
+        for ip, mac in have_neigh.items():
+            if want_neigh.get(ip) != mac:
+                sb.neigh("del", ifindex=vx_index, dst=ip, lladdr=mac)
+                changes.append(
+                    Change("remove", f"neigh {ip} lladdr {mac} on {vx_name}", "not a peer")
+                )
+        for ip, mac in want_neigh.items():
+            if have_neigh.get(ip) != mac:
+                sb.neigh("replace", ifindex=vx_index, dst=ip, lladdr=mac, state=NUD_PERMANENT)
+                changes.append(Change("add", f"neigh {ip} lladdr {mac} on {vx_name}", "new peer"))
+    return changes
+
+
+def remove_sandbox(record: SandboxRecord, pool: netns.IprPool | None = None) -> list[Change]:
+    """Delete a network's sandbox. The VXLAN device goes first so its UDP socket in the
+    node namespace closes now, not whenever the kernel gets to freeing the netns."""
+    changes: list[Change] = []
+    if pool is not None:
+        pool.drop(record.netns)
+    if netns.exists(record.netns):
+        with netns.ipr(record.netns) as sb:
+            if links.delete_link(sb, record.vxlan, record.netns):
+                changes.append(Change("remove", f"vxlan {record.vxlan} in {record.netns}"))
+    if netns.remove(record.netns):
+        changes.append(Change("remove", f"netns {record.netns}", "network no longer on node"))
+    return changes

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Bring a fresh Debian 12 box (as root) to a working vxswarm, then run the demo or the tests.
+#
+#   bash scripts/bootstrap.sh demo      # install what is missing, run `vxswarm lab demo`
+#   bash scripts/bootstrap.sh test      # install what is missing, lint + the whole test suite
+#   bash scripts/bootstrap.sh install   # install what is missing, nothing more
+#
+# Idempotent and quiet: each step first checks whether its result is already there
+# (dpkg status, the venv's Python, a stamp of what pip installed, the symlink) and only
+# then acts, printing one "bootstrap: ..." line per action on stderr.
+#
+# Overridable for CI or a second checkout: PYTHON (interpreter to build the venv with,
+# default python3), VXSWARM_VENV (default <repo>/.venv), VXSWARM_BIN_LINK (default
+# /usr/local/bin/vxswarm).
+set -euo pipefail
+
+APT_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl apache2-utils tshark python3-venv)
+
+say() { echo "bootstrap: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# --- arguments first: nothing is touched for a bad invocation ------------------------------
+mode="${1-}"
+case "$mode" in
+  demo | test | install) ;;
+  *)
+    say "unknown mode '${mode}': expected demo, test or install (usage: bash scripts/bootstrap.sh demo|test|install)"
+    exit 2
+    ;;
+esac
+if [ "$#" -gt 1 ]; then
+  say "unexpected argument '$2': expected only one of demo, test or install"
+  exit 2
+fi
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs apt packages, builds network namespaces): try sudo bash scripts/bootstrap.sh $mode"
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+VENV="${VXSWARM_VENV:-$REPO/.venv}"
+BIN_LINK="${VXSWARM_BIN_LINK:-/usr/local/bin/vxswarm}"
+LOCK="$REPO/requirements.lock"
+STAMP="$VENV/.vxswarm-bootstrap"
+
+# --- apt: only the missing packages ---------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  command -v apt-get >/dev/null || die "apt-get not found: expected Debian 12; install by hand: ${missing[*]}"
+  say "installing apt packages: ${missing[*]}"
+  # tshark asks whether non-root users may capture; noninteractive takes the default (no).
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Python >= 3.11 and the venv ------------------------------------------------------------
+is_py311() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+
+if ! is_py311 "$VENV/bin/python"; then
+  command -v "$PYTHON" >/dev/null || die "python '$PYTHON' not found: expected Python >= 3.11 (Debian 12 ships 3.11)"
+  is_py311 "$PYTHON" || die "python '$PYTHON' is $("$PYTHON" -V 2>&1): expected Python >= 3.11"
+  say "creating virtualenv $VENV with $("$PYTHON" -V 2>&1)"
+  # --clear: a venv left by another interpreter version is rebuilt, not patched.
+  "$PYTHON" -m venv --clear "$VENV"
+fi
+
+# --- pip: pinned direct deps (pyproject) + pinned transitive deps (lock) ----------------------
+# The stamp records what the last successful install was made from; a change of the
+# interpreter, pyproject.toml or the lock file triggers a reinstall, nothing else does.
+want_stamp="$("$VENV/bin/python" -V 2>&1) $(cat "$REPO/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/vxswarm" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_stamp" ]; then
+  say "installing vxswarm and its pinned dependencies into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    -c "$LOCK" -e "$REPO[test]"
+  echo "$want_stamp" >"$STAMP"
+fi
+
+# --- `vxswarm` on the user's PATH -----------------------------------------------------------
+if [ "$(readlink "$BIN_LINK" 2>/dev/null || true)" != "$VENV/bin/vxswarm" ]; then
+  if [ -e "$BIN_LINK" ] && [ ! -L "$BIN_LINK" ]; then
+    die "$BIN_LINK exists and is not a symlink: expected to link it to $VENV/bin/vxswarm; move it away first"
+  fi
+  say "linking $BIN_LINK -> $VENV/bin/vxswarm"
+  mkdir -p "$(dirname "$BIN_LINK")"
+  ln -sfn "$VENV/bin/vxswarm" "$BIN_LINK"
+fi
+
+# --- the job --------------------------------------------------------------------------------
+cd "$REPO"
+case "$mode" in
+  demo) exec "$VENV/bin/vxswarm" lab demo ;;
+  test)
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    exec "$VENV/bin/pytest" -q
+    ;;
+  install) ;;
+esac
