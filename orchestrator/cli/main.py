@@ -15,6 +15,7 @@ from netagent.errors import VxswarmError
 from orchestrator import ENGINE_VERSION
 from orchestrator.cli.common import api, output_option
 from orchestrator.cli.format import echo_json
+from orchestrator.cli.lab import lab
 from orchestrator.cli.network import network
 from orchestrator.cli.node import node
 from orchestrator.cli.service import exec_cmd, service
@@ -86,19 +87,10 @@ def info(fmt: str) -> None:
     click.echo(f"State Dir: {data['state_dir']}")
 
 
-for group in (swarm, node, network, service, exec_cmd):
+for group in (swarm, node, network, service, exec_cmd, lab):
     cli.add_command(group)
 
 
-def _add_lab() -> None:
-    try:
-        from netagent.lab.cli import lab
-    except ImportError:  # the lab is optional on a VM
-        return
-    cli.add_command(lab)
-
-
-_add_lab()
 
 
 def main() -> int:
@@ -106,9 +98,8 @@ def main() -> int:
     try:
         cli.main(prog_name="vxswarm", standalone_mode=False)
     except click.UsageError as err:
-        hint = (
-            f" (see 'vxswarm {err.ctx.command_path.partition(' ')[2]} --help')" if err.ctx else ""
-        )
+        path = " ".join(err.ctx.command_path.split()) if err.ctx else "vxswarm"
+        hint = f" (see '{path} --help')"
         click.echo(f"Error: {err.format_message()}{hint}", err=True)
         return 2
     except click.ClickException as err:

@@ -1,9 +1,8 @@
 """`vxswarm lab ...`: flags and printing only; the work is in netagent.lab.lab.
 
-Mounted into the main CLI by orchestrator.cli.main, whose group turns every
-VxswarmError into one `Error: ...` line and exit code 1. Tables reuse the main
-CLI's docker-style formatter (the lab is a tool above both planes, so this one
-module may import the CLI's formatting).
+Mounted into the main CLI by orchestrator.cli.main, which turns every
+VxswarmError into one `Error: ...` line and exit code 1. The lab's core lives in
+netagent.lab (kernel work, no orchestrator imports); only its CLI lives here.
 """
 
 from __future__ import annotations
@@ -13,10 +12,23 @@ import os
 
 import click
 
-from netagent.lab import demo as demo_mod
-from netagent.lab import lab as core
 from netagent.lab.topology import DEFAULT_LAB, DEFAULT_MANAGERS, DEFAULT_NODES
 from orchestrator.cli.format import echo_json, echo_table
+
+
+def _core():
+    """The lab's core pulls in pyroute2; load it only when a lab command runs, so that
+    every other vxswarm command starts fast."""
+    from netagent.lab import lab
+
+    return lab
+
+
+def _demo():
+    from netagent.lab import demo
+
+    return demo
+
 
 _name_option = click.option(
     "--name",
@@ -41,7 +53,7 @@ def lab() -> None:
 
 
 def _echo_lab(name: str | None, fmt: str) -> None:
-    lab_name, rows = core.ls(name)
+    lab_name, rows = _core().ls(name)
     if fmt == "json":
         echo_json({"name": lab_name, "nodes": [dataclasses.asdict(r) for r in rows]})
         return
@@ -59,7 +71,7 @@ def _echo_lab(name: str | None, fmt: str) -> None:
 @click.option("--no-swarm", is_flag=True, help="Start the daemons but do not init/join a swarm.")
 def up(name: str | None, node_count: int | None, managers: int | None, no_swarm: bool) -> None:
     """Build the lab (or complete it): underlay, one daemon per node, the swarm."""
-    result = core.up(name, node_count, managers, swarm=not no_swarm)
+    result = _core().up(name, node_count, managers, swarm=not no_swarm)
     for change in result.changes:
         click.echo(change)
     if not result.changes:
@@ -74,7 +86,7 @@ def down(name: str | None, all_labs: bool) -> None:
     """Remove the lab: daemons, tasks, namespaces, links and files."""
     if name and all_labs:
         raise click.UsageError("--name and --all exclude each other")
-    removed = core.down(name, all_labs=all_labs)
+    removed = _core().down(name, all_labs=all_labs)
     for lab_name in removed:
         click.echo(f"lab {lab_name!r} removed")
     if not removed:
@@ -86,7 +98,7 @@ def down(name: str | None, all_labs: bool) -> None:
 @_format_option
 def ls_cmd(name: str | None, fmt: str) -> None:
     """List the lab's nodes; with several labs and no --name, list the labs."""
-    labs = core.list_labs()
+    labs = _core().list_labs()
     if name is None and len(labs) != 1:
         if fmt == "json":
             echo_json([dataclasses.asdict(s) for s in labs])
@@ -101,7 +113,7 @@ def ls_cmd(name: str | None, fmt: str) -> None:
 @click.argument("node")
 def stop(name: str | None, node: str) -> None:
     """Power a node off (SIGKILL its daemon, wipe it, remove its namespace)."""
-    stopped = core.stop(node, name)
+    stopped = _core().stop(node, name)
     click.echo(f"{stopped.name} stopped")
 
 
@@ -110,7 +122,7 @@ def stop(name: str | None, node: str) -> None:
 @click.argument("node")
 def start(name: str | None, node: str) -> None:
     """Power a node back on; its daemon rejoins the swarm from its state."""
-    started = core.start(node, name)
+    started = _core().start(node, name)
     click.echo(f"{started.name} started")
 
 
@@ -120,7 +132,7 @@ def start(name: str | None, node: str) -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh(name: str | None, node: str, command: tuple[str, ...]) -> None:
     """Run COMMAND (a shell string) inside NODE's namespace, or open a shell there."""
-    argv, env = core.ssh_command(node, " ".join(command) if command else None, name)
+    argv, env = _core().ssh_command(node, " ".join(command) if command else None, name)
     # exec: the command's exit code, signals and terminal are the user's, not ours.
     os.execvpe(argv[0], argv, env)
 
@@ -130,7 +142,7 @@ def ssh(name: str | None, node: str, command: tuple[str, ...]) -> None:
 @click.argument("node")
 def env(name: str | None, node: str) -> None:
     """Print the shell export that points the vxswarm CLI at NODE's daemon."""
-    for line in core.env_lines(node, name):
+    for line in _core().env_lines(node, name):
         click.echo(line)
 
 
@@ -140,4 +152,4 @@ def env(name: str | None, node: str) -> None:
 @click.option("--keep", is_flag=True, help="Leave the lab up afterwards.")
 def demo(name: str, node_count: int, keep: bool) -> None:
     """Build a lab, run the Swarm overlay tutorial on it, take it down."""
-    demo_mod.run(click.echo, name=name, node_count=node_count, keep=keep)
+    _demo().run(click.echo, name=name, node_count=node_count, keep=keep)
