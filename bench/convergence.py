@@ -126,6 +126,8 @@ def daemon_rss_mb(lab: SwarmLab) -> dict[str, float]:
     rec = json.loads((lab.root / lab.name / "lab.json").read_text())
     out = {}
     for m in rec["machines"]:
+        if not m["daemon"]:  # the client runs no daemon
+            continue
         status = Path(f"/proc/{m['daemon']['pid']}/status").read_text()
         kb = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
         out[m["name"]] = kb / 1024

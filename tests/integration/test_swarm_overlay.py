@@ -211,7 +211,8 @@ def test_exited_task_is_replaced(lab):
         lab.run("service", "rm", "dies")
 
 
-def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab):
+@pytest.mark.parametrize("node", ["worker1", "manager1"])
+def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab, node):
     lab.run(
         "service",
         "create",
@@ -230,11 +231,15 @@ def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab):
         before = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
         namespaces = sorted(lab.task_namespaces())
         info = json.loads((lab.root / lab.name / "lab.json").read_text())
-        worker = next(n for n in info["machines"] if n["name"] == "worker1")
-        os.kill(worker["daemon"]["pid"], signal.SIGKILL)
-        lab.lab("start", "worker1", check=True)
+        machine = next(n for n in info["machines"] if n["name"] == node)
+        services_before = lab.json("service", "ls")
+        networks_before = lab.json("network", "ls")
+        os.kill(machine["daemon"]["pid"], signal.SIGKILL)
+        lab.lab("start", node, check=True)
         after = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
         assert after == before
+        assert [s["id"] for s in lab.json("service", "ls")] == [s["id"] for s in services_before]
+        assert lab.json("network", "ls") == networks_before
         assert sorted(lab.task_namespaces()) == namespaces
         for pid in before.values():
             assert os.path.exists(f"/proc/{pid}")
