@@ -16,7 +16,7 @@ import httpx
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from netagent.errors import InvalidArgument, VxswarmError
+from netagent.errors import InvalidArgument, Unavailable, VxswarmError
 from orchestrator.validation import one_line, validate_spec
 
 log = logging.getLogger(__name__)
@@ -61,29 +61,43 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
-async def proxy(request: web.Request, base_url: str, headers: dict[str, str] | None = None):
-    """Forward a request to another daemon and stream its answer back unchanged."""
-    body = await request.read()
-    client = httpx.AsyncClient(base_url=base_url, timeout=None)
-    try:
+async def proxy(
+    request: web.Request,
+    base_url: str,
+    *,
+    path: str | None = None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """Forward a request to another daemon and stream its answer back unchanged.
+
+    By default the request goes as it came (method, path, query, body); `path` and
+    `body` make it a POST of that body to that path instead (node-to-node calls).
+    """
+    if body is None:
+        body = await request.read()
+        method, params = request.method, list(request.rel_url.query.items())
+    else:
+        method, params = "POST", []
+    async with httpx.AsyncClient(base_url=base_url, timeout=None) as client:
         upstream = client.build_request(
-            request.method,
-            request.rel_url.path,
-            params=list(request.rel_url.query.items()),
+            method,
+            path or request.rel_url.path,
+            params=params,
             content=body,
             headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
             resp = await client.send(upstream, stream=True)
         except httpx.TransportError as err:
-            raise VxswarmError(f"cannot reach the swarm manager at {base_url}: {err}") from None
-        out = web.StreamResponse(status=resp.status_code)
-        out.content_type = resp.headers.get("content-type", "application/json").split(";")[0]
-        await out.prepare(request)
-        async for chunk in resp.aiter_raw():
-            await out.write(chunk)
-        await resp.aclose()
-        await out.write_eof()
-        return out
-    finally:
-        await client.aclose()
+            raise Unavailable(f"cannot reach {base_url}: {err}") from None
+        try:
+            out = web.StreamResponse(status=resp.status_code)
+            out.content_type = resp.headers.get("content-type", "application/json").split(";")[0]
+            await out.prepare(request)
+            async for chunk in resp.aiter_raw():
+                await out.write(chunk)
+            await out.write_eof()
+            return out
+        finally:
+            await resp.aclose()

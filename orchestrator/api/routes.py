@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-import httpx
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -294,32 +293,13 @@ async def task_exec(request: web.Request, manager: Manager) -> web.StreamRespons
     if daemon.identity and task.node_id == daemon.identity.node_id:
         return await _exec_here(request, body)
     node = manager.get_node(task.node_id)
-    return await proxy_json(
+    return await proxy(
         request,
         f"http://{node.addr}:{daemon.cfg.port}",
-        "/v1/agent/exec",
-        body,
-        {SECRET_HEADER: manager.node_secret(node.id)},
+        path="/v1/agent/exec",
+        body=body.model_dump_json().encode(),
+        headers={SECRET_HEADER: manager.node_secret(node.id)},
     )
-
-
-async def proxy_json(
-    request: web.Request, base: str, path: str, body: BaseModel, headers: dict[str, str]
-) -> web.StreamResponse:
-    async with httpx.AsyncClient(base_url=base, timeout=None) as client:
-        try:
-            async with client.stream(
-                "POST", path, content=body.model_dump_json(), headers=headers
-            ) as resp:
-                out = web.StreamResponse(status=resp.status_code)
-                out.content_type = "application/json"
-                await out.prepare(request)
-                async for chunk in resp.aiter_raw():
-                    await out.write(chunk)
-                await out.write_eof()
-                return out
-        except httpx.TransportError as err:
-            raise NotFound(f"cannot reach the node at {base}: {err}") from None
 
 
 # node to node -----------------------------------------------------------------------------

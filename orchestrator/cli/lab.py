@@ -13,6 +13,7 @@ import os
 import click
 
 from netagent.lab.topology import DEFAULT_LAB, DEFAULT_MANAGERS, DEFAULT_NODES
+from orchestrator.cli.common import output_option
 from orchestrator.cli.format import echo_json, echo_table
 
 
@@ -34,14 +35,6 @@ _name_option = click.option(
     "--name",
     default=None,
     help=f"Lab name (default: the only lab that is up, else '{DEFAULT_LAB}').",
-)
-_format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format ('json' for scripts).",
 )
 NODE_HEADERS = ["NAME", "ROLE", "STATE", "ADDRESS", "URL", "NAMESPACE"]
 LAB_HEADERS = ["LAB", "NODES", "MANAGERS", "RUNNING"]
@@ -95,7 +88,7 @@ def down(name: str | None, all_labs: bool) -> None:
 
 @lab.command("ls")
 @_name_option
-@_format_option
+@output_option
 def ls_cmd(name: str | None, fmt: str) -> None:
     """List the lab's nodes; with several labs and no --name, list the labs."""
     labs = _core().list_labs()

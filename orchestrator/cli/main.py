@@ -91,8 +91,6 @@ for group in (swarm, node, network, service, exec_cmd, lab):
     cli.add_command(group)
 
 
-
-
 def main() -> int:
     """Run the CLI; every error is one `Error: ...` line (usage errors exit 2, others 1)."""
     try:

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from netagent.lab import nodes, record, underlay
+from netagent.lab.driver import wait_for as lab_wait_for
 from netagent.lab.topology import Topology
 
 pytestmark = [
@@ -34,15 +34,7 @@ VXSWARM = [sys.executable, "-m", "orchestrator.cli.main"]
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 45.0) -> Any:
-    """Poll until probe() is truthy; fail naming what we waited for and the last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    return lab_wait_for(what, probe, timeout=timeout)
 
 
 class CliLab:
