@@ -275,10 +275,28 @@ def test_bad_and_rotated_tokens_are_refused(lab):
     assert manager_tok != old
     new = lab.run("swarm", "join-token", "--rotate", "-q", "worker", check=True).out.strip()
     assert new != old
-    # worker1 leaves, then tries to come back with the rotated-away token and a garbled one.
-    lab.run("swarm", "leave", node="worker1", check=True)
+    # worker1 leaves (with a task running there), then tries to come back with the
+    # rotated-away token and a garbled one.
+    with service(lab, "left", *SLEEPER, replicas=3):
+        lab.run("swarm", "leave", node="worker1", check=True)
     try:
         assert "worker1" not in node_states(lab)
+        prefix = f"{lab.node_ns('worker1')}-"
+        assert not [ns for ns in lab.lab_namespaces() if ns.startswith(prefix)]
+        rules = subprocess.run(
+            ["ip", "netns", "exec", lab.node_ns("worker1"), "iptables-save"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "vxswarm" not in rules
+        links = subprocess.run(
+            ["ip", "-n", lab.node_ns("worker1"), "-o", "link"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "vx_gwbridge" not in links
         res = lab.run("swarm", "join", "--token", old, "192.168.56.11:2377", node="worker1")
         assert res.code != 0 and "rotated" in res.err
         res = lab.run(
