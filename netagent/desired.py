@@ -68,6 +68,52 @@ class RemoteEndpoint(_Frozen):
     task_name: str = ""
 
 
+class PortProtocol(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class PublishMode(StrEnum):
+    INGRESS = "ingress"  # every node answers, spread over all tasks (the routing mesh)
+    HOST = "host"  # only nodes running a task answer, to their local task
+
+
+class EndpointMode(StrEnum):
+    VIP = "vip"  # the service name resolves to one virtual IP, load-balanced by the kernel
+    DNSRR = "dnsrr"  # the service name resolves to the task IPs
+
+
+class PublishedPort(_Frozen):
+    published: int = Field(ge=1, le=65535)
+    target: int = Field(ge=1, le=65535)
+    protocol: PortProtocol = PortProtocol.TCP
+    mode: PublishMode = PublishMode.INGRESS
+
+    def __str__(self) -> str:
+        """As `docker service ls` prints it: *:8080->80/tcp."""
+        return f"*:{self.published}->{self.target}/{self.protocol}"
+
+
+class Backend(_Frozen):
+    """A running task of a service, as seen on one network."""
+
+    task_id: str
+    task_name: str  # "web.1"
+    ip: IPv4Address
+    aliases: tuple[str, ...] = ()
+
+
+class ServiceEndpoint(_Frozen):
+    """A service attached to a network: what DNS answers and the VIP balances over there."""
+
+    service_id: str
+    name: str
+    mode: EndpointMode = EndpointMode.VIP
+    vip: IPv4Address | None = None  # None with mode dnsrr
+    #: Running tasks that are not being stopped, cluster-wide, sorted by task name.
+    backends: tuple[Backend, ...] = ()
+
+
 class NetworkState(_Frozen):
     """An overlay network this node takes part in."""
 
@@ -79,6 +125,10 @@ class NetworkState(_Frozen):
     mtu: int = OVERLAY_MTU
     #: Every endpoint of this network on other nodes (not this node's own tasks).
     peers: tuple[RemoteEndpoint, ...] = ()
+    #: Every service attached to this network (for DNS and VIP load balancing).
+    services: tuple[ServiceEndpoint, ...] = ()
+    #: True for the routing mesh's network (VNI 4096): no DNS, no VIPs on it.
+    ingress: bool = False
 
 
 class Attachment(_Frozen):
@@ -122,6 +172,37 @@ class TaskAssignment(_Frozen):
         return self.id[:12]
 
 
+class IngressPort(_Frozen):
+    """A port published in ingress mode: every node answers on it."""
+
+    published: int = Field(ge=1, le=65535)
+    target: int = Field(ge=1, le=65535)
+    protocol: PortProtocol = PortProtocol.TCP
+    service_id: str
+    service_name: str
+    #: Ingress-network addresses of the service's running tasks, cluster-wide, sorted.
+    backends: tuple[IPv4Address, ...] = ()
+
+
+class IngressState(_Frozen):
+    """This node's part of the routing mesh."""
+
+    network_id: str  # the ingress network, also listed in NodeDesiredState.networks
+    #: This node's ingress sandbox address on the ingress network (its MAC: task_mac(ip)).
+    sandbox_address: IPv4Interface
+    ports: tuple[IngressPort, ...] = ()
+
+
+class HostPort(_Frozen):
+    """A port published in host mode by a task running on this node."""
+
+    published: int = Field(ge=1, le=65535)
+    target: int = Field(ge=1, le=65535)
+    protocol: PortProtocol = PortProtocol.TCP
+    task_id: str
+    service_name: str
+
+
 class NodeDesiredState(_Frozen):
     """Everything one node must run; `version` grows with every change."""
 
@@ -129,6 +210,8 @@ class NodeDesiredState(_Frozen):
     version: int
     networks: tuple[NetworkState, ...] = ()
     tasks: tuple[TaskAssignment, ...] = ()
+    ingress: IngressState | None = None
+    host_ports: tuple[HostPort, ...] = ()
 
 
 class TaskStatus(_Frozen):
@@ -151,6 +234,15 @@ def network_gateway(subnet: IPv4Network) -> IPv4Address:
 
 __all__ = [
     "Attachment",
+    "Backend",
+    "EndpointMode",
+    "HostPort",
+    "IngressPort",
+    "IngressState",
+    "PortProtocol",
+    "PublishMode",
+    "PublishedPort",
+    "ServiceEndpoint",
     "DesiredTaskState",
     "NetworkState",
     "NodeDesiredState",
