@@ -66,6 +66,9 @@ class NodeIdentity(_Wire):
 class HeartbeatRequest(_Wire):
     node_id: str
     statuses: list[TaskStatus] = []
+    #: Digest of the last desired state this node applied: the manager waits on it
+    #: before it stops a task that is leaving the load balancers.
+    applied_digest: str = ""
 
 
 class HeartbeatResponse(_Wire):
@@ -134,7 +137,11 @@ class Session:
     def _heartbeats(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            body = HeartbeatRequest(node_id=self.identity.node_id, statuses=self._statuses())
+            body = HeartbeatRequest(
+                node_id=self.identity.node_id,
+                statuses=self._statuses(),
+                applied_digest=self.applied_digest,
+            )
             try:
                 resp = self._http.post(
                     "/v1/dispatcher/heartbeat", content=body.model_dump_json(), timeout=5

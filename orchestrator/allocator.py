@@ -135,26 +135,47 @@ class AddressBook:
     tasks created in the same tick never get the same address.
     """
 
-    def __init__(self, networks: Mapping[str, Network], tasks: Iterable[Task]):
+    def __init__(
+        self,
+        networks: Mapping[str, Network],
+        tasks: Iterable[Task],
+        reserved: Iterable[tuple[str, IPv4Address]] = (),
+    ):
+        """`reserved`: (network id, address) pairs held by others (VIPs, ingress sandboxes)."""
         self.networks = networks
         self._in_use: dict[str, set[IPv4Address]] = {nid: set() for nid in networks}
         for t in tasks:
             for a in t.attachments:
                 self._in_use.setdefault(a.network_id, set()).add(a.address.ip)
+        for nid, ip in reserved:
+            self._in_use.setdefault(nid, set()).add(ip)
+        self.ingress_id = next((n.id for n in networks.values() if n.spec.ingress), None)
+
+    def allocate(self, network_id: str) -> IPv4Interface:
+        """The lowest free address of one network, with the network's prefix."""
+        network = self.networks[network_id]
+        ip = allocate_address(network, self._in_use.setdefault(network_id, set()))
+        return IPv4Interface(f"{ip}/{network.subnet.prefixlen}")
 
     def attach(self, service: Service) -> list[TaskAttachment]:
         """One attachment per network of `service`, all or none (Conflict if one is full)."""
         made: list[TaskAttachment] = []
+        wanted = [
+            (nid, list(spec.aliases))
+            for spec, nid in zip(service.spec.networks, service.network_ids, strict=True)
+        ]
+        if service.spec.ingress_ports and self.ingress_id:
+            # The routing mesh reaches the task on the ingress network, after its own ones.
+            wanted.append((self.ingress_id, []))
         try:
-            for spec, nid in zip(service.spec.networks, service.network_ids, strict=True):
-                network = self.networks[nid]
-                ip = allocate_address(network, self._in_use.setdefault(nid, set()))
+            for nid, aliases in wanted:
+                address = self.allocate(nid)
                 made.append(
                     TaskAttachment(
                         network_id=nid,
-                        address=IPv4Interface(f"{ip}/{network.subnet.prefixlen}"),
-                        mac=task_mac(ip),
-                        aliases=list(spec.aliases),
+                        address=address,
+                        mac=task_mac(address.ip),
+                        aliases=aliases,
                     )
                 )
         except BaseException:

@@ -14,6 +14,7 @@ calls and a tick; `Notifier` wakes agents' long-polls when the store changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import socket
@@ -36,6 +37,8 @@ from orchestrator.objects import NodeRole
 
 log = logging.getLogger(__name__)
 
+#: Longest a CLI write waits for every node to apply its result.
+SETTLE_TIMEOUT = 8.0
 NOT_IN_SWARM = (
     'This node is not a swarm manager. Use "vxswarm swarm init" or "vxswarm swarm join" to '
     "connect this node to swarm and try again."
@@ -146,6 +149,29 @@ class Daemon:
         if self.manager is not None:
             self.manager.tick()
         self.notifier.notify()
+
+    async def settle(self, timeout: float = SETTLE_TIMEOUT) -> bool:
+        """After a write: reconcile, then wait until every Ready node applied the result.
+
+        So that when `service rm` or `service scale` returns, no node's DNS or load
+        balancer still answers with what was removed. Bounded: a stuck node does not
+        hang the CLI (False then).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.changed()
+        while self.manager is not None:
+            wake = self.notifier.current
+            if self.manager.synced():
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(remaining, 0.25))
+            if self.manager.tick():
+                self.notifier.notify()
+        return False
 
     # what this node is ------------------------------------------------------------------
 

@@ -33,7 +33,22 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.errors import NotFound
-from orchestrator.objects import Cluster, Network, Node, NodeStatus, Task, TaskObservedStatus
+from orchestrator.endpoint_state import (
+    host_ports,
+    ingress_sandbox_peers,
+    ingress_state,
+    service_endpoints,
+)
+from orchestrator.endpoints import ingress_network
+from orchestrator.objects import (
+    Cluster,
+    Network,
+    Node,
+    NodeStatus,
+    Service,
+    Task,
+    TaskObservedStatus,
+)
 from orchestrator.store import Store
 from orchestrator.tokens import check_node_secret
 
@@ -75,10 +90,17 @@ def build_desired_state(
     nodes: Sequence[Node],
     networks: Sequence[Network],
     tasks: Sequence[Task],
+    services: Sequence[Service] = (),
 ) -> NodeDesiredState:
     """The node's desired state from a snapshot of the store (pure)."""
     by_node = {n.id: n for n in nodes}
     by_net = {n.id: n for n in networks}
+    ingress_net = ingress_network(networks)
+    ingress = (
+        ingress_state(by_node[node_id], ingress_net, services, tasks, by_node)
+        if ingress_net and node_id in by_node
+        else None
+    )
     mine = sorted(
         (t for t in tasks if on_node(t, node_id)),
         key=lambda t: (t.service_name, t.slot, t.created_at, t.id),
@@ -110,7 +132,11 @@ def build_desired_state(
                 attachments=attachments,
             )
         )
+    if ingress is not None:
+        net_ids.add(ingress.network_id)
     peers: dict[str, list[RemoteEndpoint]] = {nid: [] for nid in net_ids}
+    if ingress is not None:
+        peers[ingress.network_id] += ingress_sandbox_peers(node_id, by_node)
     for t in tasks:
         if t.node_id == node_id or not is_live_endpoint(t, by_node):
             continue
@@ -130,12 +156,21 @@ def build_desired_state(
             subnet=by_net[nid].subnet,
             gateway=by_net[nid].gateway,
             peers=tuple(sorted(peers[nid], key=lambda p: (int(p.ip), p.task_id))),
+            services=(
+                () if by_net[nid].spec.ingress else service_endpoints(nid, services, tasks, by_node)
+            ),
+            ingress=by_net[nid].spec.ingress,
         )
         for nid in net_ids
     ]
     states.sort(key=lambda n: (n.vni, n.id))
     return NodeDesiredState(
-        node_id=node_id, version=version, networks=tuple(states), tasks=tuple(assignments)
+        node_id=node_id,
+        version=version,
+        networks=tuple(states),
+        tasks=tuple(assignments),
+        ingress=ingress,
+        host_ports=host_ports(node_id, services, tasks),
     )
 
 
@@ -177,6 +212,8 @@ class Dispatcher:
         self._store = store
         self._started_at = started_at
         self._last_seen: dict[str, float] = {}
+        #: The digest of the desired state each node last reported as applied.
+        self._applied: dict[str, str] = {}
 
     def last_seen(self, node_id: str) -> float:
         """When the node last heartbeated (this manager's run); 0.0 if not since start."""
@@ -197,7 +234,17 @@ class Dispatcher:
             self._store.list("node", Node),
             self._store.list("network", Network),
             self._store.list("task", Task),
+            self._store.list("service", Service),
         )
+
+    def synced(self) -> bool:
+        """Has every READY node applied exactly what it should have now?"""
+        for node in self._store.list("node", Node):
+            if node.status != NodeStatus.READY:
+                continue
+            if self._applied.get(node.id) != digest(self.desired_state(node.id)):
+                return False
+        return True
 
     def authenticate(self, cluster: Cluster, node_id: str, secret: str) -> Node:
         """The node, if `secret` is its node secret; NotFound / PermissionDenied otherwise."""
@@ -216,10 +263,12 @@ class Dispatcher:
         secret: str,
         statuses: Iterable[TaskStatus],
         now: float,
+        applied_digest: str = "",
     ) -> set[str]:
         """Record a heartbeat; returns the ids of services whose tasks changed."""
         node = self.authenticate(cluster, node_id, secret)
         self._last_seen[node_id] = now
+        self._applied[node_id] = applied_digest
         touched: set[str] = set()
         with self._store.tx():
             if node.status != NodeStatus.READY:

@@ -24,11 +24,18 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from netagent.desired import DesiredTaskState, NodeDesiredState, TaskState, TaskStatus
-from netagent.errors import Conflict, InvalidArgument, NotFound, Unavailable
-from orchestrator import tokens
+from netagent.desired import (
+    DesiredTaskState,
+    NodeDesiredState,
+    PublishedPort,
+    TaskState,
+    TaskStatus,
+)
+from netagent.errors import Conflict, InvalidArgument, Unavailable
+from orchestrator import service_ops, tokens
 from orchestrator.allocator import allocate_subnet, allocate_vni, gateway_for
 from orchestrator.dispatch import Dispatcher
+from orchestrator.endpoints import address_book, ingress_network, make_ingress_network
 from orchestrator.objects import (
     Cluster,
     Network,
@@ -46,7 +53,6 @@ from orchestrator.store import Store, store_path
 from orchestrator.validation import (
     check_addr,
     check_hostname,
-    check_image,
     check_replicas,
     resolve,
     validate_spec,
@@ -66,7 +72,7 @@ class Manager:
         self._store = store
         self._clock = clock
         self._dispatcher = Dispatcher(store, started_at=clock())
-        self._reconciler = Reconciler(store)
+        self._reconciler = Reconciler(store, synced=self._dispatcher.synced)
         clusters = store.list("cluster", Cluster)
         if len(clusters) != 1:
             raise Unavailable(
@@ -119,9 +125,14 @@ class Manager:
             updated_at=now,
             last_heartbeat=now,
         )
+        ingress = make_ingress_network(now)
+        node = node.model_copy(
+            update={"ingress_addr": address_book([ingress], [], [], []).allocate(ingress.id)}
+        )
         store = Store.open(path)
         with store.tx():
             store.put("cluster", cluster)
+            store.put("network", ingress)
             store.put("node", node)
         manager = cls(store, clock=clock)
         manager._dispatcher.seen(node.id, now)
@@ -195,10 +206,25 @@ class Manager:
             with self._store.tx():
                 for old in replaced:
                     self._remove_node(old)
+                node.ingress_addr = self._ingress_address()
                 self._store.put("node", node)
             self._dispatcher.seen(node.id, now)
             log.info("node %s (%s) joined as %s", hostname, node.id, role)
             return node, tokens.node_secret(self.cluster, node.id)
+
+    def _ingress_address(self):
+        """A fresh ingress sandbox address for a node joining (None without ingress)."""
+        networks = self._store.list("network", Network)
+        ingress = ingress_network(networks)
+        if ingress is None:
+            return None
+        book = address_book(
+            networks,
+            self._store.list("task", Task),
+            self._store.list("service", Service),
+            self._store.list("node", Node),
+        )
+        return book.allocate(ingress.id)
 
     def _remove_node(self, node: Node) -> None:
         """Delete the node; the reconciler orphans and replaces its tasks."""
@@ -242,7 +268,9 @@ class Manager:
             )
         return self._with_heartbeat(node)
 
-    def heartbeat(self, node_id: str, secret: str, statuses: list[TaskStatus]) -> float:
+    def heartbeat(
+        self, node_id: str, secret: str, statuses: list[TaskStatus], applied_digest: str = ""
+    ) -> float:
         """Record a node's heartbeat and task statuses; returns the heartbeat period."""
         for s in statuses:
             if not isinstance(s, TaskStatus):
@@ -251,10 +279,15 @@ class Manager:
                 )
         with self._lock:
             touched = self._dispatcher.heartbeat(
-                self.cluster, node_id, secret, statuses, self._clock()
+                self.cluster, node_id, secret, statuses, self._clock(), applied_digest
             )
             self._reconciler.mark_dirty(touched)
             return self.cluster.heartbeat_period
+
+    def synced(self) -> bool:
+        """True once every READY node has applied its current desired state."""
+        with self._lock:
+            return self._dispatcher.synced()
 
     def authenticate(self, node_id: str, secret: str) -> Node:
         """The node if `secret` is its node secret; NotFound / PermissionDenied otherwise."""
@@ -346,46 +379,19 @@ class Manager:
     # -- services --------------------------------------------------------------------
 
     def create_service(self, spec: ServiceSpec) -> Service:
-        """Validate everything, then store the service; tasks appear on the next tick."""
-        spec = validate_spec(ServiceSpec, spec)
-        check_image(spec.image)
+        """Validate everything (ports, networks), allocate VIPs, store; tasks follow."""
         with self._lock:
-            if any(s.spec.name == spec.name for s in self._store.list("service", Service)):
-                raise Conflict(
-                    f"service {spec.name} already exists", obj=spec.name, op="create service"
-                )
-            networks = self._store.list("network", Network)
-            network_ids: list[str] = []
-            for attachment in spec.networks:
-                try:
-                    net = resolve(
-                        "network",
-                        attachment.target,
-                        networks,
-                        lambda n: n.id,
-                        lambda n: n.spec.name,
-                    )
-                except NotFound:
-                    raise NotFound(
-                        f"network {attachment.target} not found",
-                        obj=attachment.target,
-                        op="create service",
-                    ) from None
-                if net.id in network_ids:
-                    raise InvalidArgument(
-                        f"network {attachment.target} is attached twice: expected each "
-                        "network once",
-                        obj=attachment.target,
-                        op="create service",
-                    )
-                network_ids.append(net.id)
-            now = self._clock()
-            service = Service(
-                id=new_id(), spec=spec, network_ids=network_ids, created_at=now, updated_at=now
-            )
-            self._store.put("service", service)
+            service = service_ops.create_service(self._store, spec, self._clock())
             self._reconciler.mark_dirty([service.id])
-            log.info("service %s created (%d replicas)", spec.name, spec.replicas)
+            log.info("service %s created (%d replicas)", service.spec.name, service.spec.replicas)
+            return service
+
+    def update_ports(self, ref: str, add: list[PublishedPort], remove: list[int]) -> Service:
+        with self._lock:
+            service = service_ops.update_ports(
+                self._store, self.get_service(ref), add, remove, self._clock()
+            )
+            self._reconciler.mark_dirty([service.id])
             return service
 
     def list_services(self) -> list[tuple[Service, int]]:
@@ -426,14 +432,8 @@ class Manager:
         """Delete the service now; its tasks are told to stop and reaped once dead."""
         with self._lock:
             service = self.get_service(ref)
-            with self._store.tx():
-                for t in self._store.list("task", Task):
-                    if t.service_id == service.id and t.desired_state == DesiredTaskState.RUNNING:
-                        self._store.put(
-                            "task",
-                            t.model_copy(update={"desired_state": DesiredTaskState.SHUTDOWN}),
-                        )
-                self._store.delete("service", service.id)
+            # Its tasks drain (out of DNS and load balancers everywhere), then stop.
+            self._store.delete("service", service.id)
             self._reconciler.mark_dirty([service.id])
             log.info("service %s removed", service.spec.name)
 

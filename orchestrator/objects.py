@@ -13,9 +13,15 @@ import time
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from netagent.desired import DesiredTaskState, TaskState
+from netagent.desired import (
+    DesiredTaskState,
+    EndpointMode,
+    PublishedPort,
+    PublishMode,
+    TaskState,
+)
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
@@ -66,6 +72,8 @@ class Node(Model):
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
     last_heartbeat: float = 0.0
+    #: This node's ingress sandbox address on the ingress network (the routing mesh).
+    ingress_addr: IPv4Interface | None = None
 
 
 class Cluster(Model):
@@ -88,6 +96,8 @@ class NetworkSpec(Model):
     subnet: IPv4Network | None = None
     attachable: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
+    #: The routing mesh's network (made by `swarm init`, VNI 4096, 10.255.0.0/16).
+    ingress: bool = False
 
     @field_validator("name")
     @classmethod
@@ -127,6 +137,27 @@ class ServiceSpec(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     #: Seconds between a task's failure and its replacement (Swarm's restart delay, 5 s).
     restart_delay: float = Field(default=5.0, ge=0)
+    endpoint_mode: EndpointMode = EndpointMode.VIP
+    ports: list[PublishedPort] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ports_fit_the_endpoint(self) -> ServiceSpec:
+        seen: set[tuple[int, str]] = set()
+        for p in self.ports:
+            key = (p.published, str(p.protocol))
+            if key in seen:
+                raise ValueError(f"invalid ports: {p.published}/{p.protocol} is published twice")
+            seen.add(key)
+            if p.mode == PublishMode.INGRESS and self.endpoint_mode == EndpointMode.DNSRR:
+                raise ValueError(
+                    f"invalid ports: port {p.published} is published in ingress mode, which "
+                    "can't be used with endpoint mode dnsrr (use mode=host)"
+                )
+        return self
+
+    @property
+    def ingress_ports(self) -> list[PublishedPort]:
+        return [p for p in self.ports if p.mode == PublishMode.INGRESS]
 
     @field_validator("name")
     @classmethod
@@ -147,6 +178,10 @@ class Service(Model):
     spec: ServiceSpec
     #: Network ids resolved from spec.networks at create time.
     network_ids: list[str] = Field(default_factory=list)
+    #: The service's virtual IP on each of its networks (endpoint mode vip).
+    vips: dict[str, IPv4Interface] = Field(default_factory=dict)
+    #: Tasks made for an older service version than this are replaced.
+    restart_version: int = 0
     version: int = 1
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
@@ -187,6 +222,9 @@ class Task(Model):
     #: Set when the task died on its own: the manager's time after which its slot may
     #: get a replacement (now + the service's restart delay). 0.0 = no delay pending.
     restart_at: float = 0.0
+    #: When the manager began taking this task out of DNS and load balancers before
+    #: stopping it (0: not draining). It gets SIGTERM only once every node has applied that.
+    draining_since: float = 0.0
 
     @property
     def name(self) -> str:

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from netagent.desired import DesiredTaskState, TaskState
 from netagent.errors import Conflict
 from orchestrator.allocator import AddressBook
+from orchestrator.endpoints import address_book
 from orchestrator.objects import (
     Network,
     Node,
@@ -45,6 +46,8 @@ from orchestrator.store import Store
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 5
+#: Longest wait for every node to drop a stopping task from its answers before SIGTERM.
+DRAIN_TIMEOUT = 5.0
 #: Seconds between full passes over every service (catches anything no event marked).
 FULL_PASS_INTERVAL = 30.0
 
@@ -82,8 +85,11 @@ class Batch:
 class Reconciler:
     """Dirty-set driven reconciliation of every replicated service in one store."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, synced: Callable[[], bool] = lambda: True):
+        """`synced()` tells whether every node has applied its current desired state:
+        a draining task is stopped only then (or after DRAIN_TIMEOUT)."""
         self._store = store
+        self._synced = synced
         self._dirty: set[str] = set()
         self._retry: set[str] = set()
         self._last_full: float | None = None  # None: the first tick is a full pass
@@ -107,7 +113,9 @@ class Reconciler:
         self._dirty, self._retry = set(), set()
         try:
             batch = Batch(dict(originals))
-            book = AddressBook(networks, originals.values())
+            book = address_book(
+                networks.values(), originals.values(), services.values(), nodes.values()
+            )
             for sid in sorted(targets):
                 svc = services.get(sid)
                 if svc is None:
@@ -160,7 +168,9 @@ class Reconciler:
                     if t.node_id is None:
                         batch.delete(t, book)  # never reached a node: nothing to stop
                     else:
-                        batch.update(t, desired_state=DesiredTaskState.SHUTDOWN)
+                        self._stop(batch, t, now)
+                elif t.service_version < svc.restart_version:
+                    self._stop(batch, t, now)
             elif t.node_id is not None and node is None and not t.status.state.terminal:
                 self._lost_node(batch, t, nodes, now)
 
@@ -196,6 +206,23 @@ class Reconciler:
         for t in batch.of_service(svc.id):
             if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.NEW:
                 self._allocate(batch, t, svc, now, book)
+
+    def _stop(self, batch: Batch, task: Task, now: float) -> None:
+        """A planned stop: out of DNS and every load balancer first, then SIGTERM.
+
+        The task stays desired RUNNING while it drains; once every node has applied
+        a desired state without it (or DRAIN_TIMEOUT passed, e.g. a node is stuck),
+        it is told to shut down and gets its stop grace period.
+        """
+        if task.status.state != TaskState.RUNNING:
+            batch.update(task, desired_state=DesiredTaskState.SHUTDOWN)
+        elif not task.draining_since:
+            batch.update(task, draining_since=now)
+            batch.retry.add(task.service_id)
+        elif now - task.draining_since >= DRAIN_TIMEOUT or self._synced():
+            batch.update(task, desired_state=DesiredTaskState.SHUTDOWN)
+        else:
+            batch.retry.add(task.service_id)
 
     def _create(self, batch: Batch, svc: Service, slot: int, now: float) -> None:
         task = Task(
@@ -239,7 +266,7 @@ class Reconciler:
             if t.status.state.terminal or node is None or node.status == NodeStatus.DOWN:
                 batch.delete(t, book)
             elif t.desired_state == DesiredTaskState.RUNNING:
-                batch.update(t, desired_state=DesiredTaskState.SHUTDOWN)
+                self._stop(batch, t, now)
 
     # -- scheduling and writing --------------------------------------------------
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import BaseModel
 
+from netagent.desired import PublishedPort, task_mac
 from netagent.errors import InvalidArgument, NotFound, PermissionDenied
 from netagent.session import SECRET_HEADER, HeartbeatRequest, HeartbeatResponse, JoinRequest
 from netagent.taskexec import nsenter_argv
@@ -70,6 +71,11 @@ class LeaveRequest(BaseModel):
 
 class ScaleRequest(BaseModel):
     replicas: int
+
+
+class UpdateRequest(BaseModel):
+    publish_add: list[PublishedPort] = []
+    publish_rm: list[int] = []
 
 
 class ExecRequest(BaseModel):
@@ -180,27 +186,48 @@ async def network_list(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def network_inspect(request: web.Request, manager: Manager) -> web.Response:
     network = manager.get_network(request.match_info["ref"])
-    tasks = [
-        t
-        for t in manager.list_tasks(include_history=False)
-        if any(a.network_id == network.id for a in t.attachments)
-    ]
+    return json_response({**jsonable(network), **network_view(manager, network)})
+
+
+def network_view(manager: Manager, network) -> dict:
+    """Per node: its VTEP and the endpoints on this network; per service: its VIP."""
     nodes = {n.id: n for n in manager.list_nodes()}
-    endpoints = [
+    per_node: dict[str, dict] = {
+        n.hostname: {"vtep": str(n.addr), "endpoints": []} for n in nodes.values()
+    }
+    for t in manager.list_tasks(include_history=False):
+        node = nodes.get(t.node_id or "")
+        for a in t.attachments:
+            if node is not None and a.network_id == network.id:
+                per_node[node.hostname]["endpoints"].append(
+                    {
+                        "task": t.name,
+                        "task_id": t.id,
+                        "address": str(a.address),
+                        "mac": a.mac,
+                        "state": t.status.state,
+                    }
+                )
+    if network.spec.ingress:
+        for n in nodes.values():
+            if n.ingress_addr:
+                per_node[n.hostname]["endpoints"].append(
+                    {
+                        "task": "ingress-sbox",
+                        "address": str(n.ingress_addr),
+                        "mac": task_mac(n.ingress_addr.ip),
+                    }
+                )
+    services = [
         {
-            "task": t.name,
-            "task_id": t.id,
-            "node": nodes[t.node_id].hostname if t.node_id in nodes else "",
-            "vtep": str(nodes[t.node_id].addr) if t.node_id in nodes else "",
-            "address": str(a.address),
-            "mac": a.mac,
-            "state": t.status.state,
+            "service": s.spec.name,
+            "endpoint_mode": s.spec.endpoint_mode,
+            "vip": str(s.vips[network.id]) if network.id in s.vips else None,
         }
-        for t in tasks
-        for a in t.attachments
-        if a.network_id == network.id
+        for s, _ in manager.list_services()
+        if network.id in s.network_ids
     ]
-    return json_response({**jsonable(network), "endpoints": endpoints})
+    return {"nodes": per_node, "services": services}
 
 
 @routes.delete("/v1/networks/{ref}")
@@ -248,7 +275,16 @@ async def service_scale(request: web.Request, manager: Manager) -> web.Response:
     if body.replicas < 0:
         raise InvalidArgument(f"invalid replicas value {body.replicas}: expected 0 or more")
     service = manager.scale(request.match_info["ref"], body.replicas)
-    daemon_of(request).changed()
+    await daemon_of(request).settle()
+    return json_response(service)
+
+
+@routes.post("/v1/services/{ref}/update")
+@manager_route
+async def service_update(request: web.Request, manager: Manager) -> web.Response:
+    body = await parse_body(request, UpdateRequest)
+    service = manager.update_ports(request.match_info["ref"], body.publish_add, body.publish_rm)
+    await daemon_of(request).settle()
     return json_response(service)
 
 
@@ -256,7 +292,7 @@ async def service_scale(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def service_rm(request: web.Request, manager: Manager) -> web.Response:
     manager.remove_service(request.match_info["ref"])
-    daemon_of(request).changed()
+    await daemon_of(request).settle()
     return json_response({})
 
 
@@ -329,7 +365,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     manager = daemon_of(request).require_leader()
     req = await parse_body(request, HeartbeatRequest)
     secret = request.headers.get(SECRET_HEADER, "")
-    period = manager.heartbeat(req.node_id, secret, req.statuses)
+    period = manager.heartbeat(req.node_id, secret, req.statuses, req.applied_digest)
     daemon_of(request).changed()
     return json_response(HeartbeatResponse(heartbeat_period=period))
 

@@ -43,6 +43,38 @@ def parse_network_flag(value: str) -> dict:
     return {"target": target, "aliases": aliases}
 
 
+def parse_publish_flag(value: str) -> dict:
+    """'8080:80[/udp]' or 'published=8080,target=80[,protocol=udp][,mode=host]'."""
+    if "=" in value:
+        fields: dict[str, str] = {}
+        for part in value.split(","):
+            key, sep, val = part.partition("=")
+            if not sep or key not in ("published", "target", "protocol", "mode") or not val:
+                raise click.BadParameter(
+                    f"invalid field {part!r} in {value!r}: expected published=P,target=T"
+                    "[,protocol=tcp|udp][,mode=ingress|host]",
+                    param_hint="'--publish'",
+                )
+            fields[key] = val
+        if "published" not in fields or "target" not in fields:
+            raise click.BadParameter(
+                f"{value!r} needs both published= and target=", param_hint="'--publish'"
+            )
+        return fields
+    ports, _, proto = value.partition("/")
+    published, sep, target = ports.partition(":")
+    if not sep or not published.isdigit() or not target.isdigit():
+        raise click.BadParameter(
+            f"invalid port mapping {value!r}: expected PUBLISHED:TARGET[/tcp|udp]",
+            param_hint="'--publish'",
+        )
+    return {"published": published, "target": target, "protocol": proto or "tcp"}
+
+
+def ports_column(ports: list[dict]) -> str:
+    return ", ".join(f"*:{p['published']}->{p['target']}/{p['protocol']}" for p in ports)
+
+
 @service.command(context_settings={"allow_interspersed_args": False})
 @click.option("--name", required=True, help="Service name.")
 @click.option("--replicas", type=click.IntRange(min=0), default=1, show_default=True)
@@ -50,6 +82,16 @@ def parse_network_flag(value: str) -> dict:
 @click.option("-e", "--env", "env", multiple=True, help="Set environment variables KEY=VALUE.")
 @click.option("--stop-grace-period", type=Duration(), default="10s", show_default=True)
 @click.option("--label", "labels", multiple=True, help="Service labels KEY=VALUE.")
+@click.option(
+    "-p",
+    "--publish",
+    "publish",
+    multiple=True,
+    help="P:T[/udp] or published=P,target=T[,protocol=udp][,mode=host].",
+)
+@click.option(
+    "--endpoint-mode", type=click.Choice(["vip", "dnsrr"]), default="vip", show_default=True
+)
 @click.option("-d", "--detach", is_flag=True, help="Accepted for docker compatibility.")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -60,6 +102,8 @@ def create(
     env: tuple[str, ...],
     stop_grace_period: float,
     labels: tuple[str, ...],
+    publish: tuple[str, ...],
+    endpoint_mode: str,
     detach: bool,
     image: str,
     command: tuple[str, ...],
@@ -74,8 +118,29 @@ def create(
         "networks": [parse_network_flag(n) for n in networks],
         "stop_grace_period": stop_grace_period,
         "labels": dict(lbl.partition("=")[::2] for lbl in labels),
+        "ports": [parse_publish_flag(p) for p in publish],
+        "endpoint_mode": endpoint_mode,
     }
     click.echo(api().post("/v1/services", spec)["id"])
+
+
+@service.command()
+@click.option("--publish-add", multiple=True, help="Publish a port (as --publish).")
+@click.option("--publish-rm", multiple=True, help="Unpublish a port: PUBLISHED[/proto].")
+@click.argument("ref")
+def update(publish_add: tuple[str, ...], publish_rm: tuple[str, ...], ref: str) -> None:
+    """Update a service's published ports (more update flags come with rolling updates)."""
+    remove = []
+    for value in publish_rm:
+        port = value.split(":")[0].split("/")[0]
+        if not port.isdigit():
+            raise click.BadParameter(
+                f"invalid port {value!r}: expected PUBLISHED[/proto]", param_hint="'--publish-rm'"
+            )
+        remove.append(int(port))
+    body = {"publish_add": [parse_publish_flag(p) for p in publish_add], "publish_rm": remove}
+    api().post(f"/v1/services/{ref}/update", body)
+    click.echo(ref)
 
 
 @service.command("ls")
@@ -140,6 +205,16 @@ def inspect(pretty: bool, refs: tuple[str, ...]) -> None:
         click.echo(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
         if s.get("network_ids"):
             click.echo(f"Networks:\t{' '.join(nets.get(n, n) for n in s['network_ids'])}")
+        click.echo(f"Endpoint Mode:\t{spec['endpoint_mode']}")
+        for nid, vip in s.get("vips", {}).items():
+            click.echo(f" VIP:\t\t{vip} on {nets.get(nid, nid)}")
+        if spec["ports"]:
+            click.echo("Ports:")
+            for p in spec["ports"]:
+                click.echo(
+                    f" PublishedPort = {p['published']}\n  Protocol = {p['protocol']}"
+                    f"\n  TargetPort = {p['target']}\n  PublishMode = {p['mode']}"
+                )
 
 
 @service.command()

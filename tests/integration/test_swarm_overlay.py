@@ -156,7 +156,7 @@ def test_underlay_capture_shows_vxlan_with_the_network_vni_and_inner_task_ips(la
         finally:
             sniffer.kill()
         seen = json.loads(out)
-        vni = lab.json("network", "ls")[0]["vni"]
+        vni = next(n["vni"] for n in lab.json("network", "ls") if n["spec"]["name"] == "webnet")
         assert seen, "no VXLAN packet captured on the underlay"
         assert {p["vni"] for p in seen} == {vni}
         assert [overlay_ip(src), overlay_ip(dst)] in [p["inner"] for p in seen]

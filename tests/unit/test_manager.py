@@ -13,6 +13,7 @@ from orchestrator.objects import (
     NetworkSpec,
     NodeRole,
     NodeStatus,
+    Service,
     ServiceSpec,
     Task,
 )
@@ -59,7 +60,7 @@ class Swarm:
     def id(self, hostname: str) -> str:
         return self.nodes[hostname].id
 
-    def web(self, replicas: int = 3, **kw) -> None:
+    def web(self, replicas: int = 3, **kw) -> Service:
         spec = ServiceSpec(
             name="web",
             image="whoami",
@@ -67,7 +68,7 @@ class Swarm:
             networks=[NetworkAttachmentSpec(target="webnet")],
             **kw,
         )
-        self.m.create_service(spec)
+        return self.m.create_service(spec)
 
     def advance(self, seconds: float) -> None:
         self.clock.t += seconds
@@ -98,7 +99,13 @@ class Swarm:
                 )
                 for t in ds.tasks
             ]
-            self.m.heartbeat(self.id(name), self.secrets[name], statuses)
+            self.m.heartbeat(self.id(name), self.secrets[name], statuses, digest(ds))
+
+    def settle(self) -> None:
+        """Agents apply and report twice: draining tasks get stopped, stopped ones reaped."""
+        for _ in range(2):
+            self.run_all()
+            self.tick()
 
     def current(self) -> list[Task]:
         return self.m.list_tasks(include_history=False)
@@ -236,16 +243,18 @@ def test_duplicate_service_name_is_refused(swarm):
 
 
 def test_ticks_assign_three_tasks_spread_over_three_nodes(swarm):
-    swarm.web(3)
+    service = swarm.web(3)
+    # As in the Swarm articles: the VIP is allocated first, then the tasks.
+    assert [str(v) for v in service.vips.values()] == ["10.0.0.2/24"]
     assert swarm.tick() is True
     tasks = swarm.current()
     assert [t.name for t in tasks] == ["web.1", "web.2", "web.3"]
     assert {t.status.state for t in tasks} == {TaskState.ASSIGNED}
     assert swarm.placement() == {1: "manager1", 2: "worker1", 3: "worker2"}
     assert [str(t.attachments[0].address) for t in tasks] == [
-        "10.0.0.2/24",
         "10.0.0.3/24",
         "10.0.0.4/24",
+        "10.0.0.5/24",
     ]
     assert swarm.tick() is False  # nothing left to do writes nothing
 
@@ -363,6 +372,10 @@ def test_scale_up_then_down_keeps_the_lowest_slots(swarm):
     assert swarm.m.list_services()[0][1] == 6
     swarm.m.scale("web", 2)
     swarm.tick()
+    # 3..6 first leave DNS and the load balancers (draining), still running.
+    assert [t.slot for t in swarm.current() if not t.draining_since] == [1, 2]
+    swarm.run_all()  # every agent applied a state without them
+    swarm.tick()
     assert [t.slot for t in swarm.current()] == [1, 2]
     assert len(swarm.m.list_tasks(service="web")) == 6  # 3..6 shutting down
     swarm.run_all()  # agents stop them
@@ -384,9 +397,12 @@ def test_service_rm_deletes_the_service_now_and_its_tasks_once_stopped(swarm):
     swarm.m.remove_service("web")
     with pytest.raises(NotFound):
         swarm.m.get_service("web")
-    assert {t.desired_state for t in swarm.m.list_tasks()} == {DesiredTaskState.SHUTDOWN}
+    swarm.tick()
+    assert all(t.draining_since for t in swarm.m.list_tasks())
     swarm.run_all()
     swarm.tick()
+    assert {t.desired_state for t in swarm.m.list_tasks()} == {DesiredTaskState.SHUTDOWN}
+    swarm.settle()
     assert swarm.m.list_tasks() == []
 
 
@@ -401,8 +417,9 @@ def test_network_rm_is_refused_while_a_service_uses_it(swarm):
         swarm.m.remove_network("webnet")
     swarm.run_all()
     swarm.tick()
+    swarm.settle()
     swarm.m.remove_network("webnet")
-    assert swarm.m.list_networks() == []
+    assert [n.spec.name for n in swarm.m.list_networks()] == ["ingress"]
 
 
 def test_addresses_come_back_once_tasks_are_deleted(swarm):
@@ -410,11 +427,13 @@ def test_addresses_come_back_once_tasks_are_deleted(swarm):
     swarm.tick()
     swarm.run_all()
     swarm.m.remove_service("web")
-    swarm.run_all()
     swarm.tick()
-    swarm.web(1)
+    swarm.settle()
+    assert swarm.m.list_tasks() == []
+    service = swarm.web(1)
     swarm.tick()
-    assert str(swarm.current()[0].attachments[0].address) == "10.0.0.2/24"
+    assert [str(v) for v in service.vips.values()] == ["10.0.0.2/24"]
+    assert str(swarm.current()[0].attachments[0].address) == "10.0.0.3/24"
 
 
 def test_no_eligible_node_leaves_tasks_pending_with_the_reason_then_places_them(swarm):
@@ -510,18 +529,19 @@ def test_full_subnet_keeps_the_extra_task_new_with_the_reason(swarm):
     swarm.m.create_network(NetworkSpec(name="tiny", subnet="10.9.0.0/29"))
     swarm.m.create_service(
         ServiceSpec(
-            name="many", image="whoami", replicas=6, networks=[NetworkAttachmentSpec(target="tiny")]
+            name="many", image="whoami", replicas=5, networks=[NetworkAttachmentSpec(target="tiny")]
         )
     )
     swarm.tick()
     tasks = swarm.m.list_tasks(service="many")
-    assert [t.status.state for t in tasks].count(TaskState.ASSIGNED) == 5
+    # 6 hosts in a /29: the gateway (.1), the VIP (.2) and 4 tasks.
+    assert [t.status.state for t in tasks].count(TaskState.ASSIGNED) == 4
     (stuck,) = [t for t in tasks if t.status.state == TaskState.NEW]
-    assert stuck.slot == 6
+    assert stuck.slot == 5
     assert stuck.status.err == "network tiny (10.9.0.0/29) has no free address left"
-    swarm.m.scale("many", 5)
+    swarm.m.scale("many", 4)
     swarm.tick()
-    assert len(swarm.m.list_tasks(service="many")) == 5
+    assert len(swarm.m.list_tasks(service="many")) == 4
 
 
 def test_service_rm_deletes_unplaced_tasks_and_tasks_on_down_nodes_at_once(swarm):
@@ -538,9 +558,9 @@ def test_service_rm_deletes_unplaced_tasks_and_tasks_on_down_nodes_at_once(swarm
     left = swarm.m.list_tasks()
     # Only tasks on READY nodes that have not yet confirmed the stop remain.
     assert {swarm.m.get_node(t.node_id).hostname for t in left} <= {"manager1", "worker1"}
-    assert all(t.desired_state == DesiredTaskState.SHUTDOWN for t in left)
-    swarm.run_all()
-    swarm.tick()
+    assert all(t.draining_since or t.desired_state == DesiredTaskState.SHUTDOWN for t in left)
+    swarm.settle()
+    swarm.settle()
     assert swarm.m.list_tasks() == []
 
 
