@@ -56,6 +56,7 @@ class DaemonConfig:
     ns_prefix: str = "vx"
     port: int = MANAGER_PORT
     listen_addr: str = "0.0.0.0"
+    resolv_conf: Path = Path("/etc/resolv.conf")
 
     @property
     def socket_path(self) -> Path:

@@ -84,6 +84,10 @@ def start_daemon(node: LabNode) -> ProcessRecord:
             node.name,
             "--ns-prefix",
             node.netns,
+            # A lab node is a machine of its own: its /etc/resolv.conf lives in its state
+            # dir, absent by default (the lab has no way out, so names fail fast).
+            "--resolv-conf",
+            str(node.state_dir / "resolv.conf"),
         ),
     ]
     # A stale socket from a killed daemon would make readiness look true before the bind.

@@ -46,8 +46,20 @@ def cli() -> None:
 )
 @click.option("--port", default=2377, show_default=True, help="TCP port of the node API.")
 @click.option("--listen-addr", default="0.0.0.0", show_default=True)
+@click.option(
+    "--resolv-conf",
+    type=click.Path(path_type=Path),
+    default="/etc/resolv.conf",
+    show_default=True,
+    help="The node's upstream DNS servers, for names outside the cluster (re-read on change).",
+)
 def daemon(
-    state_dir: Path, hostname: str | None, ns_prefix: str, port: int, listen_addr: str
+    state_dir: Path,
+    hostname: str | None,
+    ns_prefix: str,
+    port: int,
+    listen_addr: str,
+    resolv_conf: Path,
 ) -> None:
     """Run the node daemon (agent, and manager after swarm init). Needs root."""
     import socket
@@ -62,6 +74,7 @@ def daemon(
             ns_prefix=ns_prefix,
             port=port,
             listen_addr=listen_addr,
+            resolv_conf=resolv_conf,
         )
     )
 
