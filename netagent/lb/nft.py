@@ -1,0 +1,90 @@
+"""Loads vxswarm's nft table into a namespace, only when its text changed.
+
+Owns `table ip vxswarm` in every namespace it is asked to fill (overlay
+sandboxes, the ingress sandbox, the node namespace). Each load is one `nft -f -`
+run inside the namespace (`nsenter --net=...`, as netagent.iptables does): one
+atomic transaction that replaces the whole table, so a reader never sees half a
+ruleset and a failed load leaves the old one in place. The text last loaded per
+namespace is kept in memory, so an unchanged desired state costs no process at
+all; a restarted daemon reloads once, which is harmless.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import subprocess
+
+from netagent.errors import KernelError
+from netagent.lb import rules
+from netagent.netns import nsenter_argv
+
+log = logging.getLogger(__name__)
+
+NFT = shutil.which("nft") or "/usr/sbin/nft"
+
+
+def _run(ns: str | None, args: list[str], script: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [*nsenter_argv(ns), NFT, *args]
+    try:
+        return subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise KernelError(
+            f"nft in {ns or 'node ns'}: {exc.strerror} (is the nftables package installed?)",
+            obj=ns or "node ns",
+            op="nft",
+            errno=exc.errno,
+        ) from exc
+
+
+def list_table(ns: str | None) -> str:
+    """`nft list table ip vxswarm` in `ns`; '' when there is none."""
+    res = _run(ns, ["list", "table", rules.FAMILY, rules.TABLE])
+    return res.stdout if res.returncode == 0 else ""
+
+
+class TableLoader:
+    """Loads `table ip vxswarm` per namespace, remembering what each holds."""
+
+    def __init__(self) -> None:
+        #: namespace (None = the node namespace when the daemon runs inside it) -> text.
+        self._loaded: dict[str | None, str] = {}
+
+    def ensure(self, ns: str | None, table_text: str) -> bool:
+        """Make the namespace's table equal `table_text` ('' = no table); True if loaded now."""
+        if self._loaded.get(ns) == table_text:
+            return False
+        if not table_text and ns not in self._loaded:
+            # Never loaded by this daemon: a leftover table is still removed, quietly.
+            self._load(ns, rules.replace_script(""))
+            self._loaded[ns] = ""
+            return False
+        self._load(ns, rules.replace_script(table_text))
+        self._loaded[ns] = table_text
+        return True
+
+    def forget(self, ns: str | None) -> None:
+        """The namespace is gone (or about to be): drop what we knew of it."""
+        self._loaded.pop(ns, None)
+
+    def _load(self, ns: str | None, script: str) -> None:
+        res = _run(ns, ["-f", "-"], script)
+        if res.returncode != 0:
+            self._loaded.pop(ns, None)  # unknown now: the next ensure reloads it
+            raise KernelError(
+                f"nft -f in {ns or 'node ns'}: {res.stderr.strip()}",
+                obj=ns or "node ns",
+                op="nft load",
+                errno=errno.EINVAL,
+            )
+
+
+def delete_table(ns: str | None) -> bool:
+    """Delete `table ip vxswarm` in `ns` if present; True if it was there.
+
+    Deleting through `replace_script("")` succeeds whether or not the table exists,
+    so no error text needs reading; the listing before says whether it was there."""
+    existed = bool(list_table(ns))
+    TableLoader()._load(ns, rules.replace_script(""))
+    return existed

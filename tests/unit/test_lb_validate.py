@@ -1,0 +1,94 @@
+"""Bad load-balancing input is refused with one line naming the value, before any change."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface
+
+import pytest
+
+from netagent.desired import (
+    Attachment,
+    Backend,
+    HostPort,
+    IngressPort,
+    IngressState,
+    NetworkState,
+    NodeDesiredState,
+    ServiceEndpoint,
+    TaskAssignment,
+    TaskSpec,
+)
+from netagent.errors import InvalidArgument
+from netagent.lb.validate import check_lb
+
+TASK = TaskAssignment(
+    id="abcdef0123456789", name="web.1", service_id="s1", service_name="web", slot=1,
+    spec=TaskSpec(image="whoami"), desired_state="running",
+    attachments=(Attachment(network_id="net1", address=IPv4Interface("10.0.0.3/24"),
+                            mac="02:42:0a:00:00:03"),),
+)  # fmt: skip
+INGRESS_NET = NetworkState(id="ing", name="ingress", vni=4096, subnet="10.255.0.0/16",
+                           gateway="10.255.0.1", ingress=True)  # fmt: skip
+
+
+def state(services=(), ingress=None, host_ports=(), ingress_net=INGRESS_NET) -> NodeDesiredState:
+    net = NetworkState(id="net1", name="webnet", vni=4097, subnet="10.0.0.0/24",
+                       gateway="10.0.0.1", services=tuple(services))  # fmt: skip
+    nets = (net, ingress_net) if ingress_net is not None else (net,)
+    return NodeDesiredState(node_id="n1", version=1, networks=nets, tasks=(TASK,),
+                            ingress=ingress, host_ports=tuple(host_ports))  # fmt: skip
+
+
+def web(vip="10.0.0.2", backend_ip="10.0.0.3", sid="s1", name="web") -> ServiceEndpoint:
+    return ServiceEndpoint(
+        service_id=sid, name=name, vip=IPv4Address(vip),
+        backends=(Backend(task_id="t", task_name="web.1", ip=IPv4Address(backend_ip)),),
+    )  # fmt: skip
+
+
+def ingress(port=8080, backends=("10.255.0.3",)) -> IngressState:
+    return IngressState(
+        network_id="ing", sandbox_address=IPv4Interface("10.255.0.250/16"),
+        ports=(IngressPort(published=port, target=80, service_id="s1", service_name="web",
+                           backends=tuple(IPv4Address(b) for b in backends)),),
+    )  # fmt: skip
+
+
+def test_a_consistent_state_passes():
+    check_lb(state([web()], ingress(), [HostPort(published=9000, target=80, task_id=TASK.id,
+                                                 service_name="web")]))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("desired", "message"),
+    [
+        (state([web(vip="10.0.1.2")]),
+         "invalid address 10.0.1.2 for the VIP of service web on network 'webnet': expected "
+         "a host address in 10.0.0.0/24 other than the gateway 10.0.0.1"),
+        (state([web(backend_ip="10.0.0.1")]),
+         "invalid address 10.0.0.1 for backend web.1 of service web on network 'webnet'"),
+        (state([web(), web(sid="s2", name="api")]),
+         "VIP 10.0.0.2 is given to services web and api on network 'webnet': expected one "
+         "service per VIP"),
+        (state([web(sid='s"1')]),
+         "invalid service id 's\"1': expected up to 64 letters, digits, '.', '_' or '-'"),
+        (state(ingress=ingress(), ingress_net=None),
+         "unknown ingress network 'ing': expected the id of a listed network with "
+         "ingress=True (listed: none)"),
+        (state(ingress=ingress(backends=("10.0.0.3",))),
+         "invalid address 10.0.0.3 for an ingress backend of service web on network "
+         "'ingress'"),
+        (state(ingress=ingress(), host_ports=[HostPort(published=8080, target=80,
+                                                       task_id=TASK.id, service_name="api")]),
+         "port 8080/tcp is published by service web (ingress) and service api (host): "
+         "expected each published port once per node"),
+        (state(host_ports=[HostPort(published=9000, target=80, task_id="nosuchtask",
+                                    service_name="api")]),
+         "host port 9000/tcp names task 'nosuchtask': expected a task listed for this node"),
+    ],
+)  # fmt: skip
+def test_bad_values_are_named_in_one_line(desired, message):
+    with pytest.raises(InvalidArgument) as err:
+        check_lb(desired)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
