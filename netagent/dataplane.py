@@ -9,12 +9,15 @@ is done by modules with one job each:
   endpoint.py  per-task netns and veths (a transaction)
   process.py   the task shim processes and the exit watcher thread
   records.py   JSON records of everything made, written ahead of the kernel step
+  lb/          service VIPs, the ingress sandbox and published ports (nftables)
   wipe.py      teardown from the records (also offline: `wipe_node`)
-Order in one apply: gateway bridge (when a task is to be built), then every
-network sandbox with its peers, then new tasks (PREPARING -> netns/veths ->
-STARTING -> RUNNING), then stops. Removal of a stopped task's netns waits for its
-process to exit (it may still be finishing requests during its grace period);
-a sandbox goes once no live task uses it.
+Order in one apply: gateway bridge (when a task is to be built or the node is in
+the routing mesh), then every network sandbox with its peers, then new tasks
+(PREPARING -> netns/veths -> STARTING -> RUNNING), then stops, then load balancing
+(it needs the networks' sandboxes and the tasks' gateway addresses). Removal
+of a stopped task's netns waits for its process to exit (it may still be
+finishing requests during its grace period); a sandbox goes once no live task
+uses it.
 
 Threads: apply/adopt/teardown run in the caller's thread; the watcher thread
 reports exits; one emitter thread calls `on_status`. One lock orders them.
@@ -32,6 +35,7 @@ from pathlib import Path
 from netagent import endpoint, gwbridge, netns, overlay, process
 from netagent.changes import ApplyResult, Change
 from netagent.desired import (
+    INGRESS_VNI,
     DesiredTaskState,
     NetworkState,
     NodeDesiredState,
@@ -39,7 +43,9 @@ from netagent.desired import (
     TaskState,
     TaskStatus,
 )
+from netagent.dns.node import NodeDns
 from netagent.errors import Conflict, NotFound, Unavailable, VxswarmError
+from netagent.lb import LoadBalancer
 from netagent.names import Names
 from netagent.records import NodeRecord, Records, TaskRecord, read_exit_file
 from netagent.tasks import (
@@ -73,6 +79,7 @@ class DataPlane:
         on_status: Callable[[TaskStatus], None] | None = None,
         *,
         workloads: Workloads | None = None,
+        dns: NodeDns | None = None,
     ):
         if node_ns is not None and not netns.exists(node_ns):
             raise NotFound(f"node namespace {node_ns!r} does not exist", obj=node_ns, op="init")
@@ -93,6 +100,9 @@ class DataPlane:
         self._gw_ready = False
         self._emitter = StatusEmitter(on_status)
         self._watcher = process.Watcher(self._on_exit)
+        self._lb = LoadBalancer(names, node_ns, self._label)
+        #: The embedded resolver (the daemon owns it); None: tasks get no cluster DNS.
+        self._dns = dns
 
     # -- public API ---------------------------------------------------------
 
@@ -100,6 +110,7 @@ class DataPlane:
     def apply(self, desired: NodeDesiredState) -> ApplyResult:
         """Make the kernel match `desired`; the changes made, each with its reason."""
         check_desired(desired)
+        LoadBalancer.check(desired)
         with self._lock:
             self._check_open()
             if not self._adopted:
@@ -116,7 +127,7 @@ class DataPlane:
                 node = pool.get(self.node_ns)
                 # Checked once per daemon life (and after a restart): an iptables -C costs
                 # a process; a periodic full pass is the place to catch later drift.
-                if new and not self._gw_ready:
+                if (new or desired.ingress is not None) and not self._gw_ready:
                     self._save_node()  # write-ahead: the node record names the bridge
                     result.changes += gwbridge.ensure_gw_bridge(
                         node, self.node_ns, self._label, self._node
@@ -125,11 +136,17 @@ class DataPlane:
                     self._gw_ready = True
                 for net in desired.networks:
                     self._ensure_network(pool, net, result)
+                if self._dns is not None:
+                    # Before any task starts or stops: answers follow the cluster at once.
+                    self._dns.update(desired.networks)
                 for task in desired.tasks:
                     self._reconcile_task(pool, task, networks, result)
-            wanted = {t.id for t in desired.tasks}
-            for task_id in [tid for tid in self._tasks if tid not in wanted]:
-                self._stop(self._tasks[task_id], REMOVE, result)
+                wanted = {t.id for t in desired.tasks}
+                for task_id in [tid for tid in self._tasks if tid not in wanted]:
+                    self._stop(self._tasks[task_id], REMOVE, result)
+                result.changes += self._lb.apply(
+                    pool, desired, self._node, self._tasks.values(), self._save_node
+                )
             self._gc_sandboxes(result)
         log.log(logging.INFO if result.changed else logging.DEBUG, "%s", result)
         return result
@@ -181,6 +198,9 @@ class DataPlane:
                 if not rec.state.terminal:
                     set_state(rec, TaskState.SHUTDOWN, "shutdown")
                     self._emitter.emit(rec)
+            if self._dns is not None:  # its sockets would keep the namespaces alive
+                for rec in self._tasks.values():
+                    self._dns.detach(rec.task_id, rec.netns)
             remove_all(self._node, self._tasks.values(), self.node_ns, self._label, self.names)
             self._records.drop_all()
             self._tasks.clear()
@@ -257,6 +277,8 @@ class DataPlane:
         result: ApplyResult,
     ) -> None:
         used = [r.gw_address for r in self._tasks.values()]
+        if self._node.ingress is not None:
+            used.append(self._node.ingress.gw_address)
         rec = endpoint.plan_record(self.names, task, networks, gwbridge.allocate(used))
         rec.exit_file = str(self._records.exit_file(task.id))
         rec.log_file = str(self._records.log_file(task.id))
@@ -277,6 +299,11 @@ class DataPlane:
             self._fail(rec, TaskState.FAILED, _one_line(exc, task.id), result)
             return
         try:
+            if self._dns is not None:
+                # resolv.conf must exist before `ip netns exec` binds it, and the resolver
+                # must answer before the workload asks its first name.
+                self._dns.prepare(rec.netns)
+                self._dns.attach(task.id, rec.netns, _dns_networks(task.attachments, networks))
             spawned = process.spawn(
                 rec.netns, task.hostname, argv, env, Path(rec.exit_file), Path(rec.log_file)
             )
@@ -348,6 +375,8 @@ class DataPlane:
 
     def _forget(self, rec: TaskRecord) -> list[Change]:
         """Delete a stopped task's netns, veths and record."""
+        if self._dns is not None:
+            self._dns.detach(rec.task_id, rec.netns)
         try:
             changes = endpoint.remove(rec, self.node_ns)
         except VxswarmError as exc:
@@ -364,6 +393,13 @@ class DataPlane:
             if self._watcher.watch(rec.task_id, rec.pid, rec.start_time):
                 if rec.intent != RUNNING:  # it was being stopped: restart the deadline
                     self._watcher.stop(rec.task_id, rec.stop_grace_period)
+                elif self._dns is not None:  # a new daemon: open its resolver sockets again
+                    nets = [
+                        self._node.sandboxes[v].network_id
+                        for v in rec.vnis
+                        if v in self._node.sandboxes and v != INGRESS_VNI
+                    ]
+                    self._dns.attach(rec.task_id, rec.netns, nets)
                 return
         if rec.pid is not None and not rec.state.terminal:
             self._finish(rec)  # it ended while no agent watched
@@ -397,6 +433,15 @@ class DataPlane:
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable("data plane is closed", obj=self._label, op="apply")
+
+
+def _dns_networks(attachments, networks: dict[str, NetworkState]) -> list[str]:
+    """The networks a task resolves names on: its own, not the routing mesh's."""
+    return [
+        a.network_id
+        for a in attachments
+        if a.network_id in networks and not networks[a.network_id].ingress
+    ]
 
 
 def _one_line(exc: Exception, task_id: str) -> str:

@@ -67,7 +67,7 @@ def plan_record(
     )
 
 
-def _add_veth(
+def add_veth(
     ipr: IPRoute, where: str, host: str, bridge: str, task_ns: str, peer: dict[str, object]
 ) -> list[Change]:
     """veth `host` (in the namespace of `ipr`, enslaved to `bridge`, up) + peer in task_ns."""
@@ -113,7 +113,7 @@ def build(
             veth = record.veths[n]
             assert veth.netns is not None
             ifname = names.task_ifname(n)
-            changes += _add_veth(
+            changes += add_veth(
                 pool.get(veth.netns),
                 veth.netns,
                 veth.link,
@@ -132,7 +132,7 @@ def build(
             )
         gw_veth = record.veths[-1]
         gw_ifname = names.task_ifname(len(task.attachments))
-        changes += _add_veth(
+        changes += add_veth(
             pool.get(node_ns),
             node_label,
             gw_veth.link,

@@ -7,6 +7,7 @@ exactly these names, never by pattern.
 Namespaces (global, so they carry the node prefix):
   <prefix>-ov-<vni>              overlay sandbox: br0 + vx-<vni>, one per network
   <prefix>-t-<task name>-<id12>  a task: eth0.. on overlays, last on the gw bridge
+  <prefix>-ingress_sbox          the routing mesh's ingress sandbox (Docker's name)
 
 Links (IFNAMSIZ = 15; each lives in one node's namespaces, so the node is not
 in the name):
@@ -16,6 +17,9 @@ in the name):
   vg<id8>         host side of a task's gateway veth, on vx_gwbridge
   vx_gwbridge     the node's gateway bridge (docker_gwbridge's role)
   eth<n>          task side, inside the task namespace
+  vi-eth0         host side of the ingress sandbox's eth0, in the ingress
+                  network's sandbox on br0
+  vi-eth1         host side of the ingress sandbox's eth1, on vx_gwbridge
 
 The node prefix is `vx` on a VM; in the lab it is `vx-<lab>-<node>` so that
 two nodes, or two labs, on one box never collide.
@@ -51,6 +55,9 @@ class Names:
     def task_ns(self, task_name: str, task_id: str) -> str:
         return f"{self.prefix}-t-{task_name}-{task_id[:12]}"
 
+    def ingress_ns(self) -> str:
+        return f"{self.prefix}-ingress_sbox"
+
     def owns_ns(self, ns: str) -> bool:
         """True for namespaces this node's agent made (its own prefix)."""
         return ns.startswith(f"{self.prefix}-ov-") or ns.startswith(f"{self.prefix}-t-")
@@ -66,6 +73,11 @@ class Names:
     @staticmethod
     def task_gw_veth(task_id: str) -> str:
         return _link(f"vg{task_id[:8]}")
+
+    @staticmethod
+    def ingress_veth(index: int) -> str:
+        """Host side of the ingress sandbox's eth<index> (0: ingress overlay, 1: gw bridge)."""
+        return _link(f"vi-eth{index}")
 
     @staticmethod
     def task_ifname(index: int) -> str:

@@ -42,6 +42,18 @@ class SandboxRecord(_Record):
     vxlan: str
 
 
+class IngressRecord(_Record):
+    """The node's ingress sandbox (routing mesh), written before it is built."""
+
+    netns: str
+    #: Host side of eth0, in the ingress network's sandbox namespace `overlay_netns`.
+    overlay_netns: str
+    overlay_veth: str
+    #: Host side of eth1, on the gateway bridge in the node namespace.
+    gw_veth: str
+    gw_address: IPv4Interface
+
+
 class NodeRecord(_Record):
     """Node-wide objects, shared by every task and network."""
 
@@ -52,6 +64,10 @@ class NodeRecord(_Record):
     #: ip_forward found before we set it; restored by teardown.
     ip_forward_before: str | None = None
     sandboxes: dict[int, SandboxRecord] = Field(default_factory=dict)
+    #: The ingress sandbox, while the node takes part in the routing mesh.
+    ingress: IngressRecord | None = None
+    #: True once nft table `ip vxswarm` may exist in the node namespace (published ports).
+    lb_node_table: bool = False
 
 
 class VethRecord(_Record):

@@ -8,8 +8,9 @@ start time still matches, and a record naming a namespace outside this node's
 prefix is refused before anything is deleted.
 
 Order: processes first (a live process would keep its netns alive), then each
-task's veths and netns, then the overlay sandboxes (VXLAN device first), then
-the gateway bridge, its NAT rule and ip_forward.
+task's veths and netns, then the load balancing (node nft table, ingress sandbox:
+its eth0 peer sits in an overlay sandbox), then the overlay sandboxes (VXLAN
+device first), then the gateway bridge, its NAT rule and ip_forward.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from netagent import endpoint, gwbridge, netns, overlay, process
+from netagent import endpoint, gwbridge, lb, netns, overlay, process
 from netagent.changes import Change
 from netagent.errors import InvalidArgument
 from netagent.names import Names
@@ -82,7 +83,10 @@ def remove_all(
     """Delete every recorded task netns/veth, sandbox, and the gateway bridge + rule."""
     tasks = list(tasks)
     # A record naming someone else's namespace is refused before anything is deleted.
-    for ns in [r.netns for r in tasks] + [s.netns for s in node.sandboxes.values()]:
+    owned = [r.netns for r in tasks] + [s.netns for s in node.sandboxes.values()]
+    if node.ingress is not None:
+        owned.append(node.ingress.overlay_netns)
+    for ns in owned:
         if not names.owns_ns(ns):
             raise InvalidArgument(
                 f"record names netns {ns!r}, not one of node prefix {names.prefix!r}: "
@@ -90,9 +94,17 @@ def remove_all(
                 obj=ns,
                 op="wipe",
             )
+    if node.ingress is not None and node.ingress.netns != names.ingress_ns():
+        raise InvalidArgument(
+            f"record names ingress netns {node.ingress.netns!r}: expected "
+            f"{names.ingress_ns()!r} of this node",
+            obj=node.ingress.netns,
+            op="wipe",
+        )
     changes: list[Change] = []
     for rec in tasks:
         changes += endpoint.remove(rec, node_ns)
+    changes += lb.remove_recorded(node, node_ns, label, names)
     for sandbox in list(node.sandboxes.values()):
         changes += overlay.remove_sandbox(sandbox)
     node.sandboxes.clear()

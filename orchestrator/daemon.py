@@ -27,6 +27,7 @@ import httpx
 
 from netagent.dataplane import DataPlane
 from netagent.desired import MANAGER_PORT
+from netagent.dns.node import NodeDns
 from netagent.errors import Conflict, InvalidArgument, PermissionDenied, Unavailable
 from netagent.hostaddr import choose_advertise_addr, source_addr_towards
 from netagent.names import Names
@@ -90,6 +91,7 @@ class Daemon:
         self.manager: Manager | None = None
         self.dataplane: DataPlane | None = None
         self.session: Session | None = None
+        self.dns: NodeDns | None = None
         self.notifier = Notifier()
 
     # lifecycle --------------------------------------------------------------------------
@@ -108,15 +110,20 @@ class Daemon:
             self.session.stop()
         if self.dataplane:
             self.dataplane.close()
+        if self.dns:
+            self.dns.close()
         if self.manager:
             self.manager.close()
 
     def _start_agent(self, identity: NodeIdentity) -> None:
+        if self.dns is None:
+            self.dns = NodeDns(self.cfg.resolv_conf)
         self.dataplane = DataPlane(
             self.names,
             self.cfg.state_dir / "agent",
             identity.addr,
             on_status=lambda _status: self._status_changed(),
+            dns=self.dns,
         )
         self.dataplane.adopt()
         self.session = Session(

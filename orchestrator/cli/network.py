@@ -63,7 +63,14 @@ def ls(quiet: bool, fmt: str) -> None:
 
 @network.command()
 @click.argument("refs", nargs=-1, required=True)
-def inspect(refs: tuple[str, ...]) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json"]),
+    default="json",
+    help="Output format (JSON, as docker inspect).",
+)
+def inspect(fmt: str, refs: tuple[str, ...]) -> None:
     """Show a network: VNI, subnet, gateway and every endpoint with its VTEP."""
     echo_json([api().get(f"/v1/networks/{r}") for r in refs])
 

@@ -64,7 +64,14 @@ def _resolve(ref: str) -> str:
 @node.command()
 @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
 @click.argument("refs", nargs=-1, required=True)
-def inspect(pretty: bool, refs: tuple[str, ...]) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json"]),
+    default="json",
+    help="Output format (JSON, as docker inspect).",
+)
+def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     """Display detailed information on one or more nodes."""
     nodes = [api().get(f"/v1/nodes/{_resolve(r)}") for r in refs]
     if not pretty:

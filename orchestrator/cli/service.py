@@ -164,7 +164,7 @@ def ls(quiet: bool, fmt: str) -> None:
                     "replicated",
                     f"{s['running']}/{s['spec']['replicas']}",
                     s["spec"]["image"],
-                    "",
+                    ports_column(s["spec"]["ports"]),
                 )
                 for s in services
             ],
@@ -185,7 +185,14 @@ def ps(refs: tuple[str, ...], fmt: str) -> None:
 @service.command()
 @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
 @click.argument("refs", nargs=-1, required=True)
-def inspect(pretty: bool, refs: tuple[str, ...]) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json"]),
+    default="json",
+    help="Output format (JSON, as docker inspect).",
+)
+def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     """Display detailed information on one or more services."""
     services = [api().get(f"/v1/services/{r}") for r in refs]
     if not pretty:
