@@ -1,0 +1,220 @@
+"""Rule-scale benchmark: one node's data plane with 200 services × 10 tasks in the cluster.
+
+A fake node (a fresh namespace with an underlay address) runs a real `DataPlane` with 50
+local task namespaces (10 of them `whoami`, the backends of the last service; 40 `sleep`)
+on one overlay, and 1,950 remote endpoints behind a fake VTEP. Measured:
+  - programming a fresh node: `apply()` of the whole desired state (namespaces, veths,
+    processes, 1,950 FDB + neighbour entries, the VIP table of 200 services);
+  - one endpoint change: a backend of service 100 leaves, `apply()` until it is live;
+  - new-connection rate to the last-defined VIP from a local task, with 200 services in
+    the table vs with that service alone (goal ≥ 0.9×: lookup cost must not grow).
+Results go to docs/benchmarks.md.
+
+Run as root:  .venv/bin/python -m bench.rules
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+from bench.convergence import write_section
+from netagent import netns
+from netagent.dataplane import DataPlane
+from netagent.desired import (
+    Attachment,
+    Backend,
+    DesiredTaskState,
+    NetworkState,
+    NodeDesiredState,
+    RemoteEndpoint,
+    ServiceEndpoint,
+    TaskAssignment,
+    TaskSpec,
+    task_mac,
+)
+from netagent.names import Names
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES, PER_SERVICE, LOCAL, LOCAL_WHOAMI = 200, 10, 50, 10
+SUBNET = IPv4Network("10.0.0.0/16")
+NET_ID = "benchnet"
+
+CONNECT = """
+import socket, sys, time
+n, end = 0, time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    s = socket.create_connection((sys.argv[1], 80), timeout=2)
+    s.close()
+    n += 1
+print(n / float(sys.argv[2]))
+"""
+
+
+class Cluster:
+    """The synthetic cluster: who runs where, what every service's backends are."""
+
+    def __init__(self) -> None:
+        hosts = SUBNET.hosts()
+        next(hosts)  # the gateway
+        self.vips = [next(hosts) for _ in range(SERVICES)]
+        self.backends: list[list[tuple[str, IPv4Address]]] = [
+            [(secrets.token_hex(13)[:25], next(hosts)) for _ in range(PER_SERVICE)]
+            for _ in range(SERVICES)
+        ]
+        # Local tasks: the whole last service (whoami) and 40 more (sleep) spread over others.
+        self.local = {tid for tid, _ in self.backends[-1]}
+        for i in range(LOCAL - LOCAL_WHOAMI):
+            self.local.add(self.backends[i * 4 % (SERVICES - 1)][i // 50][0])
+
+    def desired(
+        self, version: int, services, gone: frozenset[str] = frozenset()
+    ) -> NodeDesiredState:
+        tasks, peers, endpoints = [], [], []
+        for s in services:
+            backends = []
+            for slot, (tid, ip) in enumerate(self.backends[s], start=1):
+                name = f"svc{s}.{slot}"
+                if tid not in gone:
+                    backends.append(Backend(task_id=tid, task_name=name, ip=ip))
+                if tid in self.local:
+                    whoami = s == SERVICES - 1
+                    tasks.append(
+                        TaskAssignment(
+                            id=tid,
+                            name=name,
+                            service_id=f"s{s}",
+                            service_name=f"svc{s}",
+                            slot=slot,
+                            spec=TaskSpec(
+                                image="whoami" if whoami else "alpine",
+                                command=() if whoami else ("sleep", "3600"),
+                                stop_grace_period=1,
+                            ),
+                            desired_state=DesiredTaskState.RUNNING,
+                            attachments=(
+                                Attachment(
+                                    network_id=NET_ID,
+                                    address=IPv4Interface(f"{ip}/16"),
+                                    mac=task_mac(ip),
+                                ),
+                            ),
+                        )
+                    )
+                elif tid not in gone:
+                    peers.append(
+                        RemoteEndpoint(
+                            ip=ip,
+                            mac=task_mac(ip),
+                            vtep=IPv4Address("192.168.79.2"),
+                            task_id=tid,
+                            task_name=name,
+                        )
+                    )
+            endpoints.append(
+                ServiceEndpoint(
+                    service_id=f"s{s}", name=f"svc{s}", vip=self.vips[s], backends=tuple(backends)
+                )
+            )
+        net = NetworkState(
+            id=NET_ID,
+            name="benchnet",
+            vni=4097,
+            subnet=SUBNET,
+            gateway=IPv4Address("10.0.0.1"),
+            peers=tuple(peers),
+            services=tuple(endpoints),
+        )
+        return NodeDesiredState(
+            node_id="bench", version=version, networks=(net,), tasks=tuple(tasks)
+        )
+
+
+def connect_rate(task_ns: str, vip: IPv4Address, seconds: float) -> float:
+    out = subprocess.run(
+        ["ip", "netns", "exec", task_ns, sys.executable, "-c", CONNECT, str(vip), str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--changes", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+    tag = secrets.token_hex(2)
+    node_ns = f"vxrb{tag}-node"
+    names = Names(f"vxrb{tag}")
+    cluster = Cluster()
+    netns.create(node_ns)
+    for cmd in (
+        ["link", "set", "lo", "up"],
+        ["link", "add", "eth0", "type", "dummy"],
+        ["addr", "add", "192.168.79.1/24", "dev", "eth0"],
+        ["link", "set", "eth0", "up"],
+    ):
+        subprocess.run(["ip", "-n", node_ns, *cmd], check=True)
+    dp = DataPlane(
+        names, Path(tempfile.mkdtemp(prefix="vxrb-")), IPv4Address("192.168.79.1"), node_ns=node_ns
+    )
+    try:
+        everything = range(SERVICES)
+        t0 = time.monotonic()
+        dp.apply(cluster.desired(1, everything))
+        fresh = time.monotonic() - t0
+        changes = []
+        for i in range(args.changes):
+            gone = frozenset(cluster.backends[100][j][0] for j in range(i + 1))
+            t0 = time.monotonic()
+            dp.apply(cluster.desired(2 + i, everything, gone))
+            changes.append(time.monotonic() - t0)
+        client_id = next(
+            tid for tid in cluster.local if tid not in {t for t, _ in cluster.backends[-1]}
+        )
+        client_ns = dp.exec_target(client_id)[1]
+        last_vip = cluster.vips[-1]
+        time.sleep(0.5)  # whoami processes listening
+        rate_all = connect_rate(client_ns, last_vip, args.seconds)
+        # The same node with only the last service in its table (and the client's own).
+        client_service = next(
+            s for s in range(SERVICES) if client_id in {t for t, _ in cluster.backends[s]}
+        )
+        dp.apply(cluster.desired(100, [client_service, SERVICES - 1]))
+        rate_one = connect_rate(client_ns, last_vip, args.seconds)
+    finally:
+        dp.teardown()
+        netns.remove(node_ns)
+    body = "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d')} on this project's 2-core machine: one node with "
+            f"{LOCAL} local task namespaces, {SERVICES} services × {PER_SERVICE} tasks in the "
+            "cluster (1,950 remote endpoints), nftables verdict map per overlay sandbox.",
+            "",
+            "| measure | result | goal |",
+            "| --- | --- | --- |",
+            f"| program a fresh node (apply of the whole state) | {fresh:.2f} s | |",
+            f"| one endpoint change live on the node (median of {len(changes)}) | "
+            f"{statistics.median(changes) * 1000:.1f} ms (runs: "
+            f"{', '.join(f'{c * 1000:.0f}' for c in changes)} ms) | ≤ 50 ms |",
+            f"| new connections/s to the last VIP, {SERVICES} services | {rate_all:.0f} | |",
+            f"| new connections/s to the same VIP, 2 services | {rate_one:.0f} | |",
+            f"| ratio | {rate_all / rate_one:.2f}× | ≥ 0.9× |",
+        ]
+    )
+    print(body)
+    write_section(args.out, "Rule scale", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
