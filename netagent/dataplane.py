@@ -95,6 +95,8 @@ class DataPlane:
         self._tasks: dict[str, TaskRecord] = {}
         self._popens: dict[str, subprocess.Popen] = {}
         self._desired_vnis: set[int] = set()
+        #: Per VNI, what was last written to its sandbox's FDB and neighbour tables.
+        self._peer_memory: dict[int, overlay.PeerMemory] = {}
         self._adopted = False
         self._closed = False
         self._gw_ready = False
@@ -224,8 +226,9 @@ class DataPlane:
             )
             self._node.sandboxes[net.vni] = planned
             self._save_node()
+        memory = self._peer_memory.setdefault(net.vni, overlay.PeerMemory())
         record, changes = overlay.ensure_sandbox(
-            self.names, pool, self.node_ns, self._label, net, self.underlay_ip
+            self.names, pool, self.node_ns, self._label, net, self.underlay_ip, memory
         )
         self._node.sandboxes[net.vni] = record
         result.changes += changes

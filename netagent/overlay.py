@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from pyroute2 import IPRoute
@@ -28,14 +29,12 @@ from netagent import links, netns
 from netagent.changes import Change
 from netagent.desired import VXLAN_PORT, NetworkState, RemoteEndpoint
 from netagent.names import SANDBOX_BRIDGE, Names
+from netagent.neighbours import Programmed, sync_fdb, sync_neighbours
 from netagent.netns import kernel_errors
 from netagent.records import SandboxRecord
 
 log = logging.getLogger(__name__)
 
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
-AF_INET = 2
 AF_BRIDGE = 7
 #: Set in every namespace vxswarm creates: no IPv6 link-local, DAD or MLD noise.
 IPV6_OFF = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
@@ -82,8 +81,12 @@ def ensure_sandbox(
     node_label: str,
     net: NetworkState,
     underlay_ip: IPv4Address,
+    memory: PeerMemory | None = None,
 ) -> tuple[SandboxRecord, list[Change]]:
-    """Make the sandbox of `net` match it (netns, br0, vx-<vni>, peers)."""
+    """Make the sandbox of `net` match it (netns, br0, vx-<vni>, peers).
+
+    `memory` is what was last written to its peer tables (kept by the caller across
+    applies); a recreated VXLAN device starts with empty tables, so it is reset then."""
     sandbox = names.overlay_ns(net.vni)
     vx_name = names.vxlan(net.vni)
     record = SandboxRecord(network_id=net.id, vni=net.vni, netns=sandbox, vxlan=vx_name)
@@ -103,66 +106,42 @@ def ensure_sandbox(
             links.delete_link(sb, vx_name, sandbox)
         _create_vxlan(pool.get(node_ns), node_label, vx_name, net, underlay_ip, sandbox)
         action = "add" if vx is None else "recreate"
+        if memory is not None:
+            memory.fdb, memory.neigh = Programmed(), Programmed()
         changes.append(Change(action, f"vxlan {vx_name} in {sandbox}", drift))
     vx_index = links.wait_link(sb, vx_name, sandbox)
     label = f"{sandbox}/{vx_name}"
     changes += links.ensure_up(sb, vx_index, label, master=br, mtu=net.mtu)
     changes += links.ensure_up(sb, br, f"{sandbox}/{SANDBOX_BRIDGE}")
-    changes += sync_peers(sb, vx_index, vx_name, net.peers)
+    changes += sync_peers(sb, vx_index, vx_name, net.peers, memory)
     return record, changes
 
 
-def _fdb_entries(sb: IPRoute, vx_index: int) -> dict[str, str]:
-    """MAC -> VTEP of the permanent 'self' FDB entries with a remote dst on the device."""
-    out: dict[str, str] = {}
-    for msg in sb.fdb("dump", ifindex=vx_index):
-        if msg["ifindex"] != vx_index or not msg["flags"] & NTF_SELF:
-            continue
-        dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
-        if dst and mac and mac != "00:00:00:00:00:00" and msg["state"] & NUD_PERMANENT:
-            out[mac] = dst
-    return out
+@dataclass
+class PeerMemory:
+    """What the agent last wrote into one sandbox's FDB and neighbour tables."""
 
-
-def _neighbours(sb: IPRoute, vx_index: int) -> dict[str, str]:
-    """IP -> MAC of the permanent IPv4 neighbours on the device."""
-    out: dict[str, str] = {}
-    for msg in sb.neigh("dump", ifindex=vx_index, family=AF_INET):
-        if msg["ifindex"] == vx_index and msg["state"] & NUD_PERMANENT and msg.get("NDA_LLADDR"):
-            out[msg.get("NDA_DST")] = msg.get("NDA_LLADDR")
-    return out
+    fdb: Programmed = field(default_factory=Programmed)
+    neigh: Programmed = field(default_factory=Programmed)
 
 
 def sync_peers(
-    sb: IPRoute, vx_index: int, vx_name: str, peers: Iterable[RemoteEndpoint]
+    sb: IPRoute,
+    vx_index: int,
+    vx_name: str,
+    peers: Iterable[RemoteEndpoint],
+    memory: PeerMemory | None = None,
 ) -> list[Change]:
     """Make the FDB + neighbour entries on vx-<vni> equal `peers`, touching only the diff."""
-    want_fdb = {p.mac: str(p.vtep) for p in peers}
-    want_neigh = {str(p.ip): p.mac for p in peers}
+    peers = list(peers)
+    memory = memory or PeerMemory()
     changes: list[Change] = []
     with kernel_errors(vx_name, "sync fdb"):
-        have_fdb = _fdb_entries(sb, vx_index)
-        for mac, dst in have_fdb.items():
-            if want_fdb.get(mac) != dst:
-                sb.fdb("del", ifindex=vx_index, lladdr=mac, dst=dst)
-                changes.append(Change("remove", f"fdb {mac} dst {dst} on {vx_name}", "not a peer"))
-        for mac, dst in want_fdb.items():
-            if have_fdb.get(mac) != dst:
-                sb.fdb("add", ifindex=vx_index, lladdr=mac, dst=dst, state=NUD_PERMANENT)
-                why = "new peer" if mac not in have_fdb else f"vtep {have_fdb[mac]}"
-                changes.append(Change("add", f"fdb {mac} dst {dst} on {vx_name}", why))
+        changes += sync_fdb(sb, vx_index, vx_name, {p.mac: str(p.vtep) for p in peers}, memory.fdb)
     with kernel_errors(vx_name, "sync neighbours"):
-        have_neigh = _neighbours(sb, vx_index)
-        for ip, mac in have_neigh.items():
-            if want_neigh.get(ip) != mac:
-                sb.neigh("del", ifindex=vx_index, dst=ip, lladdr=mac)
-                changes.append(
-                    Change("remove", f"neigh {ip} lladdr {mac} on {vx_name}", "not a peer")
-                )
-        for ip, mac in want_neigh.items():
-            if have_neigh.get(ip) != mac:
-                sb.neigh("replace", ifindex=vx_index, dst=ip, lladdr=mac, state=NUD_PERMANENT)
-                changes.append(Change("add", f"neigh {ip} lladdr {mac} on {vx_name}", "new peer"))
+        changes += sync_neighbours(
+            sb, vx_index, vx_name, {str(p.ip): p.mac for p in peers}, memory.neigh
+        )
     return changes
 
 

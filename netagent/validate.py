@@ -92,6 +92,19 @@ def check_task(task: TaskAssignment, networks: dict[str, NetworkState]) -> None:
         check_mac(att.mac, f"task {task.name} on network {net.name!r}")
 
 
+#: (check, network id) -> the last network value that passed it: an apply re-checks only
+#: the networks that changed (a network's check is linear in its peers and services).
+_passed: dict[tuple[str, str], NetworkState] = {}
+
+
+def check_once(check, net: NetworkState) -> None:
+    key = (check.__name__, net.id)
+    if _passed.get(key) == net:
+        return
+    check(net)
+    _passed[key] = net
+
+
 def check_desired(desired: NodeDesiredState) -> None:
     """Raise InvalidArgument for the first problem in `desired`."""
     networks: dict[str, NetworkState] = {}
@@ -105,7 +118,7 @@ def check_desired(desired: NodeDesiredState) -> None:
                 "expected one network per vni",
                 str(net.vni),
             )
-        check_network(net)
+        check_once(check_network, net)
         networks[net.id] = net
         vnis[net.vni] = net.name
     ids: set[str] = set()

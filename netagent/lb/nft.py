@@ -4,9 +4,11 @@ Owns `table ip vxswarm` in every namespace it is asked to fill (overlay
 sandboxes, the ingress sandbox, the node namespace). Each load is one `nft -f -`
 run inside the namespace (`nsenter --net=...`, as netagent.iptables does): one
 atomic transaction that replaces the whole table, so a reader never sees half a
-ruleset and a failed load leaves the old one in place. The text last loaded per
-namespace is kept in memory, so an unchanged desired state costs no process at
-all; a restarted daemon reloads once, which is harmless.
+ruleset and a failed load leaves the old one in place. When only some chains' rules
+changed (a service's backends), just those chains are rewritten, in one transaction
+too, so an endpoint change costs the same with 1 or 200 services in the table. The
+text last loaded per namespace is kept in memory, so an unchanged desired state costs
+no process at all; a restarted daemon reloads once, which is harmless.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class TableLoader:
             self._load(ns, rules.replace_script(""))
             self._loaded[ns] = ""
             return False
-        self._load(ns, rules.replace_script(table_text))
+        delta = rules.delta_script(self._loaded.get(ns, ""), table_text)
+        self._load(ns, delta or rules.replace_script(table_text))
         self._loaded[ns] = table_text
         return True
 

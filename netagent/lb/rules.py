@@ -231,3 +231,40 @@ def replace_script(table_text: str) -> str:
     """One atomic nft transaction: create-if-missing, delete, then load the new table
     ('' = just delete it)."""
     return f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n{table_text}"
+
+
+def _blocks(table_text: str) -> dict[str, list[str]]:
+    """The table's maps and chains by name ('chain svc-x' -> its body lines)."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in table_text.splitlines():
+        if line.startswith("\t") and not line.startswith("\t\t"):
+            if line.endswith("{"):
+                current = blocks.setdefault(line.strip()[:-1].strip(), [])
+            else:
+                current = None
+        elif current is not None:
+            current.append(line.strip())
+    return blocks
+
+
+def delta_script(old: str, new: str) -> str | None:
+    """A small nft transaction turning table `old` into `new` when only the bodies of
+    plain chains (no hook) changed, e.g. a service's backends; None when the whole table
+    must be replaced. Rewriting one chain instead of the table keeps an endpoint change
+    cheap however many services the table holds."""
+    if not old or not new:
+        return None
+    before, after = _blocks(old), _blocks(new)
+    if before.keys() != after.keys():
+        return None
+    lines = []
+    for name, body in after.items():
+        if body == before[name]:
+            continue
+        if not name.startswith("chain ") or any(b.startswith("type ") for b in body):
+            return None
+        chain = name.removeprefix("chain ")
+        lines.append(f"flush chain {FAMILY} {TABLE} {chain}")
+        lines += [f"add rule {FAMILY} {TABLE} {chain} {rule}" for rule in body]
+    return "\n".join(lines) + "\n" if lines else None

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address
 
 from netagent.desired import NetworkState, NodeDesiredState
 from netagent.errors import InvalidArgument
+from netagent.validate import check_once
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -66,7 +67,7 @@ def check_lb(desired: NodeDesiredState) -> None:
     """Raise InvalidArgument for the first load-balancing problem in `desired`."""
     networks = {n.id: n for n in desired.networks}
     for net in desired.networks:
-        check_services(net)
+        check_once(check_services, net)
     used: dict[tuple[str, int], str] = {}
 
     def claim(protocol: str, published: int, who: str) -> None:

@@ -45,21 +45,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from pyroute2 import IPRoute
-
 from netagent import links, netns
 from netagent.changes import Change
 from netagent.desired import EndpointMode, NetworkState, task_mac
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
 from netagent.names import SANDBOX_BRIDGE, Names
+from netagent.neighbours import Programmed, sync_neighbours
 from netagent.netns import kernel_errors
 
 log = logging.getLogger(__name__)
 
-AF_INET = 2
 NUD_NOARP = 0x40
-NUD_PERMANENT = 0x80
 NTF_EXT_LEARNED = 0x10
 SANDBOX_SYSCTLS = {
     "net/ipv4/ip_forward": "1",
@@ -85,30 +82,6 @@ def vip_services(net: NetworkState) -> list[rules.VipService]:
     ]
 
 
-def _sync_neighbours(
-    sb: IPRoute, index: int, label: str, want: dict[str, str], state: int, flags: int
-) -> list[Change]:
-    """Make the IPv4 neighbours on link `index` that carry `state`+`flags` equal `want`."""
-    changes: list[Change] = []
-    with kernel_errors(label, "sync neighbours"):
-        have: dict[str, str] = {}
-        for msg in sb.neigh("dump", ifindex=index, family=AF_INET):
-            if msg["ifindex"] != index or not msg["state"] & state:
-                continue
-            if flags and not msg["flags"] & flags:
-                continue
-            have[msg.get("NDA_DST")] = msg.get("NDA_LLADDR")
-        for ip, mac in have.items():
-            if want.get(ip) != mac:
-                sb.neigh("del", ifindex=index, dst=ip, lladdr=mac)
-                changes.append(Change("remove", f"neigh {ip} lladdr {mac} on {label}", "no VIP"))
-        for ip, mac in want.items():
-            if have.get(ip) != mac:
-                sb.neigh("replace", ifindex=index, dst=ip, lladdr=mac, state=state, flags=flags)
-                changes.append(Change("add", f"neigh {ip} lladdr {mac} on {label}", "VIP path"))
-    return changes
-
-
 class VipBalancer:
     """Keeps each network sandbox's VIP rules and neighbours equal to its services."""
 
@@ -117,6 +90,8 @@ class VipBalancer:
         self._loader = loader
         #: sandbox ns -> (VIP neighbours, backend neighbours) last synced.
         self._synced: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        #: sandbox ns -> what its VIP and backend neighbour tables last got.
+        self._memory: dict[str, tuple[Programmed, Programmed]] = {}
         #: sandboxes whose sysctls are set (once per sandbox per daemon life).
         self._prepared: set[str] = set()
 
@@ -138,14 +113,16 @@ class VipBalancer:
         if self._synced.get(sandbox) != (vips, backends):
             sb = pool.get(sandbox)
             vx = self.names.vxlan(net.vni)
-            changes += _sync_neighbours(
-                sb, links.index_of(sb, vx, sandbox), f"{sandbox}/{vx}", vips,
-                NUD_NOARP, NTF_EXT_LEARNED,
-            )  # fmt: skip
-            changes += _sync_neighbours(
-                sb, links.index_of(sb, SANDBOX_BRIDGE, sandbox), f"{sandbox}/{SANDBOX_BRIDGE}",
-                backends, NUD_PERMANENT, 0,
-            )  # fmt: skip
+            vip_mem, backend_mem = self._memory.setdefault(sandbox, (Programmed(), Programmed()))
+            with kernel_errors(sandbox, "sync VIP neighbours"):
+                changes += sync_neighbours(
+                    sb, links.index_of(sb, vx, sandbox), f"{sandbox}/{vx}", vips, vip_mem,
+                    state=NUD_NOARP, flags=NTF_EXT_LEARNED, why="VIP",
+                )  # fmt: skip
+                changes += sync_neighbours(
+                    sb, links.index_of(sb, SANDBOX_BRIDGE, sandbox),
+                    f"{sandbox}/{SANDBOX_BRIDGE}", backends, backend_mem, why="VIP backend",
+                )  # fmt: skip
             self._synced[sandbox] = (vips, backends)
         return changes
 
@@ -155,5 +132,6 @@ class VipBalancer:
         keep = {self.names.overlay_ns(n.vni) for n in desired}
         for sandbox in (set(self._synced) | self._prepared) - keep:
             self._synced.pop(sandbox, None)
+            self._memory.pop(sandbox, None)
             self._prepared.discard(sandbox)
             self._loader.forget(sandbox)
