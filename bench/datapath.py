@@ -32,9 +32,22 @@ def gbps(out: str) -> float:
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def iperf_from_ns(ns: str, target: str, seconds: int) -> float:
+def iperf_from_ns(ns: str, target: str, seconds: int, port: int = 5201) -> float:
     p = subprocess.run(
-        ["ip", "netns", "exec", ns, "iperf3", "-J", "-t", str(seconds), "-c", target],
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "iperf3",
+            "-J",
+            "-t",
+            str(seconds),
+            "-p",
+            str(port),
+            "-c",
+            target,
+        ],
         capture_output=True,
         text=True,
         check=True,
