@@ -261,3 +261,44 @@ def test_nothing_of_a_removed_service_remains_on_any_node(lab):
             ["ip", "netns", "exec", ns, "iptables-save"], capture_output=True, text=True
         ).stdout
         assert "gone" not in rules and "7100" not in rules, ns
+
+
+def test_publish_add_and_rm_open_and_close_the_port_on_every_node(lab):
+    with service(lab, "late", "--network", "webnet", "whoami", replicas=2):
+        res = lab.lab("ssh", "client", "curl -s -m2 http://192.168.56.12:7200/")
+        assert "I am" not in res.out
+        lab.run("service", "update", "--publish-add", "7200:80", "late", check=True)
+        tasks = converge(lab, "late", 2)  # moved into the mesh: tasks were replaced
+        seen = hostnames_seen(
+            lab.lab(
+                "ssh",
+                "client",
+                "for i in $(seq 30); do curl -s -m2 http://192.168.56.12:7200/; done",
+            ).out
+        )
+        assert set(seen) == {t["id"][:12] for t in tasks}
+        lab.run("service", "update", "--publish-rm", "7200", "late", check=True)
+        converge(lab, "late", 2)
+        res = lab.lab("ssh", "client", "curl -s -m2 http://192.168.56.12:7200/")
+        assert "I am" not in res.out
+
+
+def test_network_inspect_shows_endpoints_per_node_and_service_vips(lab):
+    with service(lab, "seen", "--network", "webnet", *SLEEPER, replicas=3) as tasks:
+        (net,) = lab.json("network", "inspect", "webnet")
+        assert (net["vni"], net["subnet"], net["gateway"]) == (4097, "10.0.0.0/24", "10.0.0.1")
+        endpoints = {
+            e["task"]: (node, e) for node, v in net["nodes"].items() for e in v["endpoints"]
+        }
+        names = lab.hostnames()
+        for t in tasks:
+            node, e = endpoints[f"seen.{t['slot']}"]
+            assert node == names[t["node_id"]]
+            assert e["mac"] == t["attachments"][0]["mac"]
+        assert {n: v["vtep"] for n, v in net["nodes"].items()} == {
+            "manager1": "192.168.56.11",
+            "worker1": "192.168.56.12",
+            "worker2": "192.168.56.13",
+        }
+        (svc,) = [s for s in net["services"] if s["service"] == "seen"]
+        assert svc["vip"].startswith("10.0.0.")
