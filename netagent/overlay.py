@@ -19,6 +19,7 @@ shows, so an unchanged entry is never rewritten (no netlink event for it).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
@@ -27,7 +28,7 @@ from pyroute2 import IPRoute
 
 from netagent import links, netns
 from netagent.changes import Change
-from netagent.desired import VXLAN_PORT, NetworkState, RemoteEndpoint
+from netagent.desired import VXLAN_PORT, NetworkState, RemoteEndpoint, peer_key
 from netagent.names import SANDBOX_BRIDGE, Names
 from netagent.neighbours import Programmed, sync_fdb, sync_neighbours
 from netagent.netns import kernel_errors
@@ -107,7 +108,7 @@ def ensure_sandbox(
         _create_vxlan(pool.get(node_ns), node_label, vx_name, net, underlay_ip, sandbox)
         action = "add" if vx is None else "recreate"
         if memory is not None:
-            memory.fdb, memory.neigh = Programmed(), Programmed()
+            memory.fdb, memory.neigh, memory.peers = Programmed(), Programmed(), None
         changes.append(Change(action, f"vxlan {vx_name} in {sandbox}", drift))
     vx_index = links.wait_link(sb, vx_name, sandbox)
     label = f"{sandbox}/{vx_name}"
@@ -123,6 +124,8 @@ class PeerMemory:
 
     fdb: Programmed = field(default_factory=Programmed)
     neigh: Programmed = field(default_factory=Programmed)
+    #: The peers both tables were last made equal to (by peer_key).
+    peers: dict[tuple[int, str, int], RemoteEndpoint] | None = None
 
 
 def sync_peers(
@@ -133,15 +136,32 @@ def sync_peers(
     memory: PeerMemory | None = None,
 ) -> list[Change]:
     """Make the FDB + neighbour entries on vx-<vni> equal `peers`, touching only the diff."""
-    peers = list(peers)
+    keyed = {peer_key(p): p for p in peers}
     memory = memory or PeerMemory()
+    now = time.monotonic()
+    fdb_known, neigh_known = memory.fdb.known(now), memory.neigh.known(now)
+    if memory.peers is not None and fdb_known is not None and neigh_known is not None:
+        if keyed.keys() == memory.peers.keys():
+            return []
+        # Only the endpoints that came or went are turned into table entries.
+        want_fdb, want_neigh = dict(fdb_known), dict(neigh_known)
+        for k in memory.peers.keys() - keyed.keys():
+            p = memory.peers[k]
+            want_fdb.pop(p.mac, None)
+            want_neigh.pop(str(p.ip), None)
+        for k in keyed.keys() - memory.peers.keys():
+            p = keyed[k]
+            want_fdb[p.mac] = str(p.vtep)
+            want_neigh[str(p.ip)] = p.mac
+    else:
+        want_fdb = {p.mac: str(p.vtep) for p in keyed.values()}
+        want_neigh = {str(p.ip): p.mac for p in keyed.values()}
     changes: list[Change] = []
     with kernel_errors(vx_name, "sync fdb"):
-        changes += sync_fdb(sb, vx_index, vx_name, {p.mac: str(p.vtep) for p in peers}, memory.fdb)
+        changes += sync_fdb(sb, vx_index, vx_name, want_fdb, memory.fdb)
     with kernel_errors(vx_name, "sync neighbours"):
-        changes += sync_neighbours(
-            sb, vx_index, vx_name, {str(p.ip): p.mac for p in peers}, memory.neigh
-        )
+        changes += sync_neighbours(sb, vx_index, vx_name, want_neigh, memory.neigh)
+    memory.peers = keyed
     return changes
 
 

@@ -10,8 +10,9 @@ naming the bad value and what was expected; nothing has been changed then.
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Network
 
-from netagent.desired import NetworkState, NodeDesiredState, TaskAssignment
+from netagent.desired import NetworkState, NodeDesiredState, TaskAssignment, peer_key
 from netagent.errors import InvalidArgument
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -32,6 +33,10 @@ def check_mac(mac: str, what: str) -> None:
         )
 
 
+#: Peers already found valid, per subnet: an apply checks only the endpoints that are new.
+_valid_peers: dict[IPv4Network, set[tuple[int, str, int]]] = {}
+
+
 def check_network(net: NetworkState) -> None:
     if net.gateway not in net.subnet:
         raise _bad(
@@ -41,7 +46,13 @@ def check_network(net: NetworkState) -> None:
         )
     if not 68 <= net.mtu <= 9000:
         raise _bad(f"invalid mtu {net.mtu} for network {net.name!r}: expected 68-9000", net.name)
+    known = _valid_peers.setdefault(net.subnet, set())
+    if len(known) > 100_000:  # bounded: a long-lived agent sees many endpoints come and go
+        known.clear()
     for peer in net.peers:
+        key = peer_key(peer)
+        if key in known:
+            continue
         check_mac(peer.mac, f"peer {peer.ip} on network {net.name!r}")
         if peer.ip not in net.subnet:
             raise _bad(
@@ -49,6 +60,7 @@ def check_network(net: NetworkState) -> None:
                 f"inside {net.subnet}",
                 str(peer.ip),
             )
+        known.add(key)
 
 
 def check_task(task: TaskAssignment, networks: dict[str, NetworkState]) -> None:
@@ -92,19 +104,6 @@ def check_task(task: TaskAssignment, networks: dict[str, NetworkState]) -> None:
         check_mac(att.mac, f"task {task.name} on network {net.name!r}")
 
 
-#: (check, network id) -> the last network value that passed it: an apply re-checks only
-#: the networks that changed (a network's check is linear in its peers and services).
-_passed: dict[tuple[str, str], NetworkState] = {}
-
-
-def check_once(check, net: NetworkState) -> None:
-    key = (check.__name__, net.id)
-    if _passed.get(key) == net:
-        return
-    check(net)
-    _passed[key] = net
-
-
 def check_desired(desired: NodeDesiredState) -> None:
     """Raise InvalidArgument for the first problem in `desired`."""
     networks: dict[str, NetworkState] = {}
@@ -118,7 +117,7 @@ def check_desired(desired: NodeDesiredState) -> None:
                 "expected one network per vni",
                 str(net.vni),
             )
-        check_once(check_network, net)
+        check_network(net)
         networks[net.id] = net
         vnis[net.vni] = net.name
     ids: set[str] = set()

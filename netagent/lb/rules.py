@@ -131,7 +131,32 @@ NAT_OUTPUT = "type nat hook output priority -100; policy accept;"
 NAT_POSTROUTING = "type nat hook postrouting priority srcnat; policy accept;"
 
 
+#: (chain key, text, backends, port, match) -> the chain's lines; keys are plain tuples
+#: (hashing IPv4Address objects is slow), so unchanged services cost a lookup.
+_chains: dict[tuple, tuple[str, ...]] = {}
+
+
+def _verdict_chain_text(
+    key: str, what: str, targets: tuple[Target, ...], port: int | None, match: str
+) -> tuple[str, ...]:
+    """Cached: an endpoint change re-renders only the services whose backends changed."""
+    cache_key = (key, what, tuple((int(t.ip), t.label) for t in targets), port, match)
+    hit = _chains.get(cache_key)
+    if hit is None:
+        hit = tuple(_verdict_chain_uncached(key, what, targets, port, match))
+        if len(_chains) > 8192:
+            _chains.clear()
+        _chains[cache_key] = hit
+    return hit
+
+
 def _verdict_chain(
+    key: str, what: str, targets: Sequence[Target], port: int | None, match: str = ""
+) -> list[str]:
+    return list(_verdict_chain_text(key, what, tuple(targets), port, match))
+
+
+def _verdict_chain_uncached(
     key: str, what: str, targets: Sequence[Target], port: int | None, match: str = ""
 ) -> list[str]:
     """A chain with one rule: DNAT to one of `targets` (`match` first), or reject."""

@@ -11,11 +11,10 @@ InvalidArgument line naming the bad value and what was expected.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
-from netagent.desired import NetworkState, NodeDesiredState
+from netagent.desired import NetworkState, NodeDesiredState, ServiceEndpoint, service_key
 from netagent.errors import InvalidArgument
-from netagent.validate import check_once
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -58,16 +57,39 @@ def check_services(net: NetworkState) -> None:
                     str(svc.vip),
                 )
             vips[svc.vip] = svc.name
-        for b in svc.backends:
-            _check_name(b.task_name, f"task name of a {svc.name} backend")
-            _check_in(b.ip, net, f"backend {b.task_name} of service {svc.name}")
+        key = (service_key(svc), str(net.subnet), int(net.gateway))
+        if key not in _valid_backends:
+            _check_backends(svc, net.subnet, net.gateway, net.name)
+            if len(_valid_backends) > 8192:
+                _valid_backends.clear()
+            _valid_backends.add(key)
+
+
+#: Services whose backends were found valid (by service_key and network): only a
+#: service whose backends changed is checked again.
+_valid_backends: set[tuple] = set()
+
+
+def _check_backends(
+    svc: ServiceEndpoint, subnet: IPv4Network, gateway: IPv4Address, network: str
+) -> None:
+    for b in svc.backends:
+        _check_name(b.task_name, f"task name of a {svc.name} backend")
+        if b.ip not in subnet or b.ip in (gateway, subnet.network_address,
+                                          subnet.broadcast_address):  # fmt: skip
+            raise _bad(
+                f"invalid address {b.ip} for backend {b.task_name} of service {svc.name} on "
+                f"network {network!r}: expected a host address in {subnet} other than the "
+                f"gateway {gateway}",
+                str(b.ip),
+            )
 
 
 def check_lb(desired: NodeDesiredState) -> None:
     """Raise InvalidArgument for the first load-balancing problem in `desired`."""
     networks = {n.id: n for n in desired.networks}
     for net in desired.networks:
-        check_once(check_services, net)
+        check_services(net)
     used: dict[tuple[str, int], str] = {}
 
     def claim(protocol: str, published: int, who: str) -> None:

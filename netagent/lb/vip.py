@@ -47,7 +47,7 @@ from collections.abc import Iterable
 
 from netagent import links, netns
 from netagent.changes import Change
-from netagent.desired import EndpointMode, NetworkState, task_mac
+from netagent.desired import EndpointMode, NetworkState, ServiceEndpoint, service_key, task_mac
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
 from netagent.names import SANDBOX_BRIDGE, Names
@@ -66,20 +66,38 @@ SANDBOX_SYSCTLS = {
 }
 
 
-def vip_services(net: NetworkState) -> list[rules.VipService]:
-    """The services load-balanced on `net`: mode vip, with a VIP, not the ingress network."""
-    if net.ingress:
-        return []
-    return [
-        rules.VipService(
+#: service_key -> (its VipService, its backends' neighbour entries): an unchanged
+#: service costs one cheap key per apply, not thousands of conversions.
+_converted: dict[tuple, tuple[rules.VipService, tuple[tuple[str, str], ...]]] = {}
+
+
+def _vip_service(s: ServiceEndpoint) -> tuple[rules.VipService, tuple[tuple[str, str], ...]]:
+    key = service_key(s)
+    hit = _converted.get(key)
+    if hit is None:
+        assert s.vip is not None
+        svc = rules.VipService(
             key=s.service_id,
             name=s.name,
             vip=s.vip,
             backends=tuple(rules.Target(b.ip, b.task_name) for b in s.backends),
         )
-        for s in net.services
-        if s.mode == EndpointMode.VIP and s.vip is not None
-    ]
+        hit = (svc, tuple((str(b.ip), task_mac(b.ip)) for b in s.backends))
+        if len(_converted) > 8192:
+            _converted.clear()
+        _converted[key] = hit
+    return hit
+
+
+def vip_services(net: NetworkState) -> list[rules.VipService]:
+    """The services load-balanced on `net`: mode vip, with a VIP, not the ingress network."""
+    return [_vip_service(s)[0] for s in _balanced(net)]
+
+
+def _balanced(net: NetworkState) -> list[ServiceEndpoint]:
+    if net.ingress:
+        return []
+    return [s for s in net.services if s.mode == EndpointMode.VIP and s.vip is not None]
 
 
 class VipBalancer:
@@ -100,7 +118,7 @@ class VipBalancer:
         sandbox = self.names.overlay_ns(net.vni)
         services = vip_services(net)
         vips = {str(s.vip): task_mac(s.vip) for s in services}
-        backends = {str(t.ip): task_mac(t.ip) for s in services for t in s.backends}
+        backends = dict(pair for s in _balanced(net) for pair in _vip_service(s)[1])
         changes: list[Change] = []
         if services and sandbox not in self._prepared:
             for key, value in SANDBOX_SYSCTLS.items():
