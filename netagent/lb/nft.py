@@ -19,7 +19,7 @@ import shutil
 import subprocess
 
 from netagent.errors import KernelError
-from netagent.lb import rules
+from netagent.lb import libnft, rules
 from netagent.netns import nsenter_argv
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,15 @@ class TableLoader:
         self._loaded.pop(ns, None)
 
     def _load(self, ns: str | None, script: str) -> None:
-        res = _run(ns, ["-f", "-"], script)
-        if res.returncode != 0:
+        if libnft.available():
+            code, err = libnft.run(ns, script)
+        else:  # no library: the nft program does the same, slower
+            res = _run(ns, ["-f", "-"], script)
+            code, err = res.returncode, res.stderr
+        if code != 0:
             self._loaded.pop(ns, None)  # unknown now: the next ensure reloads it
             raise KernelError(
-                f"nft -f in {ns or 'node ns'}: {res.stderr.strip()}",
+                f"nft -f in {ns or 'node ns'}: {err.strip()}",
                 obj=ns or "node ns",
                 op="nft load",
                 errno=errno.EINVAL,
