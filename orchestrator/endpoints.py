@@ -16,6 +16,7 @@ from netagent.desired import INGRESS_VNI, EndpointMode, PublishedPort
 from netagent.errors import Conflict
 from orchestrator.allocator import AddressBook, gateway_for
 from orchestrator.objects import Network, NetworkSpec, Node, Service, ServiceSpec, Task, new_id
+from orchestrator.store import Store
 
 INGRESS_NAME = "ingress"
 INGRESS_SUBNET = IPv4Network("10.255.0.0/16")
@@ -57,6 +58,21 @@ def address_book(
     return AddressBook(
         by_id, tasks, reserved_addresses(services, nodes, ingress.id if ingress else None)
     )
+
+
+def new_ingress_address(store: Store) -> IPv4Interface | None:
+    """A fresh ingress sandbox address for a node joining (None without ingress)."""
+    networks = store.list("network", Network)
+    ingress = ingress_network(networks)
+    if ingress is None:
+        return None
+    book = address_book(
+        networks,
+        store.list("task", Task),
+        store.list("service", Service),
+        store.list("node", Node),
+    )
+    return book.allocate(ingress.id)
 
 
 def check_ports(spec: ServiceSpec, services: Iterable[Service], exclude: str | None = None):

@@ -32,10 +32,10 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.errors import Conflict, InvalidArgument, Unavailable
-from orchestrator import service_ops, tokens
+from orchestrator import global_mode, node_ops, service_ops, tokens
 from orchestrator.allocator import allocate_subnet, allocate_vni, gateway_for
 from orchestrator.dispatch import Dispatcher
-from orchestrator.endpoints import address_book, ingress_network, make_ingress_network
+from orchestrator.endpoints import address_book, make_ingress_network, new_ingress_address
 from orchestrator.objects import (
     Cluster,
     Network,
@@ -206,25 +206,11 @@ class Manager:
             with self._store.tx():
                 for old in replaced:
                     self._remove_node(old)
-                node.ingress_addr = self._ingress_address()
+                node.ingress_addr = new_ingress_address(self._store)
                 self._store.put("node", node)
             self._dispatcher.seen(node.id, now)
             log.info("node %s (%s) joined as %s", hostname, node.id, role)
             return node, tokens.node_secret(self.cluster, node.id)
-
-    def _ingress_address(self):
-        """A fresh ingress sandbox address for a node joining (None without ingress)."""
-        networks = self._store.list("network", Network)
-        ingress = ingress_network(networks)
-        if ingress is None:
-            return None
-        book = address_book(
-            networks,
-            self._store.list("task", Task),
-            self._store.list("service", Service),
-            self._store.list("node", Node),
-        )
-        return book.allocate(ingress.id)
 
     def _remove_node(self, node: Node) -> None:
         """Delete the node; the reconciler orphans and replaces its tasks."""
@@ -247,6 +233,18 @@ class Manager:
                     op="leave",
                 )
             self._remove_node(node)
+
+    def update_node(self, ref: str, **changes) -> Node:
+        """`node update` (availability, label_add, label_rm); tasks move on the next tick."""
+        with self._lock:
+            return node_ops.update_node(
+                self._store, self.get_node(ref), now=self._clock(), **changes
+            )
+
+    def remove_node(self, ref: str, *, force: bool = False) -> None:
+        """`node rm`: a worker that is down (or any worker with `force`)."""
+        with self._lock:
+            self._remove_node(node_ops.check_removable(self.get_node(ref), force=force))
 
     def _with_heartbeat(self, node: Node) -> Node:
         seen = self._dispatcher.last_seen(node.id)
@@ -418,7 +416,7 @@ class Manager:
     def scale(self, ref: str, replicas: int) -> Service:
         replicas = check_replicas(replicas)
         with self._lock:
-            service = self.get_service(ref)
+            service = global_mode.check_scalable(self.get_service(ref))
             spec = service.spec.model_copy(update={"replicas": replicas})
             service = service.model_copy(
                 update={"spec": spec, "version": service.version + 1, "updated_at": self._clock()}

@@ -12,8 +12,17 @@ import secrets
 import time
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from netagent.desired import (
     DesiredTaskState,
@@ -22,6 +31,7 @@ from netagent.desired import (
     PublishMode,
     TaskState,
 )
+from orchestrator import constraints as _constraints
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
@@ -121,6 +131,17 @@ class Network(Model):
     created_at: float = Field(default_factory=now)
 
 
+class ServiceMode(StrEnum):
+    #: `replicas` tasks, spread by the scheduler.
+    REPLICATED = "replicated"
+    #: One task on every node that is ready, not drained and satisfies the constraints.
+    GLOBAL = "global"
+
+
+#: A placement constraint, parsed (and refused with one line naming it) at validation.
+ConstraintText = Annotated[str, AfterValidator(_constraints.check)]
+
+
 class NetworkAttachmentSpec(Model):
     target: str  # network name or id, as the user gave it
     aliases: list[str] = Field(default_factory=list)
@@ -139,6 +160,18 @@ class ServiceSpec(Model):
     restart_delay: float = Field(default=5.0, ge=0)
     endpoint_mode: EndpointMode = EndpointMode.VIP
     ports: list[PublishedPort] = Field(default_factory=list)
+    mode: ServiceMode = ServiceMode.REPLICATED
+    #: Placement constraints ("node.role==manager"), all of which a node must satisfy.
+    constraints: list[ConstraintText] = Field(default_factory=list)
+    #: At most this many of the service's tasks on one node (0: no limit).
+    max_replicas_per_node: int = Field(default=0, ge=0)
+
+    @field_validator("max_replicas_per_node")
+    @classmethod
+    def _max_per_node_is_replicated_only(cls, v: int, info: ValidationInfo) -> int:
+        if v and info.data.get("mode") == ServiceMode.GLOBAL:
+            raise ValueError("replicas-max-per-node can only be used with replicated mode")
+        return v
 
     @model_validator(mode="after")
     def _ports_fit_the_endpoint(self) -> ServiceSpec:
@@ -225,6 +258,9 @@ class Task(Model):
     #: When the manager began taking this task out of DNS and load balancers before
     #: stopping it (0: not draining). It gets SIGTERM only once every node has applied that.
     draining_since: float = 0.0
+    #: The service's placement at creation (the scheduler sees tasks, not services).
+    constraints: list[str] = Field(default_factory=list)
+    max_replicas_per_node: int = 0
 
     @property
     def name(self) -> str:

@@ -1,4 +1,4 @@
-"""The replicated-service orchestrator: makes each service's tasks match its spec.
+"""The service orchestrator: makes each service's tasks match its spec.
 
 Swarmkit's shape: events (create, scale, rm, a task status, a node going down)
 only mark a service dirty; `tick(now)` reconciles the dirty set (plus services
@@ -18,6 +18,12 @@ Per service, with slots 1..replicas:
 - at most HISTORY_LIMIT dead tasks are kept per slot;
 - tasks of a removed service are deleted once dead or their node is DOWN/gone.
 Addresses come back to the pool when a task object is deleted.
+
+Placement (see `global_mode`): a task on a drained node, or on a node that no
+longer satisfies its constraints, is stopped through the drain path (out of DNS
+and load balancers first) and its slot refilled at once elsewhere; a global
+service gets one task bound to each node that takes new tasks. Any change in the
+nodes' scheduling-relevant fields makes the next tick a full pass.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 
 from netagent.desired import DesiredTaskState, TaskState
 from netagent.errors import Conflict
+from orchestrator import global_mode
 from orchestrator.allocator import AddressBook
 from orchestrator.endpoints import address_book
 from orchestrator.objects import (
@@ -36,6 +43,7 @@ from orchestrator.objects import (
     Node,
     NodeStatus,
     Service,
+    ServiceMode,
     Task,
     TaskObservedStatus,
     new_id,
@@ -58,6 +66,22 @@ def _status(state: TaskState, now: float, message: str, err: str = "") -> TaskOb
 
 def _is_dead(task: Task) -> bool:
     return task.desired_state == DesiredTaskState.SHUTDOWN and task.status.state.terminal
+
+
+def _node_view(nodes: dict[str, Node]) -> frozenset[tuple]:
+    """What the scheduler and global mode look at on each node (not heartbeats)."""
+    return frozenset(
+        (
+            n.id,
+            n.hostname,
+            n.role,
+            n.addr,
+            n.status,
+            n.availability,
+            tuple(sorted(n.labels.items())),
+        )
+        for n in nodes.values()
+    )
 
 
 @dataclass
@@ -93,17 +117,25 @@ class Reconciler:
         self._dirty: set[str] = set()
         self._retry: set[str] = set()
         self._last_full: float | None = None  # None: the first tick is a full pass
+        self._last_nodes: frozenset[tuple] = frozenset()
 
     def mark_dirty(self, service_ids: Iterable[str]) -> None:
         self._dirty.update(service_ids)
 
     def tick(self, now: float) -> None:
-        full = self._last_full is None or now - self._last_full >= FULL_PASS_INTERVAL
+        nodes = {n.id: n for n in self._store.list("node", Node)}
+        view = _node_view(nodes)
+        # A node joined, left, went down or up, or changed availability, role or
+        # labels: placements of any service may change (global mode, constraints).
+        full = (
+            self._last_full is None
+            or now - self._last_full >= FULL_PASS_INTERVAL
+            or view != self._last_nodes
+        )
         if not (full or self._dirty or self._retry):
             return
         services = {s.id: s for s in self._store.list("service", Service)}
         originals = {t.id: t for t in self._store.list("task", Task)}
-        nodes = {n.id: n for n in self._store.list("node", Node)}
         networks = {n.id: n for n in self._store.list("network", Network)}
         if full:
             targets = set(services) | {t.service_id for t in originals.values()}
@@ -129,6 +161,7 @@ class Reconciler:
             self._dirty |= targets
             raise
         self._retry = batch.retry
+        self._last_nodes = view
 
     # -- per service -------------------------------------------------------------
 
@@ -144,6 +177,7 @@ class Reconciler:
     def _reconcile(
         self, batch: Batch, svc: Service, nodes: dict[str, Node], now: float, book: AddressBook
     ) -> None:
+        replicated = svc.spec.mode == ServiceMode.REPLICATED
         replicas = svc.spec.replicas
         for t in batch.of_service(svc.id):
             node = nodes.get(t.node_id) if t.node_id else None
@@ -164,12 +198,16 @@ class Reconciler:
                         desired_state=DesiredTaskState.SHUTDOWN,
                         restart_at=now + svc.spec.restart_delay,
                     )
-                elif t.slot > replicas:
+                elif replicated and t.slot > replicas:
                     if t.node_id is None:
                         batch.delete(t, book)  # never reached a node: nothing to stop
                     else:
                         self._stop(batch, t, now)
-                elif t.service_version < svc.restart_version:
+                elif t.draining_since or t.service_version < svc.restart_version:
+                    # Once draining, a task is stopped for good: its successor exists.
+                    self._stop(batch, t, now)
+                elif node is not None and (leave := global_mode.must_leave(t, node)):
+                    log.info("task %s: %s, moving it", t.name, leave)
                     self._stop(batch, t, now)
             elif t.node_id is not None and node is None and not t.status.state.terminal:
                 self._lost_node(batch, t, nodes, now)
@@ -178,7 +216,7 @@ class Reconciler:
         for t in batch.of_service(svc.id):
             by_slot[t.slot].append(t)
         for slot, tasks in by_slot.items():
-            if slot > replicas:
+            if replicated and slot > replicas:
                 # Scaled away (swarmkit's desired REMOVE): delete once nothing runs.
                 for t in tasks:
                     if (
@@ -190,22 +228,41 @@ class Reconciler:
                         batch.delete(t, book)
                 continue
             dead = sorted((t for t in tasks if _is_dead(t)), key=lambda t: (t.created_at, t.id))
+            if not replicated:
+                # A global slot belongs to one node: it goes with the node.
+                orphans = [t for t in dead if t.node_id not in nodes]
+                dead = [t for t in dead if t.node_id in nodes]
+                for t in orphans:
+                    batch.delete(t, book)
             for t in dead[: max(0, len(dead) - HISTORY_LIMIT)]:
                 batch.delete(t, book)
 
-        for slot in range(1, replicas + 1):
+        if replicated:
+            self._fill_slots(batch, svc, by_slot, now)
+        else:
+            plan = global_mode.plan(svc, batch.of_service(svc.id), nodes.values(), now)
+            for node_id, slot in plan.create:
+                self._create(batch, svc, slot, now, node_id)
+            if plan.waiting:
+                batch.retry.add(svc.id)
+
+        for t in batch.of_service(svc.id):
+            if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.NEW:
+                self._allocate(batch, t, svc, now, book)
+
+    def _fill_slots(
+        self, batch: Batch, svc: Service, by_slot: dict[int, list[Task]], now: float
+    ) -> None:
+        """A new task for every slot up to `replicas` with no live task."""
+        for slot in range(1, svc.spec.replicas + 1):
             tasks = by_slot.get(slot, [])
-            if any(t.desired_state == DesiredTaskState.RUNNING for t in tasks):
+            if any(global_mode.is_live(t) for t in tasks):
                 continue
             wait_until = max((t.restart_at for t in tasks), default=0.0)
             if wait_until > now:
                 batch.retry.add(svc.id)
                 continue
             self._create(batch, svc, slot, now)
-
-        for t in batch.of_service(svc.id):
-            if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.NEW:
-                self._allocate(batch, t, svc, now, book)
 
     def _stop(self, batch: Batch, task: Task, now: float) -> None:
         """A planned stop: out of DNS and every load balancer first, then SIGTERM.
@@ -214,7 +271,14 @@ class Reconciler:
         a desired state without it (or DRAIN_TIMEOUT passed, e.g. a node is stuck),
         it is told to shut down and gets its stop grace period.
         """
-        if task.status.state != TaskState.RUNNING:
+        if task.status.state.order < TaskState.ASSIGNED.order:
+            # Never given to an agent: nothing to stop, it is simply over.
+            batch.update(
+                task,
+                desired_state=DesiredTaskState.SHUTDOWN,
+                status=_status(TaskState.SHUTDOWN, now, "shut down before it was started"),
+            )
+        elif task.status.state != TaskState.RUNNING:
             batch.update(task, desired_state=DesiredTaskState.SHUTDOWN)
         elif not task.draining_since:
             batch.update(task, draining_since=now)
@@ -224,12 +288,18 @@ class Reconciler:
         else:
             batch.retry.add(task.service_id)
 
-    def _create(self, batch: Batch, svc: Service, slot: int, now: float) -> None:
+    def _create(
+        self, batch: Batch, svc: Service, slot: int, now: float, node_id: str | None = None
+    ) -> None:
+        """A NEW task for the slot; global mode binds it to its node from the start."""
         task = Task(
             id=new_id(),
             service_id=svc.id,
             service_name=svc.spec.name,
             slot=slot,
+            node_id=node_id,
+            constraints=list(svc.spec.constraints),
+            max_replicas_per_node=svc.spec.max_replicas_per_node,
             image=svc.spec.image,
             command=list(svc.spec.command),
             env=list(svc.spec.env),
@@ -273,13 +343,14 @@ class Reconciler:
     def _schedule(
         self, batch: Batch, targets: set[str], nodes: dict[str, Node], now: float
     ) -> None:
-        """Place every unassigned, allocated task of the targets in one pass."""
+        """Place every unassigned, allocated task of the targets in one pass.
+
+        PENDING tasks bound to a node (global mode) are only checked against it."""
         waiting = sorted(
             (
                 t
                 for t in batch.tasks.values()
                 if t.service_id in targets
-                and t.node_id is None
                 and t.desired_state == DesiredTaskState.RUNNING
                 and t.status.state == TaskState.PENDING
             ),

@@ -11,9 +11,10 @@ When no node passes, the task stays unplaced and the reason counts the nodes eac
 filter rejected, in swarmkit's words:
 "no suitable node (2 nodes not available for new tasks)".
 
-Extending (issue 4): constraints, max-replicas-per-node and placement preferences
-are new `Filter` subclasses added to `DEFAULT_FILTERS` (they see the task through
-`set_task` and the per-service counts through `NodeInfo`).
+Filters, in order (a rejected node counts for the first filter that refused it):
+ready and active; the task's placement constraints; the service's max replicas
+per node. A task already bound to a node (global mode makes one per node) is only
+checked against that node.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from netagent.desired import DesiredTaskState
+from orchestrator.constraints import Constraint, parse_all, satisfied
 from orchestrator.objects import Availability, Node, NodeStatus, Task
 
 NO_SUITABLE_NODE = "no suitable node"
@@ -42,6 +44,11 @@ class NodeInfo:
 
     def spread_key(self, service_id: str) -> tuple[int, int, str, str]:
         return (self.service_counts[service_id], self.total, self.node.hostname, self.node.id)
+
+
+def _nodes(n: int, one: str, many: str) -> str:
+    """An explain phrase with swarmkit's singular/plural."""
+    return f"1 node {one}" if n == 1 else f"{n} nodes {many}"
 
 
 class Filter:
@@ -71,12 +78,46 @@ class ReadyFilter(Filter):
         )
 
     def explain(self, nodes: int) -> str:
-        if nodes == 1:
-            return "1 node not available for new tasks"
-        return f"{nodes} nodes not available for new tasks"
+        return _nodes(nodes, "not available for new tasks", "not available for new tasks")
 
 
-DEFAULT_FILTERS: tuple[type[Filter], ...] = (ReadyFilter,)
+class ConstraintFilter(Filter):
+    """Nodes that satisfy every placement constraint of the task's service."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._constraints: list[Constraint] = []
+
+    def set_task(self, task: Task) -> bool:
+        self.task = task
+        self._constraints = parse_all(task.constraints)
+        return bool(self._constraints)
+
+    def check(self, node: NodeInfo) -> bool:
+        return satisfied(self._constraints, node.node)
+
+    def explain(self, nodes: int) -> str:
+        return _nodes(nodes, "does not satisfy constraints", "do not satisfy constraints")
+
+
+class MaxReplicasFilter(Filter):
+    """Nodes holding fewer than the service's max replicas per node (0: no limit)."""
+
+    def set_task(self, task: Task) -> bool:
+        self.task = task
+        return task.max_replicas_per_node > 0
+
+    def check(self, node: NodeInfo) -> bool:
+        assert self.task is not None
+        return node.service_counts[self.task.service_id] < self.task.max_replicas_per_node
+
+    def explain(self, nodes: int) -> str:
+        return _nodes(
+            nodes, "has reached max replicas per node", "have reached max replicas per node"
+        )
+
+
+DEFAULT_FILTERS: tuple[type[Filter], ...] = (ReadyFilter, ConstraintFilter, MaxReplicasFilter)
 
 
 class Pipeline:
@@ -141,7 +182,12 @@ def schedule(
     reasons: dict[str, str] = {}
     for task in tasks_to_place:
         pipeline.set_task(task)
-        eligible = [i for i in ordered if pipeline.process(i)]
+        if task.node_id is not None:
+            # Bound to its node (global mode): only that node is checked.
+            candidates = [infos[task.node_id]] if task.node_id in infos else []
+        else:
+            candidates = ordered
+        eligible = [i for i in candidates if pipeline.process(i)]
         if not eligible:
             placements[task.id] = None
             reasons[task.id] = pipeline.explain()

@@ -28,6 +28,7 @@ from netagent.taskexec import nsenter_argv
 from orchestrator.api.app import json_response, jsonable, parse_body, proxy
 from orchestrator.daemon import Daemon
 from orchestrator.dispatch import digest
+from orchestrator.global_mode import desired_count
 from orchestrator.manager import Manager
 from orchestrator.objects import NetworkSpec, NodeRole, ServiceSpec
 
@@ -76,6 +77,12 @@ class ScaleRequest(BaseModel):
 class UpdateRequest(BaseModel):
     publish_add: list[PublishedPort] = []
     publish_rm: list[int] = []
+
+
+class NodeUpdateRequest(BaseModel):
+    availability: str | None = None
+    label_add: list[str] = []
+    label_rm: list[str] = []
 
 
 class ExecRequest(BaseModel):
@@ -164,6 +171,29 @@ async def node_inspect(request: web.Request, manager: Manager) -> web.Response:
     return json_response(manager.get_node(request.match_info["ref"]))
 
 
+@routes.post("/v1/nodes/{ref}/update")
+@manager_route
+async def node_update(request: web.Request, manager: Manager) -> web.Response:
+    body = await parse_body(request, NodeUpdateRequest)
+    node = manager.update_node(
+        request.match_info["ref"],
+        availability=body.availability,
+        label_add=body.label_add,
+        label_rm=body.label_rm,
+    )
+    await daemon_of(request).settle()
+    return json_response(node)
+
+
+@routes.delete("/v1/nodes/{ref}")
+@manager_route
+async def node_rm(request: web.Request, manager: Manager) -> web.Response:
+    force = request.query.get("force") == "1"
+    manager.remove_node(request.match_info["ref"], force=force)
+    await daemon_of(request).settle()
+    return json_response({})
+
+
 # manager: networks ------------------------------------------------------------------------
 
 
@@ -241,10 +271,17 @@ async def network_rm(request: web.Request, manager: Manager) -> web.Response:
 # manager: services and tasks --------------------------------------------------------------
 
 
-def service_view(manager: Manager, service, running: int | None = None) -> dict:
+def service_view(
+    manager: Manager, service, running: int | None = None, snapshot: tuple | None = None
+) -> dict:
+    """The service with its running task count and how many it should have.
+
+    `snapshot` (nodes, tasks) is read once by callers listing many services."""
     if running is None:
         running = dict((s.id, n) for s, n in manager.list_services()).get(service.id, 0)
-    return {**jsonable(service), "running": running}
+    nodes, tasks = snapshot or (manager.list_nodes(), manager.list_tasks())
+    desired = desired_count(service, nodes, tasks)
+    return {**jsonable(service), "running": running, "desired": desired}
 
 
 @routes.post("/v1/services")
@@ -259,7 +296,10 @@ async def service_create(request: web.Request, manager: Manager) -> web.Response
 @routes.get("/v1/services")
 @manager_route
 async def service_list(request: web.Request, manager: Manager) -> web.Response:
-    return json_response([service_view(manager, s, n) for s, n in manager.list_services()])
+    snapshot = (manager.list_nodes(), manager.list_tasks())
+    return json_response(
+        [service_view(manager, s, n, snapshot) for s, n in manager.list_services()]
+    )
 
 
 @routes.get("/v1/services/{ref}")

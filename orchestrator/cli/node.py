@@ -1,4 +1,4 @@
-"""`vxswarm node ls|inspect|ps`."""
+"""`vxswarm node ls|inspect|ps|update|rm`."""
 
 from __future__ import annotations
 
@@ -109,3 +109,31 @@ def ps(refs: tuple[str, ...], fmt: str) -> None:
     for ref in refs or ("self",):
         tasks += api().get("/v1/tasks", node=_resolve(ref))
     echo_tasks(tasks, fmt)
+
+
+@node.command()
+@click.option(
+    "--availability",
+    type=click.Choice(["active", "pause", "drain"]),
+    help="Availability of the node.",
+)
+@click.option("--label-add", multiple=True, help="Add or update a node label (KEY=VALUE).")
+@click.option("--label-rm", multiple=True, help="Remove a node label if exists.")
+@click.argument("ref")
+def update(
+    availability: str | None, label_add: tuple[str, ...], label_rm: tuple[str, ...], ref: str
+) -> None:
+    """Update a node: drain moves its tasks away, pause keeps them but takes no new ones."""
+    body = {"availability": availability, "label_add": list(label_add), "label_rm": list(label_rm)}
+    api().post(f"/v1/nodes/{_resolve(ref)}/update", body)
+    click.echo(ref)
+
+
+@node.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Force remove a node from the swarm.")
+@click.argument("refs", nargs=-1, required=True)
+def rm(force: bool, refs: tuple[str, ...]) -> None:
+    """Remove one or more nodes from the swarm (a Ready one only with --force)."""
+    for ref in refs:
+        api().delete(f"/v1/nodes/{_resolve(ref)}", force="1" if force else None)
+        click.echo(ref)

@@ -71,13 +71,40 @@ def parse_publish_flag(value: str) -> dict:
     return {"published": published, "target": target, "protocol": proto or "tcp"}
 
 
+def replicas_column(s: dict) -> str:
+    """running/desired, plus docker's "(max N per node)" when a limit is set."""
+    text = f"{s['running']}/{s['desired']}"
+    if s["spec"]["max_replicas_per_node"]:
+        text += f" (max {s['spec']['max_replicas_per_node']} per node)"
+    return text
+
+
 def ports_column(ports: list[dict]) -> str:
     return ", ".join(f"*:{p['published']}->{p['target']}/{p['protocol']}" for p in ports)
 
 
 @service.command(context_settings={"allow_interspersed_args": False})
 @click.option("--name", required=True, help="Service name.")
-@click.option("--replicas", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--replicas", type=click.IntRange(min=0), help="Number of tasks [default: 1].")
+@click.option(
+    "--mode",
+    type=click.Choice(["replicated", "global"]),
+    default="replicated",
+    show_default=True,
+    help="global: one task on every eligible node.",
+)
+@click.option(
+    "--constraint",
+    "constraints",
+    multiple=True,
+    help="Placement constraint, e.g. node.role==manager (several are ANDed).",
+)
+@click.option(
+    "--replicas-max-per-node",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Maximum number of tasks per node (0 = unlimited).",
+)
 @click.option("--network", "networks", multiple=True, help="NET or name=NET,alias=A.")
 @click.option("-e", "--env", "env", multiple=True, help="Set environment variables KEY=VALUE.")
 @click.option("--stop-grace-period", type=Duration(), default="10s", show_default=True)
@@ -97,7 +124,10 @@ def ports_column(ports: list[dict]) -> str:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create(
     name: str,
-    replicas: int,
+    replicas: int | None,
+    mode: str,
+    constraints: tuple[str, ...],
+    replicas_max_per_node: int,
     networks: tuple[str, ...],
     env: tuple[str, ...],
     stop_grace_period: float,
@@ -109,12 +139,19 @@ def create(
     command: tuple[str, ...],
 ) -> None:
     """Create a service running IMAGE (a built-in workload) [COMMAND [ARG...]]."""
+    if mode == "global" and replicas is not None:
+        raise click.BadParameter(
+            "replicas can only be used with replicated mode", param_hint="'--replicas'"
+        )
     spec = {
         "name": name,
         "image": image,
         "command": list(command),
         "env": list(env),
-        "replicas": replicas,
+        "replicas": 1 if replicas is None else replicas,
+        "mode": mode,
+        "constraints": list(constraints),
+        "max_replicas_per_node": replicas_max_per_node,
         "networks": [parse_network_flag(n) for n in networks],
         "stop_grace_period": stop_grace_period,
         "labels": dict(lbl.partition("=")[::2] for lbl in labels),
@@ -161,8 +198,8 @@ def ls(quiet: bool, fmt: str) -> None:
                 (
                     short_id(s["id"]),
                     s["spec"]["name"],
-                    "replicated",
-                    f"{s['running']}/{s['spec']['replicas']}",
+                    s["spec"]["mode"],
+                    replicas_column(s),
                     s["spec"]["image"],
                     ports_column(s["spec"]["ports"]),
                 )
@@ -202,7 +239,16 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     for s in services:
         spec = s["spec"]
         click.echo(f"\nID:\t\t{s['id']}\nName:\t\t{spec['name']}")
-        click.echo(f"Service Mode:\tReplicated\n Replicas:\t{spec['replicas']}")
+        if spec["mode"] == "global":
+            click.echo("Service Mode:\tGlobal")
+        else:
+            click.echo(f"Service Mode:\tReplicated\n Replicas:\t{spec['replicas']}")
+        if spec["constraints"] or spec["max_replicas_per_node"]:
+            click.echo("Placement:")
+        if spec["constraints"]:
+            click.echo(f" Constraints:\t{spec['constraints']}")
+        if spec["max_replicas_per_node"]:
+            click.echo(f" Max Replicas Per Node:\t{spec['max_replicas_per_node']}")
         click.echo(f"Created at:\t{when(s['created_at'])}\nUpdated at:\t{when(s['updated_at'])}")
         click.echo(f"ContainerSpec:\n Image:\t\t{spec['image']}")
         if spec["command"]:
