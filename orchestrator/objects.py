@@ -142,6 +142,14 @@ class ServiceMode(StrEnum):
 ConstraintText = Annotated[str, AfterValidator(_constraints.check)]
 
 
+class RestartCondition(StrEnum):
+    """When a task that ended on its own gets a replacement (swarmkit's restart policy)."""
+
+    ANY = "any"
+    ON_FAILURE = "on-failure"
+    NONE = "none"
+
+
 class NetworkAttachmentSpec(Model):
     target: str  # network name or id, as the user gave it
     aliases: list[str] = Field(default_factory=list)
@@ -165,6 +173,12 @@ class ServiceSpec(Model):
     constraints: list[ConstraintText] = Field(default_factory=list)
     #: At most this many of the service's tasks on one node (0: no limit).
     max_replicas_per_node: int = Field(default=0, ge=0)
+    #: Which ended tasks are replaced (see orchestrator.restart_policy).
+    restart_condition: RestartCondition = RestartCondition.ANY
+    #: Restarts allowed per slot (within `restart_window`, if set); 0: unlimited.
+    restart_max_attempts: int = Field(default=0, ge=0)
+    #: Seconds over which restarts are counted; 0: unbounded (all restarts count).
+    restart_window: float = Field(default=0.0, ge=0)
 
     @field_validator("max_replicas_per_node")
     @classmethod
@@ -261,6 +275,13 @@ class Task(Model):
     #: The service's placement at creation (the scheduler sees tasks, not services).
     constraints: list[str] = Field(default_factory=list)
     max_replicas_per_node: int = 0
+    #: Manager times of the restarts this slot has had under the restart policy,
+    #: carried from task to task (kept only when max attempts are set, pruned to
+    #: the window): what `restart_max_attempts` is checked against.
+    restart_history: list[float] = Field(default_factory=list)
+    #: Set when this task ended on its own and the restart policy refused it a
+    #: replacement: its slot stays empty until the service changes.
+    restart_refused: bool = False
 
     @property
     def name(self) -> str:

@@ -10,7 +10,8 @@ Per service, with slots 1..replicas:
 - a slot is alive while it has a task with desired RUNNING; a missing slot gets a
   new task: NEW -> addresses allocated -> PENDING -> scheduled -> ASSIGNED;
 - a task that died on its own (observed terminal, desired RUNNING) is shut down
-  and its slot refilled `restart_delay` seconds later (Task.restart_at);
+  and, if the restart policy allows (see `restart_policy`), its slot refilled
+  `restart_delay` seconds later (Task.restart_at); a refused slot stays empty;
 - a task whose node is DOWN is shut down and refilled at once (swarmkit's
   restartTasksByNodeID); a task whose node left is marked ORPHANED likewise;
 - slots above `replicas` are shut down; once dead they are deleted (swarmkit's
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 
 from netagent.desired import DesiredTaskState, TaskState
 from netagent.errors import Conflict
-from orchestrator import global_mode
+from orchestrator import global_mode, restart_policy
 from orchestrator.allocator import AddressBook
 from orchestrator.endpoints import address_book
 from orchestrator.objects import (
@@ -187,16 +188,14 @@ class Reconciler:
                     log.info("task %s: node %s is down, replacing it", t.name, t.node_id)
                     self._lost_node(batch, t, nodes, now)
                 elif t.status.state.terminal:
-                    log.info(
-                        "task %s %s, restarting after %ss",
-                        t.name,
-                        t.status.state,
-                        svc.spec.restart_delay,
-                    )
+                    verdict = restart_policy.on_exit(svc.spec, t, now)
+                    log.info("task %s %s: %s", t.name, t.status.state, verdict.reason)
                     batch.update(
                         t,
                         desired_state=DesiredTaskState.SHUTDOWN,
-                        restart_at=now + svc.spec.restart_delay,
+                        restart_at=now + svc.spec.restart_delay if verdict.restart else 0.0,
+                        restart_history=verdict.history,
+                        restart_refused=not verdict.restart,
                     )
                 elif replicated and t.slot > replicas:
                     if t.node_id is None:
@@ -240,7 +239,14 @@ class Reconciler:
         if replicated:
             self._fill_slots(batch, svc, by_slot, now)
         else:
-            plan = global_mode.plan(svc, batch.of_service(svc.id), nodes.values(), now)
+            # A node whose task was refused a restart gets no new one (its slot is over).
+            mine = batch.of_service(svc.id)
+            open_nodes = [
+                n
+                for n in nodes.values()
+                if not restart_policy.refused(t for t in mine if t.node_id == n.id)
+            ]
+            plan = global_mode.plan(svc, mine, open_nodes, now)
             for node_id, slot in plan.create:
                 self._create(batch, svc, slot, now, node_id)
             if plan.waiting:
@@ -256,7 +262,7 @@ class Reconciler:
         """A new task for every slot up to `replicas` with no live task."""
         for slot in range(1, svc.spec.replicas + 1):
             tasks = by_slot.get(slot, [])
-            if any(global_mode.is_live(t) for t in tasks):
+            if any(global_mode.is_live(t) for t in tasks) or restart_policy.refused(tasks):
                 continue
             wait_until = max((t.restart_at for t in tasks), default=0.0)
             if wait_until > now:
@@ -291,7 +297,14 @@ class Reconciler:
     def _create(
         self, batch: Batch, svc: Service, slot: int, now: float, node_id: str | None = None
     ) -> None:
-        """A NEW task for the slot; global mode binds it to its node from the start."""
+        """A NEW task for the slot; global mode binds it to its node from the start.
+
+        It carries on the slot's restart history (a global slot is one node's)."""
+        predecessors = [
+            t
+            for t in batch.of_service(svc.id)
+            if t.slot == slot and (node_id is None or t.node_id == node_id)
+        ]
         task = Task(
             id=new_id(),
             service_id=svc.id,
@@ -307,6 +320,7 @@ class Reconciler:
             status=_status(TaskState.NEW, now, "created"),
             service_version=svc.version,
             created_at=now,
+            restart_history=restart_policy.inherited(predecessors),
         )
         batch.tasks[task.id] = task
 

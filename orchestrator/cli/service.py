@@ -79,6 +79,17 @@ def replicas_column(s: dict) -> str:
     return text
 
 
+def restart_policy_lines(spec: dict) -> list[str]:
+    """The restart policy in the docker CLI's `inspect --pretty` layout."""
+    lines = ["RestartPolicy:", f" Condition:\t{spec['restart_condition']}"]
+    lines.append(f" Delay:\t\t{format_duration(spec['restart_delay'])}")
+    if spec["restart_max_attempts"]:
+        lines.append(f" Max Attempts:\t{spec['restart_max_attempts']}")
+    if spec["restart_window"]:
+        lines.append(f" Window:\t{format_duration(spec['restart_window'])}")
+    return lines
+
+
 def ports_column(ports: list[dict]) -> str:
     return ", ".join(f"*:{p['published']}->{p['target']}/{p['protocol']}" for p in ports)
 
@@ -119,6 +130,26 @@ def ports_column(ports: list[dict]) -> str:
 @click.option(
     "--endpoint-mode", type=click.Choice(["vip", "dnsrr"]), default="vip", show_default=True
 )
+@click.option(
+    "--restart-condition",
+    type=click.Choice(["any", "on-failure", "none"]),
+    default="any",
+    show_default=True,
+    help="Which ended tasks are restarted.",
+)
+@click.option("--restart-delay", type=Duration(), default="5s", show_default=True)
+@click.option(
+    "--restart-max-attempts",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Maximum restarts per task slot (0 = unlimited).",
+)
+@click.option(
+    "--restart-window",
+    type=Duration(),
+    default="0",
+    help="Window the restart attempts are counted in (0 = unbounded).",
+)
 @click.option("-d", "--detach", is_flag=True, help="Accepted for docker compatibility.")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -134,6 +165,10 @@ def create(
     labels: tuple[str, ...],
     publish: tuple[str, ...],
     endpoint_mode: str,
+    restart_condition: str,
+    restart_delay: float,
+    restart_max_attempts: int,
+    restart_window: float,
     detach: bool,
     image: str,
     command: tuple[str, ...],
@@ -157,6 +192,10 @@ def create(
         "labels": dict(lbl.partition("=")[::2] for lbl in labels),
         "ports": [parse_publish_flag(p) for p in publish],
         "endpoint_mode": endpoint_mode,
+        "restart_condition": restart_condition,
+        "restart_delay": restart_delay,
+        "restart_max_attempts": restart_max_attempts,
+        "restart_window": restart_window,
     }
     click.echo(api().post("/v1/services", spec)["id"])
 
@@ -249,6 +288,8 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
             click.echo(f" Constraints:\t{spec['constraints']}")
         if spec["max_replicas_per_node"]:
             click.echo(f" Max Replicas Per Node:\t{spec['max_replicas_per_node']}")
+        for line in restart_policy_lines(spec):
+            click.echo(line)
         click.echo(f"Created at:\t{when(s['created_at'])}\nUpdated at:\t{when(s['updated_at'])}")
         click.echo(f"ContainerSpec:\n Image:\t\t{spec['image']}")
         if spec["command"]:
