@@ -9,13 +9,14 @@ never collide; `down()` runs even when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,56 @@ class SwarmLab:
     def hostnames(self) -> dict[str, str]:
         return {n["id"]: n["hostname"] for n in self.json("node", "ls")}
 
+    def node_states(self) -> dict[str, str]:
+        return {n["hostname"]: n["status"] for n in self.json("node", "ls")}
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        wait_for(
+            f"{len(self.nodes)} Ready nodes",
+            lambda: self.node_states() == dict.fromkeys(self.nodes, "ready"),
+            timeout=timeout,
+        )
+
+    def converge(self, service: str, n: int, timeout: float = 30.0) -> list[dict]:
+        """Wait until exactly `n` tasks of `service` run; those tasks."""
+        return wait_for(
+            f"{n} running tasks of {service}",
+            lambda: (r := self.running(service)) and len(r) == n and r,
+            timeout=timeout,
+        )
+
+    @contextlib.contextmanager
+    def service(
+        self, name: str, *args: str, replicas: int | None = None, converge: bool = True
+    ) -> Iterator[list[dict] | None]:
+        """A service for one test: created, converged (unless told not to, e.g. global
+        mode or tasks meant to fail), and removed even if the test fails."""
+        count = ("--replicas", str(replicas)) if replicas is not None else ()
+        self.run("service", "create", "--name", name, *count, *args, check=True)
+        try:
+            yield self.converge(name, replicas or 1) if converge else None
+        finally:
+            self.run("service", "rm", name)
+
     def lab_namespaces(self) -> list[str]:
         out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         return [ln.split()[0] for ln in out.splitlines() if ln.startswith(f"vx-{self.name}-")]
 
     def task_namespaces(self) -> list[str]:
         return [n for n in self.lab_namespaces() if "-t-" in n]
+
+
+@contextlib.contextmanager
+def running_lab(root: Path, networks: Iterable[str] = ()) -> Iterator[SwarmLab]:
+    """A 3-node lab with every node Ready and `networks` made; always taken down."""
+    lab = SwarmLab.create(root)
+    try:
+        lab.wait_ready()
+        for net in networks:
+            lab.run("network", "create", "-d", "overlay", net, check=True)
+        yield lab
+    finally:
+        lab.down()
 
 
 def wait_for(

@@ -4,17 +4,15 @@ service VIPs, the ingress routing mesh, host-mode ports, isolation."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from netagent.lab.driver import SwarmLab, wait_for
+from netagent.lab.driver import SwarmLab, running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 SLEEPER = ("alpine", "sleep", "600")
@@ -22,32 +20,8 @@ SLEEPER = ("alpine", "sleep", "600")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = None
-    try:
-        lab = SwarmLab.create(tmp_path_factory.mktemp("labroot"))
-        lab.run("network", "create", "-d", "overlay", "webnet", check=True)
-        lab.run("network", "create", "-d", "overlay", "othernet", check=True)
+    with running_lab(tmp_path_factory.mktemp("labroot"), networks=["webnet", "othernet"]) as lab:
         yield lab
-    finally:
-        if lab:
-            lab.down()
-
-
-def converge(lab: SwarmLab, name: str, n: int) -> list[dict]:
-    return wait_for(
-        f"{n} running tasks of {name}",
-        lambda: (r := lab.running(name)) and len(r) == n and r,
-        timeout=30,
-    )
-
-
-@contextlib.contextmanager
-def service(lab: SwarmLab, name: str, *args: str, replicas: int = 1) -> Iterator[list[dict]]:
-    lab.run("service", "create", "--name", name, "--replicas", str(replicas), *args, check=True)
-    try:
-        yield converge(lab, name, replicas)
-    finally:
-        lab.run("service", "rm", name)
 
 
 def ip_on(task: dict, lab: SwarmLab, network: str) -> str:
@@ -69,8 +43,8 @@ def hostnames_seen(lines: str) -> collections.Counter:
 
 def test_names_resolve_like_the_swarm_articles(lab):
     with (
-        service(lab, "web", "--network", "webnet", "whoami", replicas=3) as tasks,
-        service(lab, "shell", "--network", "webnet", *SLEEPER),
+        lab.service("web", "--network", "webnet", "whoami", replicas=3) as tasks,
+        lab.service("shell", "--network", "webnet", *SLEEPER),
     ):
         vip = lab.json("service", "inspect", "web")[0]["vips"]
         (vip_addr,) = [str(IPv4Interface(v).ip) for v in vip.values()]
@@ -87,7 +61,7 @@ def test_names_resolve_like_the_swarm_articles(lab):
 
 
 def test_aaaa_for_a_cluster_name_is_an_immediate_empty_answer(lab):
-    with service(lab, "six", "--network", "webnet", *SLEEPER):
+    with lab.service("six", "--network", "webnet", *SLEEPER):
         t0 = time.monotonic()
         res = lab.run("exec", "six.1", "dig", "+tries=1", "+time=2", "AAAA", "six")
         assert res.code == 0 and "status: NOERROR" in res.out and "ANSWER: 0" in res.out
@@ -96,14 +70,14 @@ def test_aaaa_for_a_cluster_name_is_an_immediate_empty_answer(lab):
 
 def test_vip_spreads_connections_over_every_replica_and_follows_scaling(lab):
     with (
-        service(lab, "lb", "--network", "webnet", "whoami", replicas=3) as tasks,
-        service(lab, "cli", "--network", "webnet", *SLEEPER),
+        lab.service("lb", "--network", "webnet", "whoami", replicas=3) as tasks,
+        lab.service("cli", "--network", "webnet", *SLEEPER),
     ):
         script = "for i in $(seq 90); do curl -s -m2 http://lb/; done"
         seen = hostnames_seen(lab.run("exec", "cli.1", "sh", "-c", script, check=True).out)
         assert set(seen) == {t["id"][:12] for t in tasks}, seen
         lab.run("service", "scale", "lb=1", check=True)
-        (left,) = converge(lab, "lb", 1)
+        (left,) = lab.converge("lb", 1)
         assert len(dig(lab, "cli.1", "tasks.lb")) == 1
         seen = hostnames_seen(
             lab.run(
@@ -112,14 +86,14 @@ def test_vip_spreads_connections_over_every_replica_and_follows_scaling(lab):
         )
         assert set(seen) == {left["id"][:12]}
         lab.run("service", "scale", "lb=3", check=True)
-        tasks = converge(lab, "lb", 3)
+        tasks = lab.converge("lb", 3)
         seen = hostnames_seen(lab.run("exec", "cli.1", "sh", "-c", script, check=True).out)
         assert set(seen) == {t["id"][:12] for t in tasks}
 
 
 def test_routing_mesh_answers_on_a_node_without_a_task(lab):
-    with service(
-        lab, "mesh", "--network", "webnet", "--publish", "8080:80", "whoami", replicas=2
+    with lab.service(
+        "mesh", "--network", "webnet", "--publish", "8080:80", "whoami", replicas=2
     ) as tasks:
         names = lab.hostnames()
         busy = {names[t["node_id"]] for t in tasks}
@@ -146,8 +120,7 @@ UDP_ASK = textwrap.dedent("""
 
 
 def test_udp_is_published_through_the_mesh(lab):
-    with service(
-        lab,
+    with lab.service(
         "udp",
         "--network",
         "webnet",
@@ -163,7 +136,7 @@ def test_udp_is_published_through_the_mesh(lab):
 
 
 def test_host_mode_port_answers_only_where_a_task_runs(lab):
-    with service(lab, "hp", "--publish", "published=9090,target=80,mode=host", "whoami") as (task,):
+    with lab.service("hp", "--publish", "published=9090,target=80,mode=host", "whoami") as (task,):
         names = lab.hostnames()
         ips = {"manager1": "192.168.56.11", "worker1": "192.168.56.12", "worker2": "192.168.56.13"}
         for node, ip in ips.items():
@@ -176,8 +149,7 @@ def test_host_mode_port_answers_only_where_a_task_runs(lab):
 
 def test_dnsrr_and_aliases(lab):
     with (
-        service(
-            lab,
+        lab.service(
             "rr",
             "--endpoint-mode",
             "dnsrr",
@@ -186,7 +158,7 @@ def test_dnsrr_and_aliases(lab):
             *SLEEPER,
             replicas=2,
         ) as tasks,
-        service(lab, "q", "--network", "webnet", *SLEEPER),
+        lab.service("q", "--network", "webnet", *SLEEPER),
     ):
         ips = sorted(ip_on(t, lab, "webnet") for t in tasks)
         assert sorted(dig(lab, "q.1", "rr")) == ips
@@ -195,8 +167,8 @@ def test_dnsrr_and_aliases(lab):
 
 def test_networks_are_isolated_in_dns_and_packets(lab):
     with (
-        service(lab, "a", "--network", "webnet", *SLEEPER) as (a,),
-        service(lab, "b", "--network", "othernet", *SLEEPER),
+        lab.service("a", "--network", "webnet", *SLEEPER) as (a,),
+        lab.service("b", "--network", "othernet", *SLEEPER),
     ):
         assert dig(lab, "b.1", "a") == []
         res = lab.run("exec", "b.1", "ping", "-c1", "-W1", ip_on(a, lab, "webnet"))
@@ -204,7 +176,7 @@ def test_networks_are_isolated_in_dns_and_packets(lab):
 
 
 def test_names_outside_the_cluster_go_to_the_upstream_or_fail_fast(lab):
-    with service(lab, "up", "--network", "webnet", *SLEEPER):
+    with lab.service("up", "--network", "webnet", *SLEEPER):
         t0 = time.monotonic()
         res = lab.run("exec", "up.1", "dig", "+tries=1", "+time=4", "example.org")
         assert "SERVFAIL" in res.out and time.monotonic() - t0 < 3
@@ -214,7 +186,7 @@ def test_names_outside_the_cluster_go_to_the_upstream_or_fail_fast(lab):
     try:
         for node in ("manager1", "worker1", "worker2"):
             (lab.root / lab.name / node / "resolv.conf").write_text("nameserver 192.168.56.1\n")
-        with service(lab, "up2", "--network", "webnet", *SLEEPER):
+        with lab.service("up2", "--network", "webnet", *SLEEPER):
             assert wait_for(
                 "forwarded answer",
                 lambda: dig(lab, "up2.1", "example.org") == ["192.0.2.7"],
@@ -239,15 +211,15 @@ UPSTREAM = textwrap.dedent("""
 
 
 def test_port_conflict_is_refused_naming_the_service(lab):
-    with service(lab, "p1", "--publish", "7000:80", "whoami"):
+    with lab.service("p1", "--publish", "7000:80", "whoami"):
         res = lab.run("service", "create", "--name", "p2", "--publish", "7000:80", "whoami")
         assert res.code == 1 and "already in use by service p1" in res.err
 
 
 def test_nothing_of_a_removed_service_remains_on_any_node(lab):
     with (
-        service(lab, "gone", "--network", "webnet", "--publish", "7100:80", "whoami", replicas=3),
-        service(lab, "watch", "--network", "webnet", *SLEEPER),
+        lab.service("gone", "--network", "webnet", "--publish", "7100:80", "whoami", replicas=3),
+        lab.service("watch", "--network", "webnet", *SLEEPER),
     ):
         assert dig(lab, "watch.1", "gone")
         lab.run("service", "rm", "gone", check=True)
@@ -264,11 +236,11 @@ def test_nothing_of_a_removed_service_remains_on_any_node(lab):
 
 
 def test_publish_add_and_rm_open_and_close_the_port_on_every_node(lab):
-    with service(lab, "late", "--network", "webnet", "whoami", replicas=2):
+    with lab.service("late", "--network", "webnet", "whoami", replicas=2):
         res = lab.lab("ssh", "client", "curl -s -m2 http://192.168.56.12:7200/")
         assert "I am" not in res.out
         lab.run("service", "update", "--publish-add", "7200:80", "late", check=True)
-        tasks = converge(lab, "late", 2)  # moved into the mesh: tasks were replaced
+        tasks = lab.converge("late", 2)  # moved into the mesh: tasks were replaced
         seen = hostnames_seen(
             lab.lab(
                 "ssh",
@@ -278,13 +250,13 @@ def test_publish_add_and_rm_open_and_close_the_port_on_every_node(lab):
         )
         assert set(seen) == {t["id"][:12] for t in tasks}
         lab.run("service", "update", "--publish-rm", "7200", "late", check=True)
-        converge(lab, "late", 2)
+        lab.converge("late", 2)
         res = lab.lab("ssh", "client", "curl -s -m2 http://192.168.56.12:7200/")
         assert "I am" not in res.out
 
 
 def test_network_inspect_shows_endpoints_per_node_and_service_vips(lab):
-    with service(lab, "seen", "--network", "webnet", *SLEEPER, replicas=3) as tasks:
+    with lab.service("seen", "--network", "webnet", *SLEEPER, replicas=3) as tasks:
         (net,) = lab.json("network", "inspect", "webnet")
         assert (net["vni"], net["subnet"], net["gateway"]) == (4097, "10.0.0.0/24", "10.0.0.1")
         endpoints = {

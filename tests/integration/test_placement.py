@@ -5,12 +5,9 @@ when it fails, so the tests share one lab (it takes a while to build)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 
-from netagent.lab.driver import SwarmLab, wait_for
+from netagent.lab.driver import SwarmLab, running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 SLEEPER = ("alpine", "sleep", "300")
@@ -19,21 +16,8 @@ NODES = ("manager1", "worker1", "worker2")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labroot")
-    lab = None
-    try:
-        lab = SwarmLab.create(root)
-        wait_for(
-            "3 Ready nodes",
-            lambda: (
-                {n["hostname"]: n["status"] for n in lab.json("node", "ls")}
-                == dict.fromkeys(NODES, "ready")
-            ),
-        )
+    with running_lab(tmp_path_factory.mktemp("labroot")) as lab:
         yield lab
-    finally:
-        if lab:
-            lab.down()
 
 
 @pytest.fixture
@@ -45,14 +29,9 @@ def nodes(lab):
         lab.run("node", "update", "--availability", "active", *rm, n["hostname"], check=True)
 
 
-@contextlib.contextmanager
-def service(lab: SwarmLab, name: str, *args: str) -> Iterator[None]:
-    """A service for one test, removed even if the test fails."""
-    lab.run("service", "create", "--name", name, *args, *SLEEPER, check=True)
-    try:
-        yield
-    finally:
-        lab.run("service", "rm", name)
+def service(lab: SwarmLab, name: str, *args: str):
+    """A sleeper service for one test; placement is awaited by each test itself."""
+    return lab.service(name, *args, *SLEEPER, converge=False)
 
 
 def running_on(lab: SwarmLab, service_name: str) -> list[str]:
@@ -61,7 +40,7 @@ def running_on(lab: SwarmLab, service_name: str) -> list[str]:
     return sorted(hosts[t["node_id"]] for t in lab.running(service_name))
 
 
-def converge(lab: SwarmLab, service_name: str, hosts: list[str]) -> None:
+def placed(lab: SwarmLab, service_name: str, hosts: list[str]) -> None:
     wait_for(
         f"{service_name} running on {hosts}",
         lambda: running_on(lab, service_name) == sorted(hosts),
@@ -76,7 +55,7 @@ def ls_row(lab: SwarmLab, service_name: str) -> list[str]:
 
 def test_role_constraint_lands_both_replicas_on_the_manager(lab):
     with service(lab, "mgr", "--replicas", "2", "--constraint", "node.role==manager"):
-        converge(lab, "mgr", ["manager1", "manager1"])
+        placed(lab, "mgr", ["manager1", "manager1"])
 
 
 def test_a_bad_constraint_is_refused_with_one_line_naming_it(lab):
@@ -101,27 +80,27 @@ def test_label_constraint_waits_with_the_reason_then_lands_on_the_labelled_node(
         assert lab.running("east") == []
         lab.run("node", "update", "--label-add", "zone=east", "worker2", check=True)
         assert lab.json("node", "inspect", "worker2")[0]["labels"] == {"zone": "east"}
-        converge(lab, "east", ["worker2", "worker2"])
+        placed(lab, "east", ["worker2", "worker2"])
 
 
 def test_global_mode_runs_one_task_per_node_and_follows_a_drain(nodes):
     lab = nodes
     with service(lab, "agent", "--mode", "global"):
-        converge(lab, "agent", list(NODES))
+        placed(lab, "agent", list(NODES))
         assert ls_row(lab, "agent")[2:4] == ["global", "3/3"]
 
         lab.run("node", "update", "--availability", "drain", "worker2", check=True)
-        converge(lab, "agent", ["manager1", "worker1"])
+        placed(lab, "agent", ["manager1", "worker1"])
         wait_for("REPLICAS 2/2", lambda: ls_row(lab, "agent")[3] == "2/2")
 
         lab.run("node", "update", "--availability", "active", "worker2", check=True)
-        converge(lab, "agent", list(NODES))
+        placed(lab, "agent", list(NODES))
 
 
 def test_drain_moves_tasks_away_and_pause_does_not(nodes):
     lab = nodes
     with service(lab, "web", "--replicas", "3"):
-        converge(lab, "web", list(NODES))
+        placed(lab, "web", list(NODES))
         on_worker1 = [
             t["id"] for t in lab.running("web") if t["node_id"] == node_id(lab, "worker1")
         ]
@@ -129,13 +108,13 @@ def test_drain_moves_tasks_away_and_pause_does_not(nodes):
         lab.run("node", "update", "--availability", "pause", "worker1", check=True)
         assert lab.json("node", "inspect", "worker1")[0]["availability"] == "pause"
         lab.run("service", "scale", "web=5", check=True)
-        converge(lab, "web", ["manager1", "manager1", "worker1", "worker2", "worker2"])
+        placed(lab, "web", ["manager1", "manager1", "worker1", "worker2", "worker2"])
         assert [
             t["id"] for t in lab.running("web") if t["node_id"] == node_id(lab, "worker1")
         ] == on_worker1
 
         lab.run("node", "update", "--availability", "drain", "worker1", check=True)
-        converge(lab, "web", ["manager1"] * 3 + ["worker2"] * 2)
+        placed(lab, "web", ["manager1"] * 3 + ["worker2"] * 2)
         wait_for("worker1's task namespaces gone", lambda: not worker1_tasks(lab))
 
 

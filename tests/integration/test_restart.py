@@ -6,45 +6,18 @@ completes once and is never restarted."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 
-from netagent.lab.driver import SwarmLab, wait_for
+from netagent.lab.driver import SwarmLab, running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
-NODES = ("manager1", "worker1", "worker2")
 ON_FAILURE = ("--restart-condition", "on-failure", "--restart-delay", "100ms")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labroot")
-    lab = None
-    try:
-        lab = SwarmLab.create(root)
-        wait_for(
-            "3 Ready nodes",
-            lambda: (
-                {n["hostname"]: n["status"] for n in lab.json("node", "ls")}
-                == dict.fromkeys(NODES, "ready")
-            ),
-        )
+    with running_lab(tmp_path_factory.mktemp("labroot")) as lab:
         yield lab
-    finally:
-        if lab:
-            lab.down()
-
-
-@contextlib.contextmanager
-def service(lab: SwarmLab, name: str, *args: str) -> Iterator[None]:
-    """A service for one test, removed even if the test fails."""
-    lab.run("service", "create", "--name", name, *args, check=True)
-    try:
-        yield
-    finally:
-        lab.run("service", "rm", name)
 
 
 def states(lab: SwarmLab, name: str) -> list[str]:
@@ -69,8 +42,8 @@ def ls_replicas(lab: SwarmLab, name: str) -> str:
 def test_on_failure_restarts_a_failing_task_twice_and_never_a_completed_one(lab):
     fails = ("--restart-max-attempts", "2", "alpine", "sh", "-c", "exit 1")
     with (
-        service(lab, "fails", *ON_FAILURE, *fails),
-        service(lab, "done", *ON_FAILURE, "alpine", "sh", "-c", "exit 0"),
+        lab.service("fails", *ON_FAILURE, *fails, converge=False),
+        lab.service("done", *ON_FAILURE, "alpine", "sh", "-c", "exit 0", converge=False),
     ):
         wait_for("fails to be refused a 3rd restart", lambda: settled(lab, "fails"), timeout=60)
         wait_for("done to complete unrestarted", lambda: settled(lab, "done"), timeout=60)

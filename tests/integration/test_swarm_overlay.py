@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from ipaddress import IPv4Interface
 
 import pytest
 
-from netagent.lab.driver import SwarmLab, wait_for
+from netagent.lab.driver import SwarmLab, running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 SLEEPER = ("alpine", "sleep", "300")
@@ -22,52 +20,20 @@ SLEEPER = ("alpine", "sleep", "300")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labroot")
-    lab = None
-    try:
-        lab = SwarmLab.create(root)
-        wait_for(
-            "3 Ready nodes",
-            lambda: (
-                node_states(lab) == {"manager1": "ready", "worker1": "ready", "worker2": "ready"}
-            ),
-        )
-        lab.run("network", "create", "-d", "overlay", "webnet", check=True)
+    with running_lab(tmp_path_factory.mktemp("labroot"), networks=["webnet"]) as lab:
         yield lab
-    finally:
-        if lab:
-            lab.down()
-
-
-def node_states(lab: SwarmLab) -> dict[str, str]:
-    return {n["hostname"]: n["status"] for n in lab.json("node", "ls")}
 
 
 def overlay_ip(task: dict) -> str:
     return str(IPv4Interface(task["attachments"][0]["address"]).ip)
 
 
-def converge(lab: SwarmLab, service: str, n: int) -> list[dict]:
-    return wait_for(
-        f"{n} running tasks of {service}",
-        lambda: (r := lab.running(service)) and len(r) == n and r,
-        timeout=30,
-    )
-
-
-@contextlib.contextmanager
 def service(
     lab: SwarmLab, name: str, *args: str, replicas: int = 1, network: str | None = "webnet"
-) -> Iterator[list[dict]]:
-    """A service created for one test, converged, and removed even if the test fails."""
+):
+    """Most services of this module are on webnet."""
     net = ("--network", network) if network else ()
-    lab.run(
-        "service", "create", "--name", name, "--replicas", str(replicas), *net, *args, check=True
-    )
-    try:
-        yield converge(lab, name, replicas)
-    finally:
-        lab.run("service", "rm", name)
+    return lab.service(name, *net, *args, replicas=replicas)
 
 
 def test_three_replicas_land_on_three_nodes_and_ping_each_other(lab):
@@ -166,7 +132,7 @@ def test_scale_up_and_down_leaves_exactly_the_expected_namespaces(lab):
     with service(lab, "sc", *SLEEPER, replicas=3):
         for n in (6, 2):
             lab.run("service", "scale", f"sc={n}", check=True)
-            converge(lab, "sc", n)
+            lab.converge("sc", n)
             wait_for(f"{n} task namespaces", lambda n=n: len(lab.task_namespaces()) == n)
             assert sorted(t["slot"] for t in lab.running("sc")) == list(range(1, n + 1))
     wait_for("no task namespace", lambda: not lab.task_namespaces())
@@ -204,7 +170,7 @@ def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab, node):
         machine = next(n for n in info["machines"] if n["name"] == node)
         os.kill(machine["daemon"]["pid"], signal.SIGKILL)
         lab.lab("start", node, check=True)
-        after = {t["id"]: t["status"]["pid"] for t in converge(lab, "keep", 3)}
+        after = {t["id"]: t["status"]["pid"] for t in lab.converge("keep", 3)}
         assert after == before
         assert sorted(lab.task_namespaces()) == namespaces
         assert [s["id"] for s in lab.json("service", "ls")] == [s["id"] for s in services_before]
@@ -216,7 +182,7 @@ def test_daemon_sigkill_and_restart_keeps_task_processes_and_state(lab, node):
 def test_stopped_node_goes_down_its_tasks_move_and_it_comes_back_ready(lab):
     with service(lab, "mv", *SLEEPER, replicas=3):
         lab.lab("stop", "worker2", check=True)
-        wait_for("worker2 Down", lambda: node_states(lab)["worker2"] == "down", timeout=15)
+        wait_for("worker2 Down", lambda: lab.node_states()["worker2"] == "down", timeout=15)
         names = lab.hostnames()
         tasks = wait_for(
             "3 tasks running away from worker2",
@@ -229,8 +195,8 @@ def test_stopped_node_goes_down_its_tasks_move_and_it_comes_back_ready(lab):
         )
         assert len(tasks) == 3
         lab.lab("start", "worker2", check=True)
-        wait_for("worker2 Ready", lambda: node_states(lab)["worker2"] == "ready", timeout=15)
-        assert len(converge(lab, "mv", 3)) == 3
+        wait_for("worker2 Ready", lambda: lab.node_states()["worker2"] == "ready", timeout=15)
+        assert len(lab.converge("mv", 3)) == 3
 
 
 @pytest.mark.parametrize(
@@ -280,7 +246,7 @@ def test_bad_and_rotated_tokens_are_refused(lab):
     with service(lab, "left", *SLEEPER, replicas=3):
         lab.run("swarm", "leave", node="worker1", check=True)
     try:
-        assert "worker1" not in node_states(lab)
+        assert "worker1" not in lab.node_states()
         prefix = f"{lab.node_ns('worker1')}-"
         assert not [ns for ns in lab.lab_namespaces() if ns.startswith(prefix)]
         rules = subprocess.run(
@@ -305,4 +271,4 @@ def test_bad_and_rotated_tokens_are_refused(lab):
         assert res.code != 0 and "invalid join token" in res.err
     finally:
         lab.run("swarm", "join", "--token", new, "192.168.56.11:2377", node="worker1", check=True)
-    wait_for("worker1 Ready again", lambda: node_states(lab).get("worker1") == "ready")
+    wait_for("worker1 Ready again", lambda: lab.node_states().get("worker1") == "ready")
