@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.common import api, output_option
-from orchestrator.cli.format import echo_json, echo_table, short_id
+from orchestrator.cli.format import echo_json, echo_listing, short_id
 
 
 @click.group()
@@ -39,26 +39,20 @@ def create(
 def ls(quiet: bool, fmt: str) -> None:
     """List networks."""
     nets = sorted(api().get("/v1/networks"), key=lambda n: n["spec"]["name"])
-    if fmt == "json":
-        echo_json(nets)
-    elif quiet:
-        for n in nets:
-            click.echo(short_id(n["id"]))
-    else:
-        echo_table(
-            ["NETWORK ID", "NAME", "DRIVER", "SCOPE", "VNI", "SUBNET"],
-            [
-                (
-                    short_id(n["id"]),
-                    n["spec"]["name"],
-                    n["spec"]["driver"],
-                    "swarm",
-                    n["vni"],
-                    n["subnet"],
-                )
-                for n in nets
-            ],
-        )
+    echo_listing(
+        nets,
+        fmt,
+        quiet,
+        ["NETWORK ID", "NAME", "DRIVER", "SCOPE", "VNI", "SUBNET"],
+        lambda n: (
+            short_id(n["id"]),
+            n["spec"]["name"],
+            n["spec"]["driver"],
+            "swarm",
+            n["vni"],
+            n["subnet"],
+        ),
+    )
 
 
 @network.command()

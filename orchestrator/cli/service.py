@@ -10,7 +10,7 @@ import click
 
 from netagent.taskexec import nsenter_argv
 from orchestrator.cli.common import Duration, api, output_option
-from orchestrator.cli.format import echo_json, echo_table, short_id, when
+from orchestrator.cli.format import echo_json, echo_listing, short_id, when
 from orchestrator.cli.tasks import echo_tasks
 from orchestrator.durations import format_duration
 
@@ -225,26 +225,20 @@ def update(publish_add: tuple[str, ...], publish_rm: tuple[str, ...], ref: str) 
 def ls(quiet: bool, fmt: str) -> None:
     """List services."""
     services = sorted(api().get("/v1/services"), key=lambda s: s["spec"]["name"])
-    if fmt == "json":
-        echo_json(services)
-    elif quiet:
-        for s in services:
-            click.echo(short_id(s["id"]))
-    else:
-        echo_table(
-            ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"],
-            [
-                (
-                    short_id(s["id"]),
-                    s["spec"]["name"],
-                    s["spec"]["mode"],
-                    replicas_column(s),
-                    s["spec"]["image"],
-                    ports_column(s["spec"]["ports"]),
-                )
-                for s in services
-            ],
-        )
+    echo_listing(
+        services,
+        fmt,
+        quiet,
+        ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"],
+        lambda s: (
+            short_id(s["id"]),
+            s["spec"]["name"],
+            s["spec"]["mode"],
+            replicas_column(s),
+            s["spec"]["image"],
+            ports_column(s["spec"]["ports"]),
+        ),
+    )
 
 
 @service.command("ps")
