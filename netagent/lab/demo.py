@@ -23,6 +23,7 @@ from netagent.lab.topology import DEFAULT_LAB, lab_root
 Emit = Callable[[str], None]
 NETWORK = "webnet"
 SERVICE = "web"
+SHELL = "shell"
 IMAGE = "whoami"
 TASKS_TIMEOUT = 60.0
 
@@ -61,12 +62,24 @@ def _tutorial(emit: Emit, manager: Any) -> None:
 
     step("node", "ls")
     step("network", "create", "--driver", "overlay", NETWORK)
-    step("service", "create", "--name", SERVICE, "--replicas", "3", "--network", NETWORK, IMAGE)
+    step(
+        "service", "create", "--name", SERVICE, "--replicas", "3", "--network", NETWORK,
+        "--publish", "8080:80", IMAGE,
+    )  # fmt: skip
     emit(f"# waiting for 3 tasks of {SERVICE} to run")
     tasks = _wait_running(manager, 3)
     step("service", "ps", SERVICE)
     source, target = _pick_ping_pair(tasks)
     step("exec", source, "ping", "-c1", target)
+    # Service discovery and the VIP, from another service's task, as the articles do.
+    step("service", "create", "--name", SHELL, "--network", NETWORK, "alpine", "sleep", "600")
+    emit(f"# waiting for {SHELL} to run")
+    _wait_running(manager, 1, SHELL)
+    step("exec", f"{SHELL}.1", "dig", "+short", SERVICE)
+    step("exec", f"{SHELL}.1", "dig", "+short", f"tasks.{SERVICE}")
+    step("exec", f"{SHELL}.1", "curl", "-s", f"http://{SERVICE}/")
+    step("service", "ls")
+    step("service", "rm", SHELL)
     step("service", "scale", f"{SERVICE}=6")
     emit(f"# waiting for 6 tasks of {SERVICE} to run")
     _wait_running(manager, 6)
@@ -80,19 +93,19 @@ def _running(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _wait_running(manager: Any, count: int) -> list[dict[str, Any]]:
+def _wait_running(manager: Any, count: int, service: str = SERVICE) -> list[dict[str, Any]]:
     """Poll `service ps --format json` until `count` tasks run; those tasks."""
     deadline = time.monotonic() + TASKS_TIMEOUT
     while True:
-        out = nodes.check_cli(manager, ["service", "ps", SERVICE, "--format", "json"])
+        out = nodes.check_cli(manager, ["service", "ps", service, "--format", "json"])
         running = _running(json.loads(out))
         if len(running) >= count:
             return running
         if time.monotonic() > deadline:
             raise Unavailable(
-                f"only {len(running)} of {count} tasks of {SERVICE!r} running after "
+                f"only {len(running)} of {count} tasks of {service!r} running after "
                 f"{TASKS_TIMEOUT:.0f}s",
-                obj=SERVICE,
+                obj=service,
                 op="lab demo",
             )
         time.sleep(0.5)
