@@ -68,9 +68,18 @@ def plan_record(
 
 
 def add_veth(
-    ipr: IPRoute, where: str, host: str, bridge: str, task_ns: str, peer: dict[str, object]
+    ipr: IPRoute,
+    where: str,
+    host: str,
+    bridge: str,
+    task_ns: str,
+    peer: dict[str, object],
+    hairpin: bool = False,
 ) -> list[Change]:
-    """veth `host` (in the namespace of `ipr`, enslaved to `bridge`, up) + peer in task_ns."""
+    """veth `host` (in the namespace of `ipr`, enslaved to `bridge`, up) + peer in task_ns.
+
+    `hairpin`: the bridge may send a frame back out of the port it came in on, which a
+    task needs when its own service's VIP picks the task itself (see lb.rules.vip_table)."""
     changes: list[Change] = []
     with kernel_errors(f"{where}/{host}", "create veth"):
         bridge_index = links.index_of(ipr, bridge, where)
@@ -92,6 +101,8 @@ def add_veth(
                 changes.append(Change("recreate", f"veth {host} in {where}", "leftover"))
         index = links.wait_link(ipr, host, where)
         ipr.link("set", index=index, master=bridge_index, state="up")
+        if hairpin:
+            ipr.brport("set", index=index, mode=1)
     return changes
 
 
@@ -120,6 +131,7 @@ def build(
                 SANDBOX_BRIDGE,
                 ns,
                 {"ifname": ifname, "mtu": net.mtu, "address": att.mac},
+                hairpin=True,
             )
             undo.append(lambda v=veth: _delete_veth(v, node_ns))
             addresses[ifname] = att.address

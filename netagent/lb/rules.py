@@ -118,6 +118,14 @@ def _map(name: str, type_: str, elements: Sequence[str]) -> list[str]:
     return lines
 
 
+def _set(name: str, type_: str, elements: Sequence[str]) -> list[str]:
+    lines = [f"\tset {name} {{", f"\t\ttype {type_}"]
+    if elements:
+        lines.append("\t\telements = { " + ",\n\t\t\t     ".join(elements) + " }")
+    lines.append("\t}")
+    return lines
+
+
 def _table(parts: Iterable[list[str]]) -> str:
     lines = [f"table {FAMILY} {TABLE} {{"]
     for part in parts:
@@ -168,8 +176,19 @@ def _verdict_chain_uncached(
     return _chain(key, [rule])
 
 
-def vip_table(network: str, services: Sequence[VipService]) -> str:
-    """The overlay sandbox's table; '' when no service has a VIP there."""
+def vip_table(
+    network: str,
+    services: Sequence[VipService],
+    gateway: IPv4Address | None = None,
+    local: Iterable[IPv4Address] = (),
+) -> str:
+    """The overlay sandbox's table; '' when no service has a VIP there.
+
+    With `gateway` (the sandbox's br0 address): hairpin NAT for the `local` tasks. When a
+    task's connection to its own service's VIP is DNATed to the task itself, the source
+    is rewritten to the gateway so the reply comes back through this sandbox, where
+    conntrack turns it back into the VIP's answer (the bridge ports have hairpin mode
+    on). Only this node's tasks can hairpin here, so the set stays small."""
     if not services:
         return ""
     ordered = sorted(services, key=lambda s: (s.vip, s.key))
@@ -182,6 +201,19 @@ def vip_table(network: str, services: Sequence[VipService]) -> str:
             NAT_PREROUTING,
         ),
     ]
+    if gateway is not None:
+        pairs = [f"{ip} . {ip}" for ip in sorted(set(local))]
+        parts += [
+            _set("hairpin", "ipv4_addr . ipv4_addr", pairs),
+            _chain(
+                "postrouting",
+                [
+                    f"ct status dnat ip saddr . ip daddr @hairpin snat to {gateway} "
+                    + comment("a task reaching itself through its VIP")
+                ],
+                NAT_POSTROUTING,
+            ),
+        ]
     for s in ordered:
         parts.append(_verdict_chain(f"svc-{s.key}", f"{s.name} VIP {s.vip}", s.backends, None))
     return _table(parts)
@@ -273,6 +305,15 @@ def _blocks(table_text: str) -> dict[str, list[str]]:
     return blocks
 
 
+def _elements(body: list[str]) -> list[str]:
+    """A set's elements from its block body: _set writes one element per line."""
+    out = []
+    for line in body[1:]:
+        element = line.removeprefix("elements = {").strip().removesuffix("}").strip()
+        out.append(element.removesuffix(","))
+    return [e for e in out if e]
+
+
 def delta_script(old: str, new: str) -> str | None:
     """A small nft transaction turning table `old` into `new` when only the bodies of
     plain chains (no hook) changed, e.g. a service's backends; None when the whole table
@@ -287,9 +328,16 @@ def delta_script(old: str, new: str) -> str | None:
     for name, body in after.items():
         if body == before[name]:
             continue
-        if not name.startswith("chain ") or any(b.startswith("type ") for b in body):
+        kind, _, obj = name.partition(" ")
+        if kind == "set" and body[:1] == before[name][:1]:  # same type: just the elements
+            had, has = _elements(before[name]), _elements(body)
+            if gone := [e for e in had if e not in has]:
+                lines.append(f"delete element {FAMILY} {TABLE} {obj} {{ {', '.join(gone)} }}")
+            if added := [e for e in has if e not in had]:
+                lines.append(f"add element {FAMILY} {TABLE} {obj} {{ {', '.join(added)} }}")
+            continue
+        if kind != "chain" or any(b.startswith("type ") for b in body):
             return None
-        chain = name.removeprefix("chain ")
-        lines.append(f"flush chain {FAMILY} {TABLE} {chain}")
-        lines += [f"add rule {FAMILY} {TABLE} {chain} {rule}" for rule in body]
+        lines.append(f"flush chain {FAMILY} {TABLE} {obj}")
+        lines += [f"add rule {FAMILY} {TABLE} {obj} {rule}" for rule in body]
     return "\n".join(lines) + "\n" if lines else None

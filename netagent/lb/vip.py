@@ -124,7 +124,10 @@ class VipBalancer:
             for key, value in SANDBOX_SYSCTLS.items():
                 netns.write_sysctl(sandbox, key, value)
             self._prepared.add(sandbox)
-        text = rules.vip_table(net.name, services)
+        # This node's tasks: backends that are not remote peers.
+        remote = {p.ip for p in net.peers}
+        local = [t.ip for svc in services for t in svc.backends if t.ip not in remote]
+        text = rules.vip_table(net.name, services, net.gateway, local)
         if self._loader.ensure(sandbox, text):
             what = f"{len(services)} VIP(s)" if text else "no VIP left"
             changes.append(Change("update", f"nft table ip vxswarm in {sandbox}", what))

@@ -274,3 +274,12 @@ def test_network_inspect_shows_endpoints_per_node_and_service_vips(lab):
         }
         (svc,) = [s for s in net["services"] if s["service"] == "seen"]
         assert svc["vip"].startswith("10.0.0.")
+
+
+def test_a_task_reaches_its_own_service_vip_even_when_picked_itself(lab):
+    with lab.service("self", "--network", "webnet", "whoami", replicas=2) as tasks:
+        me = tasks[0]
+        script = "for i in $(seq 30); do curl -s -m2 http://self/; done"
+        seen = hostnames_seen(lab.run("exec", f"self.{me['slot']}", "sh", "-c", script).out)
+        assert sum(seen.values()) == 30, seen
+        assert set(seen) == {t["id"][:12] for t in tasks}  # itself included (hairpin NAT)

@@ -38,3 +38,17 @@ def test_a_new_service_replaces_the_whole_table():
 
 def test_nothing_changed_needs_no_script():
     assert delta_script(table(["10.0.0.6"]), table(["10.0.0.6"])) is None
+
+
+def test_the_hairpin_set_changes_by_element_not_the_table_replaced():
+    svc = VipService(
+        key="b", name="b", vip=IPv4Address("10.0.0.3"),
+        backends=(Target(IPv4Address("10.0.0.6"), "b.1"), Target(IPv4Address("10.0.0.7"), "b.2")),
+    )  # fmt: skip
+    gw = IPv4Address("10.0.0.1")
+    both = rules.vip_table("webnet", [svc], gw, [IPv4Address("10.0.0.6"), IPv4Address("10.0.0.7")])
+    one = rules.vip_table("webnet", [svc], gw, [IPv4Address("10.0.0.6")])
+    assert "snat to 10.0.0.1" in one and "10.0.0.6 . 10.0.0.6" in one
+    script = delta_script(both, one)
+    assert script == "delete element ip vxswarm hairpin { 10.0.0.7 . 10.0.0.7 }\n"
+    assert delta_script(one, both) == "add element ip vxswarm hairpin { 10.0.0.7 . 10.0.0.7 }\n"
