@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Sequence
 
 from netagent.errors import InvalidArgument, KernelError
-from netagent.netns import nsenter_argv
+from netagent.netns import run_tool
 
 IPTABLES = shutil.which("iptables") or "/usr/sbin/iptables"
 IPTABLES_SAVE = shutil.which("iptables-save") or "/usr/sbin/iptables-save"
@@ -33,16 +33,7 @@ def comment(text: str) -> list[str]:
 
 
 def _run(ns: str | None, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    cmd = [*nsenter_argv(ns), IPTABLES, "-w", *args]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise KernelError(
-            f"iptables in {ns or 'self'}: {exc.strerror}",
-            obj=ns or "self",
-            op="iptables",
-            errno=exc.errno,
-        ) from exc
+    return run_tool(ns, [IPTABLES, "-w", *args], "iptables")
 
 
 def _check_table(table: str) -> None:
@@ -92,8 +83,7 @@ def delete_rule(ns: str | None, table: str, chain: str, spec: Sequence[str]) -> 
 
 def save(ns: str | None) -> str:
     """`iptables-save` output of namespace `ns` (for tests and `inspect`)."""
-    cmd = [*nsenter_argv(ns), IPTABLES_SAVE]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    res = run_tool(ns, [IPTABLES_SAVE], "iptables-save")
     if res.returncode != 0:
         raise KernelError(
             f"iptables-save in {ns or 'self'}: {res.stderr.strip()}",

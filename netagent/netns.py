@@ -29,9 +29,10 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -318,6 +319,25 @@ def wait_until(
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
+
+
+def run_tool(
+    ns: str | None, argv: Sequence[str], what: str, script: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a netfilter tool (iptables, nft) inside namespace `ns`; a missing or
+    unstartable program is a KernelError naming `what`, a failing one is the caller's
+    to judge from the return code."""
+    try:
+        return subprocess.run(
+            [*nsenter_argv(ns), *argv], input=script, capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise KernelError(
+            f"{what} in {ns or 'node ns'}: {exc.strerror} (is it installed?)",
+            obj=ns or "node ns",
+            op=what,
+            errno=exc.errno,
+        ) from exc
 
 
 def nsenter_argv(ns: str | None) -> list[str]:

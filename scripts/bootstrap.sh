@@ -14,7 +14,8 @@
 # /usr/local/bin/vxswarm).
 set -euo pipefail
 
-APT_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl apache2-utils tshark dnsutils nftables python3-venv)
+APT_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl apache2-utils tshark dnsutils nftables python3-venv
+  dnsperf dnsmasq-base iperf3)  # the last three: bench/ only
 
 say() { echo "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }

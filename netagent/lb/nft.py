@@ -20,7 +20,7 @@ import subprocess
 
 from netagent.errors import KernelError
 from netagent.lb import libnft, rules
-from netagent.netns import nsenter_argv
+from netagent.netns import run_tool
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,7 @@ NFT = shutil.which("nft") or "/usr/sbin/nft"
 
 
 def _run(ns: str | None, args: list[str], script: str | None = None) -> subprocess.CompletedProcess:
-    cmd = [*nsenter_argv(ns), NFT, *args]
-    try:
-        return subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise KernelError(
-            f"nft in {ns or 'node ns'}: {exc.strerror} (is the nftables package installed?)",
-            obj=ns or "node ns",
-            op="nft",
-            errno=exc.errno,
-        ) from exc
+    return run_tool(ns, [NFT, *args], "nft", script)
 
 
 def list_table(ns: str | None) -> str:
