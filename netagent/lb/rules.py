@@ -110,20 +110,21 @@ def _chain(name: str, rules: Iterable[str], hook: str | None = None) -> list[str
     return lines
 
 
-def _map(name: str, type_: str, elements: Sequence[str]) -> list[str]:
-    lines = [f"\tmap {name} {{", f"\t\ttype {type_}"]
+def _elements_block(kind: str, name: str, type_: str, elements: Sequence[str]) -> list[str]:
+    """A `map` or `set` block, one element per line (delta_script relies on that)."""
+    lines = [f"\t{kind} {name} {{", f"\t\ttype {type_}"]
     if elements:
         lines.append("\t\telements = { " + ",\n\t\t\t     ".join(elements) + " }")
     lines.append("\t}")
     return lines
+
+
+def _map(name: str, type_: str, elements: Sequence[str]) -> list[str]:
+    return _elements_block("map", name, type_, elements)
 
 
 def _set(name: str, type_: str, elements: Sequence[str]) -> list[str]:
-    lines = [f"\tset {name} {{", f"\t\ttype {type_}"]
-    if elements:
-        lines.append("\t\telements = { " + ",\n\t\t\t     ".join(elements) + " }")
-    lines.append("\t}")
-    return lines
+    return _elements_block("set", name, type_, elements)
 
 
 def _table(parts: Iterable[list[str]]) -> str:

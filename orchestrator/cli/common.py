@@ -40,3 +40,25 @@ class Duration(click.ParamType):
             return parse_duration(str(value), flag)
         except InvalidArgument as err:
             self.fail(str(err), param, ctx)
+
+
+def inspect_options(pretty: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """What every `inspect` takes, as docker's: REFS..., `--format json` (the default
+    output) and, where a human layout exists, `--pretty`."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["json"]),
+            default="json",
+            help="Output format (JSON, as docker inspect).",
+        )(fn)
+        fn = click.argument("refs", nargs=-1, required=True)(fn)
+        if pretty:
+            fn = click.option(
+                "--pretty", is_flag=True, help="Print the information in a human friendly format."
+            )(fn)
+        return fn
+
+    return wrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.common import api, output_option
+from orchestrator.cli.common import api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
 
 
@@ -56,14 +56,7 @@ def ls(quiet: bool, fmt: str) -> None:
 
 
 @network.command()
-@click.argument("refs", nargs=-1, required=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json"]),
-    default="json",
-    help="Output format (JSON, as docker inspect).",
-)
+@inspect_options(pretty=False)
 def inspect(fmt: str, refs: tuple[str, ...]) -> None:
     """Show a network: VNI, subnet, gateway and every endpoint with its VTEP."""
     echo_json([api().get(f"/v1/networks/{r}") for r in refs])

@@ -6,7 +6,7 @@ import platform
 
 import click
 
-from orchestrator.cli.common import api, output_option
+from orchestrator.cli.common import api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_table, title, when
 from orchestrator.cli.tasks import echo_tasks
 
@@ -62,15 +62,7 @@ def _resolve(ref: str) -> str:
 
 
 @node.command()
-@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
-@click.argument("refs", nargs=-1, required=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json"]),
-    default="json",
-    help="Output format (JSON, as docker inspect).",
-)
+@inspect_options()
 def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     """Display detailed information on one or more nodes."""
     nodes = [api().get(f"/v1/nodes/{_resolve(r)}") for r in refs]

@@ -9,7 +9,7 @@ import sys
 import click
 
 from netagent.taskexec import nsenter_argv
-from orchestrator.cli.common import Duration, api, output_option
+from orchestrator.cli.common import Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id, when
 from orchestrator.cli.tasks import echo_tasks
 from orchestrator.durations import format_duration
@@ -253,15 +253,7 @@ def ps(refs: tuple[str, ...], fmt: str) -> None:
 
 
 @service.command()
-@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
-@click.argument("refs", nargs=-1, required=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json"]),
-    default="json",
-    help="Output format (JSON, as docker inspect).",
-)
+@inspect_options()
 def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     """Display detailed information on one or more services."""
     services = [api().get(f"/v1/services/{r}") for r in refs]
