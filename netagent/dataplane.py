@@ -44,9 +44,12 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.dns.node import NodeDns
+from netagent.drift.expect import Built
 from netagent.errors import Conflict, NotFound, Unavailable, VxswarmError
 from netagent.lb import LoadBalancer
+from netagent.metrics import Metrics
 from netagent.names import Names
+from netagent.readiness import ReadinessWatcher
 from netagent.records import NodeRecord, Records, TaskRecord, read_exit_file
 from netagent.tasks import (
     REMOVE,
@@ -80,6 +83,7 @@ class DataPlane:
         *,
         workloads: Workloads | None = None,
         dns: NodeDns | None = None,
+        metrics: Metrics | None = None,
     ):
         if node_ns is not None and not netns.exists(node_ns):
             raise NotFound(f"node namespace {node_ns!r} does not exist", obj=node_ns, op="init")
@@ -102,9 +106,14 @@ class DataPlane:
         self._gw_ready = False
         self._emitter = StatusEmitter(on_status)
         self._watcher = process.Watcher(self._on_exit)
-        self._lb = LoadBalancer(names, node_ns, self._label)
+        self._readiness = ReadinessWatcher(self._on_ready)
+        #: The daemon's metrics (a private set when none is given); drift repairs count here.
+        self.metrics = metrics or Metrics()
+        self._lb = LoadBalancer(names, node_ns, self._label, self.metrics.rule_synced)
         #: The embedded resolver (the daemon owns it); None: tasks get no cluster DNS.
         self._dns = dns
+        #: The desired state of the last apply: what drift checks compare the kernel with.
+        self._last_desired: NodeDesiredState | None = None
 
     # -- public API ---------------------------------------------------------
 
@@ -117,6 +126,7 @@ class DataPlane:
             self._check_open()
             if not self._adopted:
                 self.adopt()
+            self._last_desired = desired
             result = ApplyResult(desired.version)
             networks = {n.id: n for n in desired.networks}
             self._desired_vnis = {n.vni for n in desired.networks}
@@ -190,6 +200,7 @@ class DataPlane:
     def teardown(self) -> None:
         """Remove everything this node made (swarm leave / lab down); stops processes."""
         self._watcher.close()  # outside the lock: its thread may be waiting for it
+        self._readiness.close()
         with self._lock:
             if not self._adopted and not self._closed:
                 self._node = self._records.load_node()
@@ -212,9 +223,87 @@ class DataPlane:
     def close(self) -> None:
         """Stop the watcher and emitter threads; kernel state and processes stay."""
         self._watcher.close()
+        self._readiness.close()
         with self._lock:
             self._closed = True
         self._emitter.close()
+
+    # -- drift: netagent.drift checks and repairs through these -------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every apply and exit report: a check holding it sees the kernel and the
+        records at an apply boundary, never half-way through one."""
+        return self._lock
+
+    @property
+    def last_desired(self) -> NodeDesiredState | None:
+        return self._last_desired
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    def built(self) -> Built:
+        """What this data plane built, as copies (call with `lock` held)."""
+        return Built(
+            names=self.names,
+            node_ns=self.node_ns,
+            underlay_ip=self.underlay_ip,
+            node=self._node.model_copy(deep=True),
+            tasks={tid: rec.model_copy(deep=True) for tid, rec in self._tasks.items()},
+            watched=frozenset(t for t in self._tasks if self._watcher.watching(t)),
+            dns=self._dns is not None,
+        )
+
+    def forget_programmed(self, ns: str | None) -> None:
+        """Forget what was written into namespace `ns` (FDB, neighbours, nft tables,
+        sysctls, the ingress sandbox, the gateway bridge), so that the next apply reads
+        the kernel again and rewrites whatever differs."""
+        with self._lock:
+            for vni, record in self._node.sandboxes.items():
+                if record.netns == ns:
+                    self._peer_memory.pop(vni, None)
+            if ns == self.node_ns:
+                self._gw_ready = False
+            self._lb.forget(ns)
+
+    def reapply(self) -> ApplyResult | None:
+        """Apply the last desired state again (None if nothing was applied yet)."""
+        with self._lock:
+            desired = self._last_desired
+            return self.apply(desired) if desired is not None else None
+
+    def report_task(self, task_id: str) -> bool:
+        """Tell the manager how a task ended: a process that died unseen is finished
+        (FAILED from its exit file) now; an ended one is reported again."""
+        with self._lock:
+            rec = self._tasks.get(task_id)
+            if rec is None:
+                return False
+            if not rec.state.terminal and not process.alive(rec.pid, rec.start_time):
+                self._watcher.unwatch(task_id)
+                self._finish(rec)
+            else:
+                self._emitter.emit(rec)
+            return True
+
+    def replace_task(self, task_id: str) -> bool:
+        """SIGKILL a task (its namespace is gone): it ends FAILED and is replaced."""
+        return self._watcher.kill(task_id)
+
+    def reattach_dns(self, task_id: str) -> bool:
+        """Close and reopen a running task's resolver sockets."""
+        with self._lock:
+            rec, desired = self._tasks.get(task_id), self._last_desired
+            task = next((t for t in desired.tasks if t.id == task_id), None) if desired else None
+            if self._dns is None or rec is None or task is None or desired is None:
+                return False
+            self._dns.resolver.detach(task_id)
+            self._dns.prepare(rec.netns)
+            networks = {n.id: n for n in desired.networks}
+            self._dns.attach(task_id, rec.netns, _dns_networks(task.attachments, networks))
+            return True
 
     # -- networks -----------------------------------------------------------
 
@@ -291,6 +380,7 @@ class DataPlane:
             workloads = self._workloads or default_workloads()
             argv = list(workloads.resolve(task.spec, task))
             env = dict(workloads.environment(task))
+            port = workloads.ready_port(task.spec)
         except (VxswarmError, ImportError, ValueError) as exc:
             self._fail(rec, TaskState.REJECTED, f"workload: {exc}", result)
             return
@@ -323,11 +413,14 @@ class DataPlane:
         set_state(rec, TaskState.STARTING, "starting")
         self._commit(rec)
         result.changes.append(Change("start", f"task {task.name} pid {spawned.pid}", rec.netns))
-        if self._watcher.watch(task.id, spawned.pid, spawned.start_time, spawned.popen):
+        if not self._watcher.watch(task.id, spawned.pid, spawned.start_time, spawned.popen):
+            self._finish(rec)
+        elif port is None:
             set_state(rec, TaskState.RUNNING, "started")
             self._commit(rec)
         else:
-            self._finish(rec)
+            # STARTING until it listens: only then may load balancers send it connections.
+            self._readiness.watch(task.id, spawned.pid, port)
 
     def _fail(self, rec: TaskRecord, state: TaskState, err: str, result: ApplyResult) -> None:
         rec.veths, rec.vnis, rec.gw_address = [], [], None  # nothing of it is left
@@ -354,8 +447,18 @@ class DataPlane:
         if intent == REMOVE:
             result.changes += self._forget(rec)
 
+    def _on_ready(self, task_id: str, listening: bool) -> None:
+        """Readiness thread: a starting server task listens (or its wait timed out)."""
+        with self._lock:
+            rec = self._tasks.get(task_id)
+            if rec is None or self._closed or rec.state != TaskState.STARTING:
+                return  # gone, exited or being stopped meanwhile
+            set_state(rec, TaskState.RUNNING, "started" if listening else "started (not listening)")
+            self._commit(rec)
+
     def _on_exit(self, task_id: str) -> None:
         """Watcher thread: a task's shim exited."""
+        self._readiness.forget(task_id)
         with self._lock:
             rec = self._tasks.get(task_id)
             if rec is None or self._closed:
@@ -394,6 +497,10 @@ class DataPlane:
         if process.alive(rec.pid, rec.start_time):
             assert rec.pid is not None and rec.start_time is not None
             if self._watcher.watch(rec.task_id, rec.pid, rec.start_time):
+                if rec.state == TaskState.STARTING and rec.intent == RUNNING:
+                    # The last daemon died waiting for it to listen; it has had time.
+                    set_state(rec, TaskState.RUNNING, "started")
+                    self._commit(rec)
                 if rec.intent != RUNNING:  # it was being stopped: restart the deadline
                     self._watcher.stop(rec.task_id, rec.stop_grace_period)
                 elif self._dns is not None:  # a new daemon: open its resolver sockets again

@@ -102,6 +102,10 @@ class TaskRecord(_Record):
     timestamp: float = 0.0
 
 
+#: Logs of forgotten tasks kept per node (the oldest go first).
+KEPT_LOGS = 64
+
+
 class Records:
     """Reads and writes the record files of one node's agent."""
 
@@ -145,12 +149,21 @@ class Records:
         _atomic_write(self.tasks_dir / f"{record.task_id}.json", record.model_dump_json(indent=1))
 
     def drop_task(self, task_id: str) -> None:
-        """Forget a task: its record, exit file and log."""
-        for path in (
-            self.tasks_dir / f"{task_id}.json",
-            self.exit_file(task_id),
-            self.log_file(task_id),
-        ):
+        """Forget a task: its record and exit file. Its log stays, like a stopped
+        container's, among the last KEPT_LOGS of forgotten tasks (what was said
+        before a task stopped is often the reason to look)."""
+        for path in (self.tasks_dir / f"{task_id}.json", self.exit_file(task_id)):
+            path.unlink(missing_ok=True)
+        self._prune_logs()
+
+    def _prune_logs(self) -> None:
+        if not self.logs_dir.exists():
+            return
+        orphans = [
+            p for p in self.logs_dir.iterdir() if not (self.tasks_dir / f"{p.stem}.json").exists()
+        ]
+        orphans.sort(key=lambda p: p.stat().st_mtime)
+        for path in orphans[: max(0, len(orphans) - KEPT_LOGS)]:
             path.unlink(missing_ok=True)
 
     def drop_all(self) -> None:

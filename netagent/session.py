@@ -90,11 +90,14 @@ class Session:
         apply: Callable[[NodeDesiredState], object],
         statuses: Callable[[], list[TaskStatus]],
         on_rejected: Callable[[str], None] | None = None,
+        on_heartbeat: Callable[[str], None] | None = None,
     ):
         self.identity = identity
         self._apply = apply
         self._statuses = statuses
         self._on_rejected = on_rejected
+        #: Told how each heartbeat went: "ok", "refused" (an HTTP error) or "unreachable".
+        self._on_heartbeat = on_heartbeat or (lambda _result: None)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -146,11 +149,13 @@ class Session:
                 resp = self._http.post(
                     "/v1/dispatcher/heartbeat", content=body.model_dump_json(), timeout=5
                 )
+                self._on_heartbeat("ok" if resp.status_code == 200 else "refused")
                 if self._rejected(resp):
                     return
                 if resp.status_code == 200:
                     self.period = HeartbeatResponse.model_validate(resp.json()).heartbeat_period
             except httpx.TransportError as err:
+                self._on_heartbeat("unreachable")
                 log.warning("heartbeat to %s failed: %s", self.identity.manager_addr, err)
             self._wake.wait(self.period)
 

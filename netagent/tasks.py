@@ -34,6 +34,8 @@ class Workloads(Protocol):
 
     def environment(self, task: TaskAssignment) -> dict[str, str]: ...
 
+    def ready_port(self, spec: TaskSpec) -> int | None: ...
+
 
 def default_workloads() -> Workloads:
     """The built-in workloads module (imported late: it is written separately)."""

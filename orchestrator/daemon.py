@@ -18,7 +18,7 @@ import contextlib
 import logging
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,14 @@ import httpx
 from netagent.dataplane import DataPlane
 from netagent.desired import MANAGER_PORT
 from netagent.dns.node import NodeDns
+from netagent.drift.watch import SelfCheck, interval_from_env
 from netagent.errors import Conflict, InvalidArgument, PermissionDenied, Unavailable
 from netagent.hostaddr import choose_advertise_addr, source_addr_towards
+from netagent.metrics import Metrics
 from netagent.names import Names
 from netagent.session import JoinRequest, NodeIdentity, Session
 from orchestrator import ENGINE_VERSION
+from orchestrator.liveness import Prober
 from orchestrator.manager import Manager
 from orchestrator.objects import NodeRole
 
@@ -58,6 +61,8 @@ class DaemonConfig:
     port: int = MANAGER_PORT
     listen_addr: str = "0.0.0.0"
     resolv_conf: Path = Path("/etc/resolv.conf")
+    #: Seconds between the agent's own drift checks (env VXSWARM_SELF_CHECK; 0 = off).
+    self_check: float = field(default_factory=interval_from_env)
 
     @property
     def socket_path(self) -> Path:
@@ -89,10 +94,14 @@ class Daemon:
         self.names = Names(cfg.ns_prefix)
         self.identity: NodeIdentity | None = None
         self.manager: Manager | None = None
+        self._prober: Prober | None = None
         self.dataplane: DataPlane | None = None
         self.session: Session | None = None
         self.dns: NodeDns | None = None
+        self.self_check: SelfCheck | None = None
         self.notifier = Notifier()
+        #: This daemon's Prometheus metrics (GET /metrics; see orchestrator.api.observe).
+        self.metrics = Metrics()
 
     # lifecycle --------------------------------------------------------------------------
 
@@ -108,6 +117,8 @@ class Daemon:
         """Stop serving; tasks keep running and are adopted by the next start."""
         if self.session:
             self.session.stop()
+        if self.self_check:
+            self.self_check.stop()
         if self.dataplane:
             self.dataplane.close()
         if self.dns:
@@ -124,15 +135,19 @@ class Daemon:
             identity.addr,
             on_status=lambda _status: self._status_changed(),
             dns=self.dns,
+            metrics=self.metrics,
         )
         self.dataplane.adopt()
         self.session = Session(
             identity,
-            apply=self.dataplane.apply,
+            apply=self.metrics.timed_apply(self.dataplane.apply),
             statuses=self.dataplane.statuses,
             on_rejected=lambda msg: log.error("removed from the swarm by the manager: %s", msg),
+            on_heartbeat=self.metrics.heartbeat_sent,
         )
         self.session.start()
+        self.self_check = SelfCheck(self.dataplane, self.cfg.self_check)
+        self.self_check.start()
 
     def _status_changed(self) -> None:
         if self.session:
@@ -143,8 +158,11 @@ class Daemon:
         while True:
             if self.manager is not None:
                 try:
-                    if self.manager.tick():
+                    if self._tick(self.manager):
                         self.notifier.notify()
+                    await self._prober_for(self.manager).check(
+                        self.identity.node_id if self.identity else None
+                    )
                 except Exception:
                     log.exception("manager tick failed")
                 period = self.manager.cluster.heartbeat_period
@@ -152,10 +170,21 @@ class Daemon:
             else:
                 await asyncio.sleep(0.5)
 
+    def _prober_for(self, manager: Manager) -> Prober:
+        """The silent-node prober of the current manager (made again after a re-init)."""
+        if self._prober is None or self._prober.manager is not manager:
+            self._prober = Prober(manager, self.cfg.port)
+        return self._prober
+
+    def suspect(self, node_id: str) -> None:
+        """A sign that a node may be gone (see orchestrator.liveness)."""
+        if self.manager is not None:
+            self._prober_for(self.manager).suspect(node_id)
+
     def changed(self) -> None:
         """After a write through the API: reconcile at once and wake the agents."""
         if self.manager is not None:
-            self.manager.tick()
+            self._tick(self.manager)
         self.notifier.notify()
 
     async def settle(self, timeout: float = SETTLE_TIMEOUT) -> bool:
@@ -177,9 +206,14 @@ class Daemon:
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), min(remaining, 0.25))
-            if self.manager.tick():
+            if self._tick(self.manager):
                 self.notifier.notify()
         return False
+
+    def _tick(self, manager: Manager) -> bool:
+        """One manager tick, timed into vxswarm_reconcile_seconds."""
+        with self.metrics.reconcile_seconds.time():
+            return manager.tick()
 
     # what this node is ------------------------------------------------------------------
 
@@ -302,6 +336,9 @@ class Daemon:
         if self.session:
             await asyncio.to_thread(self.session.stop)
             self.session = None
+        if self.self_check:
+            await asyncio.to_thread(self.self_check.stop)
+            self.self_check = None
         if self.dataplane:
             await asyncio.to_thread(self.dataplane.teardown)
             self.dataplane = None

@@ -30,6 +30,7 @@ from netagent.desired import (
     RemoteEndpoint,
     TaskAssignment,
     TaskSpec,
+    TaskState,
     TaskStatus,
 )
 from netagent.errors import NotFound
@@ -202,7 +203,10 @@ def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
     same = status.model_dump(exclude={"timestamp"}) == current.model_dump(exclude={"timestamp"})
     if same:
         return None
-    return task.model_copy(update={"status": status})
+    changes: dict[str, object] = {"status": status}
+    if report.state == TaskState.RUNNING and not task.started_at:
+        changes["started_at"] = now  # the update monitor counts from here
+    return task.model_copy(update=changes)
 
 
 class Dispatcher:
@@ -296,23 +300,42 @@ class Dispatcher:
         down: set[str] = set()
         with self._store.tx():
             for node in self._store.list("node", Node):
-                if node.status == NodeStatus.DOWN:
-                    continue
-                last = self._last_seen.get(node.id, self._started_at)
-                if now - last > limit:
-                    log.warning(
-                        "node %s (%s) is DOWN: %s", node.hostname, node.id, HEARTBEAT_FAILURE
-                    )
-                    self._store.put(
-                        "node",
-                        node.model_copy(
-                            update={
-                                "status": NodeStatus.DOWN,
-                                "status_message": HEARTBEAT_FAILURE,
-                                "updated_at": now,
-                                "last_heartbeat": max(node.last_heartbeat, last),
-                            }
-                        ),
-                    )
+                if node.status != NodeStatus.DOWN and now - self._silent_since(node) > limit:
+                    self._mark_down(node, now, HEARTBEAT_FAILURE)
                     down.add(node.id)
         return down
+
+    def silent(self, now: float, silence: float) -> list[Node]:
+        """Nodes not DOWN whose last heartbeat is more than `silence` seconds old."""
+        return [
+            n
+            for n in self._store.list("node", Node)
+            if n.status != NodeStatus.DOWN and now - self._silent_since(n) > silence
+        ]
+
+    def mark_unreachable(self, node_id: str, now: float, why: str, probed_at: float) -> bool:
+        """A probe found the node's machine gone: DOWN now, without the rest of the
+        grace. False if it is DOWN already or sent a heartbeat since `probed_at`."""
+        node = self._store.get("node", node_id, Node)
+        if node is None or node.status == NodeStatus.DOWN or self.last_seen(node_id) > probed_at:
+            return False
+        with self._store.tx():
+            self._mark_down(node, now, f"{HEARTBEAT_FAILURE}: {why}")
+        return True
+
+    def _silent_since(self, node: Node) -> float:
+        return self._last_seen.get(node.id, self._started_at)
+
+    def _mark_down(self, node: Node, now: float, message: str) -> None:
+        log.warning("node %s (%s) is DOWN: %s", node.hostname, node.id, message)
+        self._store.put(
+            "node",
+            node.model_copy(
+                update={
+                    "status": NodeStatus.DOWN,
+                    "status_message": message,
+                    "updated_at": now,
+                    "last_heartbeat": max(node.last_heartbeat, self._silent_since(node)),
+                }
+            ),
+        )

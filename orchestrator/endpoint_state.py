@@ -9,6 +9,9 @@ Pure functions over a snapshot of the store, called by `dispatch.build_desired_s
 
 A backend is a task that runs and is not being stopped: a task the manager is draining
 has already left every answer, which is what lets it finish in-flight work unbothered.
+The one exception: while every running task of a service is stopping and a replacement
+is starting, the stopping ones the reconciler holds keep answering (an empty backend
+set would refuse every new connection).
 """
 
 from __future__ import annotations
@@ -31,19 +34,23 @@ from netagent.desired import (
 from orchestrator.objects import Network, Node, NodeStatus, Service, Task
 
 
-def is_backend(task: Task, nodes: dict[str, Node]) -> bool:
+def is_serving(task: Task, nodes: dict[str, Node]) -> bool:
+    """Running, meant to run, on a Ready node: it can take connections."""
     node = nodes.get(task.node_id or "")
     return (
         node is not None
         and node.status == NodeStatus.READY
         and task.desired_state == DesiredTaskState.RUNNING
         and task.status.state == TaskState.RUNNING
-        and not task.draining_since
     )
 
 
 def _backends(tasks: Sequence[Task], nodes: dict[str, Node]) -> list[Task]:
-    return sorted((t for t in tasks if is_backend(t, nodes)), key=lambda t: (t.slot, t.id))
+    """The serving tasks not being stopped; if every serving task is being stopped,
+    those still running (until a replacement runs: see Reconciler._holds)."""
+    serving = [t for t in tasks if is_serving(t, nodes)]
+    staying = [t for t in serving if not t.draining_since]
+    return sorted(staying or [t for t in serving if t.held], key=lambda t: (t.slot, t.id))
 
 
 def service_endpoints(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from netagent.desired import INGRESS_VNI, EndpointMode, PublishedPort
+from netagent.desired import INGRESS_VNI, EndpointMode
 from netagent.errors import Conflict
 from orchestrator.allocator import AddressBook, gateway_for
 from orchestrator.objects import Network, NetworkSpec, Node, Service, ServiceSpec, Task, new_id
@@ -98,14 +98,3 @@ def allocate_vips(
     if spec.endpoint_mode != EndpointMode.VIP:
         return {}
     return {nid: book.allocate(nid) for nid in network_ids}
-
-
-def merge_ports(
-    current: list[PublishedPort], add: Iterable[PublishedPort], remove: Iterable[int]
-) -> list[PublishedPort]:
-    """`service update --publish-add/--publish-rm`: rm by published port, add replaces."""
-    gone = set(remove)
-    added = list(add)
-    keys = {(p.published, p.protocol) for p in added}
-    kept = [p for p in current if p.published not in gone and (p.published, p.protocol) not in keys]
-    return sorted(kept + added, key=lambda p: (p.published, p.protocol))

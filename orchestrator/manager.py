@@ -27,13 +27,11 @@ from pathlib import Path
 from netagent.desired import (
     DesiredTaskState,
     NodeDesiredState,
-    PublishedPort,
     TaskState,
     TaskStatus,
 )
 from netagent.errors import Conflict, InvalidArgument, Unavailable
-from orchestrator import global_mode, node_ops, service_ops, tokens
-from orchestrator.allocator import allocate_subnet, allocate_vni, gateway_for
+from orchestrator import global_mode, network_ops, node_ops, service_ops, tokens
 from orchestrator.dispatch import Dispatcher
 from orchestrator.endpoints import address_book, make_ingress_network, new_ingress_address
 from orchestrator.objects import (
@@ -55,7 +53,6 @@ from orchestrator.validation import (
     check_hostname,
     check_replicas,
     resolve,
-    validate_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -282,6 +279,18 @@ class Manager:
             self._reconciler.mark_dirty(touched)
             return self.cluster.heartbeat_period
 
+    def silent_nodes(self, silence: float) -> list[Node]:
+        """Nodes not DOWN that sent no heartbeat for `silence` seconds (see liveness)."""
+        with self._lock:
+            return self._dispatcher.silent(self._clock(), silence)
+
+    def mark_unreachable(self, node_id: str, why: str, probed_at: float) -> None:
+        """A probe found the node's machine gone: DOWN now, its tasks replaced."""
+        with self._lock:
+            if self._dispatcher.mark_unreachable(node_id, self._clock(), why, probed_at):
+                tasks = self._store.list("task", Task)
+                self._reconciler.mark_dirty(t.service_id for t in tasks if t.node_id == node_id)
+
     def synced(self) -> bool:
         """True once every READY node has applied its current desired state."""
         with self._lock:
@@ -306,27 +315,8 @@ class Manager:
 
     def create_network(self, spec: NetworkSpec) -> Network:
         """Allocate a VNI and a subnet; Conflict on a duplicate name or an overlap."""
-        spec = validate_spec(NetworkSpec, spec)
         with self._lock:
-            networks = self._store.list("network", Network)
-            if any(n.spec.name == spec.name for n in networks):
-                raise Conflict(
-                    f"network with name {spec.name} already exists",
-                    obj=spec.name,
-                    op="create network",
-                )
-            subnet = allocate_subnet(spec.name, spec.subnet, networks)
-            network = Network(
-                id=new_id(),
-                spec=spec,
-                vni=allocate_vni(networks),
-                subnet=subnet,
-                gateway=gateway_for(subnet),
-                created_at=self._clock(),
-            )
-            self._store.put("network", network)
-            log.info("network %s created: vni %d, %s", spec.name, network.vni, subnet)
-            return network
+            return network_ops.create_network(self._store, spec, self._clock())
 
     def list_networks(self) -> list[Network]:
         with self._lock:
@@ -345,34 +335,7 @@ class Manager:
     def remove_network(self, ref: str) -> None:
         """Delete a network no service and no live task uses."""
         with self._lock:
-            network = self.get_network(ref)
-            name = network.spec.name
-            users = sorted(
-                s.spec.name
-                for s in self._store.list("service", Service)
-                if network.id in s.network_ids
-            )
-            if users:
-                noun = "service" if len(users) == 1 else "services"
-                raise Conflict(
-                    f"network {name} is in use by {noun} {', '.join(users)}",
-                    obj=name,
-                    op="remove network",
-                )
-            tasks = sorted(
-                t.name
-                for t in self._store.list("task", Task)
-                if not t.status.state.terminal
-                and any(a.network_id == network.id for a in t.attachments)
-            )
-            if tasks:
-                raise Conflict(
-                    f"network {name} is in use by task {tasks[0]} (shutting down)",
-                    obj=name,
-                    op="remove network",
-                )
-            self._store.delete("network", network.id)
-            log.info("network %s removed", name)
+            network_ops.remove_network(self._store, self.get_network(ref))
 
     # -- services --------------------------------------------------------------------
 
@@ -384,12 +347,24 @@ class Manager:
             log.info("service %s created (%d replicas)", service.spec.name, service.spec.replicas)
             return service
 
-    def update_ports(self, ref: str, add: list[PublishedPort], remove: list[int]) -> Service:
+    def update_service(self, ref: str, spec: ServiceSpec) -> Service:
+        """`service update`: the full new spec; changed tasks are replaced in a rolling update."""
         with self._lock:
-            service = service_ops.update_ports(
-                self._store, self.get_service(ref), add, remove, self._clock()
+            service = service_ops.update_service(
+                self._store, self.get_service(ref), spec, self._clock()
             )
             self._reconciler.mark_dirty([service.id])
+            log.info("service %s updated (version %d)", service.spec.name, service.version)
+            return service
+
+    def rollback_service(self, ref: str) -> Service:
+        """`service rollback`: back to the previous spec, following the rollback config."""
+        with self._lock:
+            service = service_ops.rollback_service(
+                self._store, self.get_service(ref), self._clock()
+            )
+            self._reconciler.mark_dirty([service.id])
+            log.info("service %s rolling back", service.spec.name)
             return service
 
     def list_services(self) -> list[tuple[Service, int]]:
@@ -419,7 +394,12 @@ class Manager:
             service = global_mode.check_scalable(self.get_service(ref))
             spec = service.spec.model_copy(update={"replicas": replicas})
             service = service.model_copy(
-                update={"spec": spec, "version": service.version + 1, "updated_at": self._clock()}
+                update={
+                    "spec": spec,
+                    "previous_spec": service.spec,
+                    "version": service.version + 1,
+                    "updated_at": self._clock(),
+                }
             )
             self._store.put("service", service)
             self._reconciler.mark_dirty([service.id])

@@ -32,6 +32,7 @@ from netagent.desired import (
     TaskState,
 )
 from orchestrator import constraints as _constraints
+from orchestrator import preferences as _preferences
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
@@ -140,6 +141,8 @@ class ServiceMode(StrEnum):
 
 #: A placement constraint, parsed (and refused with one line naming it) at validation.
 ConstraintText = Annotated[str, AfterValidator(_constraints.check)]
+#: A placement preference ("spread=node.labels.zone"), checked at validation.
+PreferenceText = Annotated[str, AfterValidator(_preferences.check)]
 
 
 class RestartCondition(StrEnum):
@@ -148,6 +151,64 @@ class RestartCondition(StrEnum):
     ANY = "any"
     ON_FAILURE = "on-failure"
     NONE = "none"
+
+
+class UpdateOrder(StrEnum):
+    """Whether a slot's old task stops before its replacement starts, or after it runs."""
+
+    STOP_FIRST = "stop-first"
+    START_FIRST = "start-first"
+
+
+class FailureAction(StrEnum):
+    """What a rolling update does when an updated task fails within its monitor period."""
+
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+
+
+class UpdateConfig(Model):
+    """Swarm's UpdateConfig (and RollbackConfig): how tasks are replaced after a change."""
+
+    #: Slots replaced at the same time (0: all at once).
+    parallelism: int = Field(default=1, ge=0)
+    #: Seconds between a replaced slot's new task running and the next slot starting.
+    delay: float = Field(default=0.0, ge=0)
+    failure_action: FailureAction = FailureAction.PAUSE
+    #: Seconds after an updated task starts during which its failure counts against the update.
+    monitor: float = Field(default=5.0, ge=0)
+    #: Failed fraction of the service's slots tolerated before the failure action.
+    max_failure_ratio: float = Field(default=0.0, ge=0, le=1)
+    order: UpdateOrder = UpdateOrder.STOP_FIRST
+
+
+class UpdateState(StrEnum):
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
+
+    @property
+    def rollback(self) -> bool:
+        return self.value.startswith("rollback")
+
+
+class UpdateStatus(Model):
+    """Where the service's last rolling update (or rollback) is (inspect's UpdateStatus)."""
+
+    state: UpdateState
+    started_at: float
+    completed_at: float = 0.0
+    message: str = ""
+    #: The update (or rollback) config this run follows, fixed when it started.
+    config: UpdateConfig = Field(default_factory=UpdateConfig)
 
 
 class NetworkAttachmentSpec(Model):
@@ -173,12 +234,29 @@ class ServiceSpec(Model):
     constraints: list[ConstraintText] = Field(default_factory=list)
     #: At most this many of the service's tasks on one node (0: no limit).
     max_replicas_per_node: int = Field(default=0, ge=0)
+    #: Spread preferences, outermost first ("spread=node.labels.zone").
+    placement_preferences: list[PreferenceText] = Field(default_factory=list)
     #: Which ended tasks are replaced (see orchestrator.restart_policy).
     restart_condition: RestartCondition = RestartCondition.ANY
     #: Restarts allowed per slot (within `restart_window`, if set); 0: unlimited.
     restart_max_attempts: int = Field(default=0, ge=0)
     #: Seconds over which restarts are counted; 0: unbounded (all restarts count).
     restart_window: float = Field(default=0.0, ge=0)
+    update_config: UpdateConfig = Field(default_factory=UpdateConfig)
+    rollback_config: UpdateConfig = Field(default_factory=UpdateConfig)
+    #: Bumped by `service update --force`: every task is replaced though nothing else changed.
+    force_update: int = Field(default=0, ge=0)
+    #: Beyond Swarm: move tasks, one update step at a time, to nodes that become available.
+    rebalance: bool = False
+
+    @field_validator("rollback_config")
+    @classmethod
+    def _rollback_cannot_roll_back(cls, v: UpdateConfig) -> UpdateConfig:
+        if v.failure_action == FailureAction.ROLLBACK:
+            raise ValueError(
+                "invalid rollback failure action 'rollback': expected pause or continue"
+            )
+        return v
 
     @field_validator("max_replicas_per_node")
     @classmethod
@@ -227,8 +305,9 @@ class Service(Model):
     network_ids: list[str] = Field(default_factory=list)
     #: The service's virtual IP on each of its networks (endpoint mode vip).
     vips: dict[str, IPv4Interface] = Field(default_factory=dict)
-    #: Tasks made for an older service version than this are replaced.
-    restart_version: int = 0
+    #: The spec before the last update: what `service rollback` goes back to.
+    previous_spec: ServiceSpec | None = None
+    update_status: UpdateStatus | None = None
     version: int = 1
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
@@ -275,6 +354,7 @@ class Task(Model):
     #: The service's placement at creation (the scheduler sees tasks, not services).
     constraints: list[str] = Field(default_factory=list)
     max_replicas_per_node: int = 0
+    placement_preferences: list[str] = Field(default_factory=list)
     #: Manager times of the restarts this slot has had under the restart policy,
     #: carried from task to task (kept only when max attempts are set, pruned to
     #: the window): what `restart_max_attempts` is checked against.
@@ -282,6 +362,16 @@ class Task(Model):
     #: Set when this task ended on its own and the restart policy refused it a
     #: replacement: its slot stays empty until the service changes.
     restart_refused: bool = False
+    #: Digest of what the task runs and where it is attached (see `updates.task_key`):
+    #: a task whose key differs from its service's is replaced by a rolling update.
+    spec_key: str = ""
+    #: Manager time the task was first seen RUNNING (0: never): the update monitor's clock.
+    started_at: float = 0.0
+    #: Chosen by `--rebalance` to move to another node: replaced like an outdated task.
+    moving: bool = False
+    #: Draining, but kept in the load balancers: every other task of its service is
+    #: stopping too and a replacement is still starting (see Reconciler._stop).
+    held: bool = False
 
     @property
     def name(self) -> str:

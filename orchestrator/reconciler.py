@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from netagent.desired import DesiredTaskState, TaskState
-from netagent.errors import Conflict
-from orchestrator import global_mode, restart_policy
+from netagent.errors import Conflict, VxswarmError
+from orchestrator import global_mode, restart_policy, service_ops, updates
 from orchestrator.allocator import AddressBook
 from orchestrator.endpoints import address_book
 from orchestrator.objects import (
@@ -47,6 +47,8 @@ from orchestrator.objects import (
     ServiceMode,
     Task,
     TaskObservedStatus,
+    UpdateState,
+    UpdateStatus,
     new_id,
 )
 from orchestrator.scheduler import schedule
@@ -92,6 +94,8 @@ class Batch:
     tasks: dict[str, Task]
     deleted: set[str] = field(default_factory=set)
     retry: set[str] = field(default_factory=set)
+    #: Services whose update status or spec (a rollback) changed.
+    services: dict[str, Service] = field(default_factory=dict)
 
     def update(self, task: Task, **changes: object) -> Task:
         new = task.model_copy(update=changes)
@@ -202,7 +206,7 @@ class Reconciler:
                         batch.delete(t, book)  # never reached a node: nothing to stop
                     else:
                         self._stop(batch, t, now)
-                elif t.draining_since or t.service_version < svc.restart_version:
+                elif t.draining_since:
                     # Once draining, a task is stopped for good: its successor exists.
                     self._stop(batch, t, now)
                 elif node is not None and (leave := global_mode.must_leave(t, node)):
@@ -236,8 +240,9 @@ class Reconciler:
             for t in dead[: max(0, len(dead) - HISTORY_LIMIT)]:
                 batch.delete(t, book)
 
+        svc = self._update(batch, svc, nodes, now, book)
         if replicated:
-            self._fill_slots(batch, svc, by_slot, now)
+            self._fill_slots(batch, svc, now)
         else:
             # A node whose task was refused a restart gets no new one (its slot is over).
             mine = batch.of_service(svc.id)
@@ -255,11 +260,57 @@ class Reconciler:
         for t in batch.of_service(svc.id):
             if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.NEW:
                 self._allocate(batch, t, svc, now, book)
+        self._hold(batch, svc.id, now)
 
-    def _fill_slots(
-        self, batch: Batch, svc: Service, by_slot: dict[int, list[Task]], now: float
-    ) -> None:
-        """A new task for every slot up to `replicas` with no live task."""
+    def _update(
+        self, batch: Batch, svc: Service, nodes: dict[str, Node], now: float, book: AddressBook
+    ) -> Service:
+        """Carry on the service's rolling update, rollback or rebalance (see `updates`)."""
+        plan = updates.step(svc, batch.of_service(svc.id), nodes, now)
+        for t in plan.stop:
+            self._stop(batch, batch.tasks[t.id], now)
+        for slot, node_id in plan.start:
+            self._create(batch, svc, slot, now, node_id)
+        for t in plan.move:
+            log.info("task %s: moving it to rebalance the service", t.name)
+            batch.update(t, moving=True)
+        if plan.again or plan.move:
+            batch.retry.add(svc.id)
+        if plan.status is not None:
+            status = plan.status
+            if plan.rollback:
+                svc, status = self._rolled_back(svc, status, now, book)
+            log.info("service %s: %s", svc.spec.name, status.message)
+            svc = svc.model_copy(update={"update_status": status})
+            batch.services[svc.id] = svc
+            batch.retry.add(svc.id)
+        return svc
+
+    def _rolled_back(
+        self, svc: Service, status: UpdateStatus, now: float, book: AddressBook
+    ) -> tuple[Service, UpdateStatus]:
+        """The failure action's rollback: the previous spec again (networks and VIPs
+        re-resolved); if that is impossible now, the update pauses instead."""
+        try:
+            if svc.previous_spec is None:
+                raise Conflict(f"service {svc.spec.name} has no previous spec")
+            networks = list(book.networks.values())
+            back = service_ops.respec(svc, svc.previous_spec, networks, book, now)
+        except VxswarmError as e:
+            paused = status.model_copy(
+                update={"state": UpdateState.PAUSED, "message": f"update paused: {e}"}
+            )
+            return svc, paused
+        return back.model_copy(update={"previous_spec": svc.spec}), status
+
+    def _fill_slots(self, batch: Batch, svc: Service, now: float) -> None:
+        """A new task for every slot up to `replicas` with no live task.
+
+        Looks at the batch as it is now: the update step may just have started
+        draining a slot, which then gets its replacement in this same tick."""
+        by_slot: dict[int, list[Task]] = defaultdict(list)
+        for t in batch.of_service(svc.id):
+            by_slot[t.slot].append(t)
         for slot in range(1, svc.spec.replicas + 1):
             tasks = by_slot.get(slot, [])
             if any(global_mode.is_live(t) for t in tasks) or restart_policy.refused(tasks):
@@ -289,10 +340,42 @@ class Reconciler:
         elif not task.draining_since:
             batch.update(task, draining_since=now)
             batch.retry.add(task.service_id)
+        elif task.held:
+            batch.retry.add(task.service_id)  # see _hold
         elif now - task.draining_since >= DRAIN_TIMEOUT or self._synced():
             batch.update(task, desired_state=DesiredTaskState.SHUTDOWN)
         else:
             batch.retry.add(task.service_id)
+
+    def _hold(self, batch: Batch, service_id: str, now: float) -> None:
+        """Keep draining tasks in the load balancers while no other task can answer.
+
+        When every running task of a service is stopping (a stop-first update of all
+        slots at once, or of its only replica) and a replacement is starting, the
+        stopping ones keep answering (see `endpoint_state`) rather than the load
+        balancers refusing every new connection. They are let go once a replacement
+        runs (their drain starts over then), or after their stop grace period."""
+        tasks = [
+            t for t in batch.of_service(service_id) if t.desired_state == DesiredTaskState.RUNNING
+        ]
+        running = any(t.status.state == TaskState.RUNNING for t in tasks if not t.draining_since)
+        coming = any(
+            t.status.state.order < TaskState.RUNNING.order for t in tasks if not t.draining_since
+        )
+        for t in tasks:
+            if not t.draining_since or t.status.state != TaskState.RUNNING:
+                continue
+            limit = t.draining_since + max(t.stop_grace_period, DRAIN_TIMEOUT)
+            # Only from the tick it starts draining: once let go, it stays out.
+            first = t.held or t.draining_since == now
+            hold = first and coming and not running and now < limit
+            if hold and not t.held:
+                log.info("task %s: kept serving until a replacement runs", t.name)
+                batch.update(t, held=True)
+            elif t.held and not hold:
+                batch.update(t, held=False, draining_since=now)
+            if hold or t.held:
+                batch.retry.add(service_id)
 
     def _create(
         self, batch: Batch, svc: Service, slot: int, now: float, node_id: str | None = None
@@ -313,12 +396,14 @@ class Reconciler:
             node_id=node_id,
             constraints=list(svc.spec.constraints),
             max_replicas_per_node=svc.spec.max_replicas_per_node,
+            placement_preferences=list(svc.spec.placement_preferences),
             image=svc.spec.image,
             command=list(svc.spec.command),
             env=list(svc.spec.env),
             stop_grace_period=svc.spec.stop_grace_period,
             status=_status(TaskState.NEW, now, "created"),
             service_version=svc.version,
+            spec_key=updates.task_key(svc),
             created_at=now,
             restart_history=restart_policy.inherited(predecessors),
         )
@@ -392,6 +477,8 @@ class Reconciler:
     def _write(self, batch: Batch, originals: dict[str, Task]) -> None:
         """One transaction; only tasks that really changed are written."""
         with self._store.tx():
+            for svc in batch.services.values():
+                self._store.put("service", svc)
             for tid in sorted(batch.deleted):
                 if tid in originals:
                     self._store.delete("task", tid)

@@ -11,6 +11,9 @@ When no node passes, the task stays unplaced and the reason counts the nodes eac
 filter rejected, in swarmkit's words:
 "no suitable node (2 nodes not available for new tasks)".
 
+Placement preferences (`spread=node.labels.zone`) rank the eligible nodes before
+the spread key: fewest tasks of the service in the node's label group first.
+
 Filters, in order (a rejected node counts for the first filter that refused it):
 ready and active; the task's placement constraints; the service's max replicas
 per node. A task already bound to a node (global mode makes one per node) is only
@@ -20,10 +23,11 @@ checked against that node.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from netagent.desired import DesiredTaskState
+from orchestrator import preferences
 from orchestrator.constraints import Constraint, parse_all, satisfied
 from orchestrator.objects import Availability, Node, NodeStatus, Task
 
@@ -164,6 +168,23 @@ def counts_toward_spread(task: Task) -> bool:
     )
 
 
+def _ranking(task: Task, eligible: Sequence[NodeInfo]) -> Callable[[NodeInfo], tuple]:
+    """The spread strategy's order, under the task's placement preferences if any."""
+    sid = task.service_id
+    if not task.placement_preferences:
+        return lambda i: i.spread_key(sid)
+    keys = preferences.label_keys(task.placement_preferences)
+    counts: Counter[tuple[str, ...]] = Counter()
+    for info in eligible:
+        path = preferences.groups(info.node.labels, keys)
+        for level in range(1, len(path) + 1):
+            counts[path[:level]] += info.service_counts[sid]
+    return lambda i: (
+        preferences.rank(preferences.groups(i.node.labels, keys), counts),
+        i.spread_key(sid),
+    )
+
+
 def schedule(
     tasks_to_place: Sequence[Task],
     nodes: Iterable[Node],
@@ -192,7 +213,7 @@ def schedule(
             placements[task.id] = None
             reasons[task.id] = pipeline.explain()
             continue
-        best = min(eligible, key=lambda i: i.spread_key(task.service_id))
+        best = min(eligible, key=_ranking(task, eligible))
         placements[task.id] = best.node.id
         best.add(task)
     return Decisions(placements, reasons)

@@ -4,6 +4,7 @@
 #   bash scripts/bootstrap.sh demo      # install what is missing, run `vxswarm lab demo`
 #   bash scripts/bootstrap.sh test      # install what is missing, lint + the whole test suite
 #   bash scripts/bootstrap.sh install   # install what is missing, nothing more
+#   bash scripts/bootstrap.sh node      # only what a node runs (no test/bench tools): Vagrant VMs
 #
 # Idempotent and quiet: each step first checks whether its result is already there
 # (dpkg status, the venv's Python, a stamp of what pip installed, the symlink) and only
@@ -14,8 +15,14 @@
 # /usr/local/bin/vxswarm).
 set -euo pipefail
 
-APT_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl apache2-utils tshark dnsutils nftables python3-venv
-  dnsperf dnsmasq-base iperf3)  # the last three: bench/ only
+# What a node runs (the daemon, tasks, `vxswarm exec`, capture)...
+NODE_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl dnsutils nftables python3-venv
+  libpcap0.8)  # capture and trace compile BPF filters with libpcap
+# ...and what the tests and benchmarks need on top.
+DEV_PACKAGES=(apache2-utils tshark
+  dnsperf dnsmasq-base iperf3  # these three: bench/ only
+  chromium chromium-driver  # the visualizer test's headless browser
+  vagrant)  # tests/integration/test_vagrant.py: `vagrant validate` of the Vagrantfile
 
 say() { echo "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -23,14 +30,14 @@ die() { say "$*"; exit 1; }
 # --- arguments first: nothing is touched for a bad invocation ------------------------------
 mode="${1-}"
 case "$mode" in
-  demo | test | install) ;;
+  demo | test | install | node) ;;
   *)
-    say "unknown mode '${mode}': expected demo, test or install (usage: bash scripts/bootstrap.sh demo|test|install)"
+    say "unknown mode '${mode}': expected demo, test, install or node (usage: bash scripts/bootstrap.sh demo|test|install|node)"
     exit 2
     ;;
 esac
 if [ "$#" -gt 1 ]; then
-  say "unexpected argument '$2': expected only one of demo, test or install"
+  say "unexpected argument '$2': expected only one of demo, test, install or node"
   exit 2
 fi
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs apt packages, builds network namespaces): try sudo bash scripts/bootstrap.sh $mode"
@@ -43,6 +50,13 @@ LOCK="$REPO/requirements.lock"
 STAMP="$VENV/.vxswarm-bootstrap"
 
 # --- apt: only the missing packages ---------------------------------------------------------
+APT_PACKAGES=("${NODE_PACKAGES[@]}")
+EXTRAS="[test]"
+if [ "$mode" != node ]; then
+  APT_PACKAGES+=("${DEV_PACKAGES[@]}")
+else
+  EXTRAS=""
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
@@ -71,11 +85,11 @@ fi
 # --- pip: pinned direct deps (pyproject) + pinned transitive deps (lock) ----------------------
 # The stamp records what the last successful install was made from; a change of the
 # interpreter, pyproject.toml or the lock file triggers a reinstall, nothing else does.
-want_stamp="$("$VENV/bin/python" -V 2>&1) $(cat "$REPO/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1)"
+want_stamp="$("$VENV/bin/python" -V 2>&1) $EXTRAS $(cat "$REPO/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$VENV/bin/vxswarm" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_stamp" ]; then
   say "installing vxswarm and its pinned dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-    -c "$LOCK" -e "$REPO[test]"
+    -c "$LOCK" -e "$REPO$EXTRAS"
   echo "$want_stamp" >"$STAMP"
 fi
 
@@ -98,5 +112,5 @@ case "$mode" in
     "$VENV/bin/ruff" format --check .
     exec "$VENV/bin/pytest" -q
     ;;
-  install) ;;
+  install | node) ;;
 esac

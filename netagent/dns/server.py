@@ -102,6 +102,8 @@ class Resolver:
         self._tasks: dict[str, _Task] = {}
         self._counts = collections.Counter({name: 0 for name in _COUNTERS})
         self._qtypes: collections.Counter[int] = collections.Counter()
+        #: Responses sent, per (qtype, rcode): what the metrics export.
+        self._answered: collections.Counter[tuple[int, int]] = collections.Counter()
         self._sel = selectors.DefaultSelector()
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -211,6 +213,11 @@ class Resolver:
         out["tasks"] = len(self._tasks)
         out["tcp_connections"] = len(self._tcp)
         return out
+
+    @property
+    def answered(self) -> dict[tuple[int, int], int]:
+        """Responses sent since start, per (qtype, rcode) as numbers."""
+        return dict(self._answered)
 
     def __enter__(self) -> Resolver:
         self.start()
@@ -370,6 +377,8 @@ class Resolver:
         self._send(client, response)
 
     def _send(self, client: object, response: bytes) -> None:
+        # Every response, local or forwarded, UDP or TCP, leaves through here.
+        self._answered[(wire.qtype_of(response), wire.rcode_of(response))] += 1
         if isinstance(client, Conn):
             self._tcp.send(client, response)
             return

@@ -194,3 +194,20 @@ def response_id(data: bytes) -> int:
 
 def rcode_of(data: bytes) -> int:
     return data[3] & 0x0F if len(data) >= 4 else SERVFAIL
+
+
+def qtype_of(data: bytes) -> int:
+    """The type of a packet's first question (a response's too); -1 when it has none."""
+    if len(data) < 17 or data[4:6] == b"\0\0":  # too short, or no question
+        return -1
+    pos, size = 12, len(data)
+    while pos < size:
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length >= 0xC0:  # a pointer ends the name (upstreams may compress)
+            pos += 2
+            break
+        pos += length + 1
+    return int.from_bytes(data[pos : pos + 2], "big") if pos + 2 <= size else -1

@@ -116,7 +116,12 @@ def _wipe_node(node: LabNode) -> None:
 
 
 def _power_off(topo: Topology, node: LabNode, rec: NodeRecord, *, graceful: bool) -> None:
-    """Daemon down, its tasks and namespaces wiped, the node namespace (and cable) gone."""
+    """Daemon down, its tasks and namespaces wiped, the node namespace (and cable) gone.
+
+    Not graceful (`lab stop`, a power cut): the cable goes first, so nothing the wipe
+    does (a task's last reset, say) reaches the network: it just goes silent."""
+    if not graceful:
+        underlay.unplug(topo, node)
     nodes.stop(rec.daemon, graceful=graceful)
     rec.daemon = None
     try:

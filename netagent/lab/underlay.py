@@ -194,6 +194,17 @@ def _ensure_address(ns: NetNS, index: int, node: LabNode) -> None:
         )
 
 
+def unplug(topo: Topology, node: LabNode) -> None:
+    """Cut the machine's cable at the switch (its port down): from this instant the
+    network hears nothing from it, as when a machine loses power."""
+    if not netns_exists(topo.switch_netns):
+        return
+    with _ns(topo.switch_netns) as switch:
+        port = _index(switch, node.port)
+        if port is not None:
+            _kernel(node.port, "unplug", lambda: switch.link("set", index=port, state="down"))
+
+
 def remove_machine(topo: Topology, node: LabNode) -> None:
     """Pull the machine's power: delete its namespace, and its switch port if left behind."""
     remove_netns(node.netns)

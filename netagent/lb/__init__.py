@@ -17,11 +17,12 @@ after networks and tasks are in place (VIP backends and host ports need them),
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address
 
 from netagent import netns
 from netagent.changes import Change
 from netagent.desired import NodeDesiredState
-from netagent.lb import nft, rules
+from netagent.lb import conntrack, nft, rules
 from netagent.lb.ingress import IngressSandbox
 from netagent.lb.nodeports import node_ports
 from netagent.lb.validate import check_lb
@@ -37,13 +38,17 @@ RUNNING_INTENT = "running"
 class LoadBalancer:
     """Keeps one node's VIP, ingress and published-port state equal to its desired state."""
 
-    def __init__(self, names: Names, node_ns: str | None, node_label: str) -> None:
+    def __init__(
+        self, names: Names, node_ns: str | None, node_label: str, on_load: nft.OnLoad | None = None
+    ) -> None:
         self.names = names
         self.node_ns = node_ns
         self.node_label = node_label
-        self._loader = nft.TableLoader()
+        self._loader = nft.TableLoader(on_load)
         self._vips = VipBalancer(names, self._loader)
         self._ingress = IngressSandbox(names, self._loader)
+        #: Per sandbox namespace, the backend addresses its load balancer had last.
+        self._backends: dict[str, set[IPv4Address]] = {}
 
     @staticmethod
     def check(desired: NodeDesiredState) -> None:
@@ -64,6 +69,7 @@ class LoadBalancer:
         for net in desired.networks:
             changes += self._vips.sync(pool, net)
         self._vips.forget_except(desired.networks)
+        self._rebalance_gone(desired)
         if desired.ingress is not None:
             net = next(n for n in desired.networks if n.id == desired.ingress.network_id)
             changes += self._ingress.ensure(
@@ -91,9 +97,33 @@ class LoadBalancer:
             save()
         return changes
 
+    def _rebalance_gone(self, desired: NodeDesiredState) -> None:
+        """Unanswered flows to backends that just left a sandbox are balanced again."""
+        now: dict[str, set[IPv4Address]] = {
+            self.names.overlay_ns(n.vni): conntrack.vip_backends(n.services)
+            for n in desired.networks
+            if not n.ingress
+        }
+        if desired.ingress is not None:
+            now[self.names.ingress_ns()] = conntrack.ingress_backends(desired.ingress.ports)
+        for ns, before in self._backends.items():
+            if ns in now:
+                conntrack.forget_unanswered(ns, before - now[ns])
+        self._backends = now
+
+    def forget(self, ns: str | None) -> None:
+        """Forget what was loaded or set in namespace `ns` (its table, VIP neighbours,
+        sysctls, the ingress sandbox's links): the next apply reads the kernel again and
+        rewrites what differs. How netagent.drift repairs drift made behind our back."""
+        self._loader.forget(ns)
+        if ns is not None:  # VIPs live in overlay sandboxes, never in the node namespace
+            self._vips.forget(ns)
+        if ns == self.names.ingress_ns():
+            self._ingress.forget()
+
     def remove(self, record: NodeRecord) -> list[Change]:
         """Teardown: everything recorded (sandbox tables go with their namespaces)."""
-        self._loader = nft.TableLoader()
+        self._loader = nft.TableLoader(self._loader.on_load)
         self._vips = VipBalancer(self.names, self._loader)
         self._ingress = IngressSandbox(self.names, self._loader)
         return remove_recorded(record, self.node_ns, self.node_label, self.names)

@@ -161,6 +161,10 @@ class IngressSandbox:
                 changes.append(Change("remove", f"veth {host} in {label}", "ingress sandbox"))
         return changes
 
+    def forget(self) -> None:
+        """Check the sandbox's links, addresses and route again at the next ensure."""
+        self._built = None
+
     def remove(
         self,
         node_ns: str | None,

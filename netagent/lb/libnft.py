@@ -18,6 +18,8 @@ from netagent import netns
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
+#: nft_ctx_output_set_flags: NFT_CTX_OUTPUT_JSON (libnftables.h).
+OUTPUT_JSON = 1 << 4
 
 
 def _load() -> ctypes.CDLL | None:
@@ -37,6 +39,9 @@ def _load() -> ctypes.CDLL | None:
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+        lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
         _lib = lib
     return _lib
 
@@ -47,20 +52,34 @@ def available() -> bool:
 
 def run(ns: str | None, script: str) -> tuple[int, str]:
     """Run an nft script in namespace `ns` (None: ours); (return code, error text)."""
+    rc, _out, err = _run(ns, script, 0)
+    return rc, err
+
+
+def run_json(ns: str | None, command: str) -> tuple[int, str, str]:
+    """Run a read-only nft command (`list table ip vxswarm`) in `ns` with JSON output;
+    (return code, output, error text). For drift checks: ~1 ms instead of a process."""
+    return _run(ns, command, OUTPUT_JSON)
+
+
+def _run(ns: str | None, script: str, flags: int) -> tuple[int, str, str]:
     lib = _load()
     if lib is None:
         raise OSError("libnftables is not installed")
 
-    def body() -> tuple[int, str]:
+    def body() -> tuple[int, str, str]:
         ctx = lib.nft_ctx_new(0)
         if not ctx:
-            return 1, "nft_ctx_new failed"
+            return 1, "", "nft_ctx_new failed"
         try:
+            if flags:
+                lib.nft_ctx_output_set_flags(ctx, flags)
             lib.nft_ctx_buffer_output(ctx)
             lib.nft_ctx_buffer_error(ctx)
             rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
+            out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
             err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
-            return rc, err
+            return rc, out, err
         finally:
             lib.nft_ctx_free(ctx)
 

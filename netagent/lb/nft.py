@@ -14,9 +14,13 @@ no process at all; a restarted daemon reloads once, which is harmless.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
 
 from netagent.errors import KernelError
 from netagent.lb import libnft, rules
@@ -25,6 +29,8 @@ from netagent.netns import run_tool
 log = logging.getLogger(__name__)
 
 NFT = shutil.which("nft") or "/usr/sbin/nft"
+#: on_load(seconds, mode): told of every load ("delta", "replace" or "delete"), for metrics.
+OnLoad = Callable[[float, str], None]
 
 
 def _run(ns: str | None, args: list[str], script: str | None = None) -> subprocess.CompletedProcess:
@@ -37,12 +43,29 @@ def list_table(ns: str | None) -> str:
     return res.stdout if res.returncode == 0 else ""
 
 
+def list_table_json(ns: str | None) -> dict[str, Any] | None:
+    """`nft -j list table ip vxswarm` in `ns`, parsed; None when there is no such table.
+    In-process through libnftables when it is there (drift checks run it every few
+    seconds), else the nft program."""
+    command = f"list table {rules.FAMILY} {rules.TABLE}"
+    if libnft.available():
+        code, out, err = libnft.run_json(ns, command)
+    else:
+        res = _run(ns, ["-j", *command.split()])
+        code, out, err = res.returncode, res.stdout, res.stderr
+    if code != 0:
+        log.debug("no nft table in %s: %s", ns or "node ns", err.strip())
+        return None
+    return json.loads(out)
+
+
 class TableLoader:
     """Loads `table ip vxswarm` per namespace, remembering what each holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_load: OnLoad | None = None) -> None:
         #: namespace (None = the node namespace when the daemon runs inside it) -> text.
         self._loaded: dict[str | None, str] = {}
+        self.on_load = on_load
 
     def ensure(self, ns: str | None, table_text: str) -> bool:
         """Make the namespace's table equal `table_text` ('' = no table); True if loaded now."""
@@ -50,17 +73,28 @@ class TableLoader:
             return False
         if not table_text and ns not in self._loaded:
             # Never loaded by this daemon: a leftover table is still removed, quietly.
-            self._load(ns, rules.replace_script(""))
+            self._timed_load(ns, rules.replace_script(""), "delete")
             self._loaded[ns] = ""
             return False
         delta = rules.delta_script(self._loaded.get(ns, ""), table_text)
-        self._load(ns, delta or rules.replace_script(table_text))
+        if delta:
+            self._timed_load(ns, delta, "delta")
+        else:
+            self._timed_load(ns, rules.replace_script(table_text), "replace")
         self._loaded[ns] = table_text
         return True
 
     def forget(self, ns: str | None) -> None:
         """The namespace is gone (or about to be): drop what we knew of it."""
         self._loaded.pop(ns, None)
+
+    def _timed_load(self, ns: str | None, script: str, mode: str) -> None:
+        start = time.perf_counter()
+        try:
+            self._load(ns, script)
+        finally:  # a failed load took its time too
+            if self.on_load is not None:
+                self.on_load(time.perf_counter() - start, mode)
 
     def _load(self, ns: str | None, script: str) -> None:
         if libnft.available():

@@ -147,6 +147,13 @@ class VipBalancer:
             self._synced[sandbox] = (vips, backends)
         return changes
 
+    def forget(self, sandbox: str) -> None:
+        """Forget what this sandbox's neighbours and sysctls were set to: the next sync
+        reads the kernel again (a drift repair)."""
+        self._synced.pop(sandbox, None)
+        self._memory.pop(sandbox, None)
+        self._prepared.discard(sandbox)
+
     def forget_except(self, desired: Iterable[NetworkState]) -> None:
         """Drop what is known of sandboxes no longer desired (they are being removed;
         a network that comes back gets a fresh sandbox, set up again from scratch)."""

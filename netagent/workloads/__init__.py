@@ -50,6 +50,8 @@ KNOWN_IMAGES: MappingProxyType[str, str] = MappingProxyType(
 )
 #: Workloads served by a module of this package, run with the agent's interpreter.
 SERVER_WORKLOADS = frozenset({"whoami", "slowreply"})
+#: The TCP port each server workload listens on unless given --port.
+SERVER_PORTS = MappingProxyType({"whoami": 80, "slowreply": 8080})
 DEFAULT_TAG = "latest"
 HOST_DEFAULT_COMMAND = ("sh", "-c", "exit 0")
 #: Docker's default PATH for Linux containers.
@@ -118,6 +120,25 @@ def resolve(spec: TaskSpec, task: TaskAssignment) -> list[str]:
     return command or list(HOST_DEFAULT_COMMAND)
 
 
+def ready_port(spec: TaskSpec) -> int | None:
+    """The TCP port whose listening socket means the task is ready to serve, or None
+    (not a server workload, or its program replaced: nothing known to wait for)."""
+    workload, _tag = check_image(spec.image)
+    command = list(spec.command)
+    if workload not in SERVER_WORKLOADS or (command and not command[0].startswith("-")):
+        return None
+    port = SERVER_PORTS[workload]
+    for i, word in enumerate(command):
+        value = None
+        if word == "--port" and i + 1 < len(command):
+            value = command[i + 1]
+        elif word.startswith("--port="):
+            value = word.partition("=")[2]
+        if value is not None:
+            port = int(value) if value.isdigit() else 0
+    return port or None  # 0: any free port, unknown in advance
+
+
 def environment(task: TaskAssignment) -> dict[str, str]:
     """A clean environment for the task's process, as a container would get.
 
@@ -151,5 +172,6 @@ __all__ = [
     "check_image",
     "environment",
     "full_image",
+    "ready_port",
     "resolve",
 ]

@@ -16,9 +16,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from netagent.workloads import server
+from netagent.workloads import SERVER_PORTS, server
 
-DEFAULT_PORT = 8080
+DEFAULT_PORT = SERVER_PORTS["slowreply"]
 DEFAULT_DELAY = 1.0
 
 

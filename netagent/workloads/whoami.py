@@ -25,11 +25,11 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 
-from netagent.workloads import server
+from netagent.workloads import SERVER_PORTS, server
 
 log = logging.getLogger("vxswarm.workload.whoami")
 
-DEFAULT_PORT = 80
+DEFAULT_PORT = SERVER_PORTS["whoami"]
 
 # Netlink constants from <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_addr.h>.
 _NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid

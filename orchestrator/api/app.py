@@ -8,6 +8,7 @@ turns back into the same class. Pydantic validation errors become one-line
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -95,9 +96,11 @@ async def proxy(
             out = web.StreamResponse(status=resp.status_code)
             out.content_type = resp.headers.get("content-type", "application/json").split(";")[0]
             await out.prepare(request)
-            async for chunk in resp.aiter_raw():
-                await out.write(chunk)
-            await out.write_eof()
+            # The client may leave a stream early (Ctrl-C on exec, capture -c N): not an error.
+            with contextlib.suppress(ConnectionError):
+                async for chunk in resp.aiter_raw():
+                    await out.write(chunk)
+                await out.write_eof()
             return out
         finally:
             await resp.aclose()

@@ -17,11 +17,12 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from netagent.desired import PublishedPort, task_mac
+from netagent.desired import task_mac
 from netagent.errors import InvalidArgument, NotFound, PermissionDenied
 from netagent.session import SECRET_HEADER, HeartbeatRequest, HeartbeatResponse, JoinRequest
 from netagent.taskexec import nsenter_argv
@@ -75,8 +76,8 @@ class ScaleRequest(BaseModel):
 
 
 class UpdateRequest(BaseModel):
-    publish_add: list[PublishedPort] = []
-    publish_rm: list[int] = []
+    #: The whole new spec, as `docker service update` sends it; validated by the manager.
+    spec: dict[str, Any]
 
 
 class NodeUpdateRequest(BaseModel):
@@ -323,7 +324,15 @@ async def service_scale(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def service_update(request: web.Request, manager: Manager) -> web.Response:
     body = await parse_body(request, UpdateRequest)
-    service = manager.update_ports(request.match_info["ref"], body.publish_add, body.publish_rm)
+    service = manager.update_service(request.match_info["ref"], body.spec)
+    await daemon_of(request).settle()
+    return json_response(service)
+
+
+@routes.post("/v1/services/{ref}/rollback")
+@manager_route
+async def service_rollback(request: web.Request, manager: Manager) -> web.Response:
+    service = manager.rollback_service(request.match_info["ref"])
     await daemon_of(request).settle()
     return json_response(service)
 
@@ -419,15 +428,21 @@ async def assignments(request: web.Request) -> web.Response:
     manager.authenticate(node_id, request.headers.get(SECRET_HEADER, ""))
     have = request.query.get("digest", "")
     deadline = asyncio.get_running_loop().time() + 15.0
-    while True:
-        wake = daemon.notifier.current
-        state = manager.desired_state(node_id)
-        d = digest(state)
-        remaining = deadline - asyncio.get_running_loop().time()
-        if d != have or remaining <= 0:
-            return json_response({"digest": d, "state": jsonable(state)})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), remaining)
+    try:
+        while True:
+            wake = daemon.notifier.current
+            state = manager.desired_state(node_id)
+            d = digest(state)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if d != have or remaining <= 0:
+                return json_response({"digest": d, "state": jsonable(state)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), remaining)
+    except asyncio.CancelledError:
+        # The agent's connection closed under a waiting poll: its daemon died (or
+        # its machine did). Probe it now rather than after a missed heartbeat.
+        daemon.suspect(node_id)
+        raise
 
 
 @routes.post("/v1/dispatcher/leave")

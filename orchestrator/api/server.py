@@ -10,8 +10,11 @@ import signal
 
 from aiohttp import web
 
+from orchestrator.api import observe, visualizer
 from orchestrator.api.app import errors_middleware
+from orchestrator.api.debug_routes import debug_routes
 from orchestrator.api.routes import routes
+from orchestrator.api.verify_routes import verify_routes
 from orchestrator.daemon import Daemon, DaemonConfig
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,10 @@ def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[errors_middleware])
     app["daemon"] = daemon
     app.add_routes(routes)
+    app.add_routes(debug_routes)
+    app.add_routes(verify_routes)
+    observe.setup(app, daemon)  # GET /metrics, request counting
+    visualizer.setup(app)  # GET /visualizer
     return app
 
 

@@ -14,12 +14,16 @@ import click
 from netagent.errors import VxswarmError
 from orchestrator import ENGINE_VERSION
 from orchestrator.cli.common import api, output_option
+from orchestrator.cli.debug import capture, trace
 from orchestrator.cli.format import echo_json
 from orchestrator.cli.lab import lab
 from orchestrator.cli.network import network
 from orchestrator.cli.node import node
 from orchestrator.cli.service import exec_cmd, service
+from orchestrator.cli.stack import stack
 from orchestrator.cli.swarm import swarm
+from orchestrator.cli.verify import verify
+from orchestrator.cli.visualizer import visualizer
 from orchestrator.client import DEFAULT_STATE_DIR
 
 
@@ -100,8 +104,11 @@ def info(fmt: str) -> None:
     click.echo(f"State Dir: {data['state_dir']}")
 
 
-for group in (swarm, node, network, service, exec_cmd, lab):
+for group in (swarm, node, network, service, exec_cmd, stack, lab, visualizer):
     cli.add_command(group)
+cli.add_command(capture)
+cli.add_command(trace)
+cli.add_command(verify)
 
 
 def main() -> int:

@@ -1,18 +1,23 @@
-"""`vxswarm service create|ls|ps|inspect|scale|rm` and `vxswarm exec`."""
+"""`vxswarm service create|update|rollback|ls|ps|inspect|scale|rm` and `vxswarm exec`."""
 
 from __future__ import annotations
 
 import base64
 import os
+import shlex
 import sys
+from typing import Any
 
 import click
 
 from netagent.taskexec import nsenter_argv
 from orchestrator.cli.common import Duration, api, inspect_options, output_option
-from orchestrator.cli.format import echo_json, echo_listing, short_id, when
+from orchestrator.cli.format import echo_json, echo_listing, short_id
+from orchestrator.cli.progress import follow
+from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
+from orchestrator.cli.service_pretty import pretty_lines
 from orchestrator.cli.tasks import echo_tasks
-from orchestrator.durations import format_duration
+from orchestrator.client import Client
 
 
 @click.group()
@@ -79,22 +84,51 @@ def replicas_column(s: dict) -> str:
     return text
 
 
-def restart_policy_lines(spec: dict) -> list[str]:
-    """The restart policy in the docker CLI's `inspect --pretty` layout."""
-    lines = ["RestartPolicy:", f" Condition:\t{spec['restart_condition']}"]
-    lines.append(f" Delay:\t\t{format_duration(spec['restart_delay'])}")
-    if spec["restart_max_attempts"]:
-        lines.append(f" Max Attempts:\t{spec['restart_max_attempts']}")
-    if spec["restart_window"]:
-        lines.append(f" Window:\t{format_duration(spec['restart_window'])}")
-    return lines
+SERVICE_HEADERS = ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+
+
+def service_row(s: dict) -> tuple:
+    """One `service ls` row (also `stack services`)."""
+    spec = s["spec"]
+    return (
+        short_id(s["id"]),
+        spec["name"],
+        spec["mode"],
+        replicas_column(s),
+        spec["image"],
+        ports_column(spec["ports"]),
+    )
 
 
 def ports_column(ports: list[dict]) -> str:
     return ", ".join(f"*:{p['published']}->{p['target']}/{p['protocol']}" for p in ports)
 
 
-@service.command(context_settings={"allow_interspersed_args": False})
+class DockerCommand(click.Command):
+    """Also takes docker's spelling `--detach=false` of the flag `--no-detach`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spelled = {"--detach=false": "--no-detach", "--detach=true": "--detach"}
+        return super().parse_args(ctx, [spelled.get(a, a) for a in args])
+
+
+detach_option = click.option(
+    "-d",
+    "--detach/--no-detach",
+    default=None,
+    help="Return at once; --detach=false follows the service until it converges "
+    "[default: false on a terminal].",
+)
+
+
+def finish(client: Client, ref: str, detach: bool | None) -> None:
+    """Print the service name, then follow it when not detached (docker's behaviour)."""
+    click.echo(ref)
+    if detach is False or (detach is None and sys.stdout.isatty()):
+        follow(client, ref)
+
+
+@service.command(cls=DockerCommand, context_settings={"allow_interspersed_args": False})
 @click.option("--name", required=True, help="Service name.")
 @click.option("--replicas", type=click.IntRange(min=0), help="Number of tasks [default: 1].")
 @click.option(
@@ -109,6 +143,12 @@ def ports_column(ports: list[dict]) -> str:
     "constraints",
     multiple=True,
     help="Placement constraint, e.g. node.role==manager (several are ANDed).",
+)
+@click.option(
+    "--placement-pref",
+    "placement_prefs",
+    multiple=True,
+    help="Placement preference, e.g. spread=node.labels.zone (several nest).",
 )
 @click.option(
     "--replicas-max-per-node",
@@ -150,7 +190,10 @@ def ports_column(ports: list[dict]) -> str:
     default="0",
     help="Window the restart attempts are counted in (0 = unbounded).",
 )
-@click.option("-d", "--detach", is_flag=True, help="Accepted for docker compatibility.")
+@update_config_options("update")
+@update_config_options("rollback")
+@click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
+@detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create(
@@ -158,6 +201,7 @@ def create(
     replicas: int | None,
     mode: str,
     constraints: tuple[str, ...],
+    placement_prefs: tuple[str, ...],
     replicas_max_per_node: int,
     networks: tuple[str, ...],
     env: tuple[str, ...],
@@ -169,9 +213,11 @@ def create(
     restart_delay: float,
     restart_max_attempts: int,
     restart_window: float,
-    detach: bool,
+    rebalance: bool,
+    detach: bool | None,
     image: str,
     command: tuple[str, ...],
+    **configs: Any,
 ) -> None:
     """Create a service running IMAGE (a built-in workload) [COMMAND [ARG...]]."""
     if mode == "global" and replicas is not None:
@@ -186,6 +232,7 @@ def create(
         "replicas": 1 if replicas is None else replicas,
         "mode": mode,
         "constraints": list(constraints),
+        "placement_preferences": list(placement_prefs),
         "max_replicas_per_node": replicas_max_per_node,
         "networks": [parse_network_flag(n) for n in networks],
         "stop_grace_period": stop_grace_period,
@@ -196,27 +243,81 @@ def create(
         "restart_delay": restart_delay,
         "restart_max_attempts": restart_max_attempts,
         "restart_window": restart_window,
+        "update_config": config_changes("update", configs),
+        "rollback_config": config_changes("rollback", configs),
+        "rebalance": rebalance,
     }
-    click.echo(api().post("/v1/services", spec)["id"])
+    client = api()
+    service_id = client.post("/v1/services", spec)["id"]
+    click.echo(service_id)
+    if detach is False or (detach is None and sys.stdout.isatty()):
+        follow(client, service_id)
 
 
-@service.command()
+@service.command(cls=DockerCommand)
+@click.option("--image", help="Service image tag.")
+@click.option("--args", help="Service command args (replaces the command).")
+@click.option("--replicas", type=click.IntRange(min=0), help="Number of tasks.")
+@click.option("--env-add", multiple=True, help="Add or update an environment variable.")
+@click.option("--env-rm", multiple=True, help="Remove an environment variable.")
+@click.option("--label-add", multiple=True, help="Add or update a service label.")
+@click.option("--label-rm", multiple=True, help="Remove a label by its key.")
+@click.option("--constraint-add", multiple=True, help="Add or update a placement constraint.")
+@click.option("--constraint-rm", multiple=True, help="Remove a constraint.")
+@click.option("--placement-pref-add", multiple=True, help="Add a placement preference.")
+@click.option("--placement-pref-rm", multiple=True, help="Remove a placement preference.")
 @click.option("--publish-add", multiple=True, help="Publish a port (as --publish).")
 @click.option("--publish-rm", multiple=True, help="Unpublish a port: PUBLISHED[/proto].")
+@click.option("--network-add", multiple=True, help="Attach a network (rolling update).")
+@click.option("--network-rm", multiple=True, help="Detach a network (rolling update).")
+@click.option("--replicas-max-per-node", type=click.IntRange(min=0))
+@click.option("--stop-grace-period", type=Duration())
+@click.option("--endpoint-mode", type=click.Choice(["vip", "dnsrr"]))
+@click.option("--restart-condition", type=click.Choice(["any", "on-failure", "none"]))
+@click.option("--restart-delay", type=Duration())
+@click.option("--restart-max-attempts", type=click.IntRange(min=0))
+@click.option("--restart-window", type=Duration())
+@update_config_options("update")
+@update_config_options("rollback")
+@click.option("--rebalance/--no-rebalance", default=None, help="Move tasks to new nodes.")
+@click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
+@click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
+@detach_option
 @click.argument("ref")
-def update(publish_add: tuple[str, ...], publish_rm: tuple[str, ...], ref: str) -> None:
-    """Update a service's published ports (more update flags come with rolling updates)."""
-    remove = []
-    for value in publish_rm:
-        port = value.split(":")[0].split("/")[0]
-        if not port.isdigit():
-            raise click.BadParameter(
-                f"invalid port {value!r}: expected PUBLISHED[/proto]", param_hint="'--publish-rm'"
-            )
-        remove.append(int(port))
-    body = {"publish_add": [parse_publish_flag(p) for p in publish_add], "publish_rm": remove}
-    api().post(f"/v1/services/{ref}/update", body)
-    click.echo(ref)
+def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
+    """Update a service: changed tasks are replaced in a rolling update."""
+    client = api()
+    if rollback:
+        client.post(f"/v1/services/{ref}/rollback")
+        finish(client, ref, detach)
+        return
+    current = client.get(f"/v1/services/{ref}")
+    flags["publish_add"] = [parse_publish_flag(p) for p in flags["publish_add"]]
+    flags["publish_rm"] = [_published(p) for p in flags["publish_rm"]]
+    flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
+    flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
+    spec = apply_update(current["spec"], flags)
+    client.post(f"/v1/services/{ref}/update", {"spec": spec})
+    finish(client, ref, detach)
+
+
+def _published(value: str) -> int:
+    port = value.split(":")[0].split("/")[0]
+    if not port.isdigit():
+        raise click.BadParameter(
+            f"invalid port {value!r}: expected PUBLISHED[/proto]", param_hint="'--publish-rm'"
+        )
+    return int(port)
+
+
+@service.command(cls=DockerCommand)
+@detach_option
+@click.argument("ref")
+def rollback(ref: str, detach: bool | None) -> None:
+    """Revert changes to a service's configuration (the spec before the last update)."""
+    client = api()
+    client.post(f"/v1/services/{ref}/rollback")
+    finish(client, ref, detach)
 
 
 @service.command("ls")
@@ -225,20 +326,7 @@ def update(publish_add: tuple[str, ...], publish_rm: tuple[str, ...], ref: str) 
 def ls(quiet: bool, fmt: str) -> None:
     """List services."""
     services = sorted(api().get("/v1/services"), key=lambda s: s["spec"]["name"])
-    echo_listing(
-        services,
-        fmt,
-        quiet,
-        ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"],
-        lambda s: (
-            short_id(s["id"]),
-            s["spec"]["name"],
-            s["spec"]["mode"],
-            replicas_column(s),
-            s["spec"]["image"],
-            ports_column(s["spec"]["ports"]),
-        ),
-    )
+    echo_listing(services, fmt, quiet, SERVICE_HEADERS, service_row)
 
 
 @service.command("ps")
@@ -262,39 +350,7 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
         return
     nets = {n["id"]: n["spec"]["name"] for n in api().get("/v1/networks")}
     for s in services:
-        spec = s["spec"]
-        click.echo(f"\nID:\t\t{s['id']}\nName:\t\t{spec['name']}")
-        if spec["mode"] == "global":
-            click.echo("Service Mode:\tGlobal")
-        else:
-            click.echo(f"Service Mode:\tReplicated\n Replicas:\t{spec['replicas']}")
-        if spec["constraints"] or spec["max_replicas_per_node"]:
-            click.echo("Placement:")
-        if spec["constraints"]:
-            click.echo(f" Constraints:\t{spec['constraints']}")
-        if spec["max_replicas_per_node"]:
-            click.echo(f" Max Replicas Per Node:\t{spec['max_replicas_per_node']}")
-        for line in restart_policy_lines(spec):
-            click.echo(line)
-        click.echo(f"Created at:\t{when(s['created_at'])}\nUpdated at:\t{when(s['updated_at'])}")
-        click.echo(f"ContainerSpec:\n Image:\t\t{spec['image']}")
-        if spec["command"]:
-            click.echo(f" Args:\t\t{' '.join(spec['command'])}")
-        if spec["env"]:
-            click.echo(f" Env:\t\t{' '.join(spec['env'])}")
-        click.echo(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
-        if s.get("network_ids"):
-            click.echo(f"Networks:\t{' '.join(nets.get(n, n) for n in s['network_ids'])}")
-        click.echo(f"Endpoint Mode:\t{spec['endpoint_mode']}")
-        for nid, vip in s.get("vips", {}).items():
-            click.echo(f" VIP:\t\t{vip} on {nets.get(nid, nid)}")
-        if spec["ports"]:
-            click.echo("Ports:")
-            for p in spec["ports"]:
-                click.echo(
-                    f" PublishedPort = {p['published']}\n  Protocol = {p['protocol']}"
-                    f"\n  TargetPort = {p['target']}\n  PublishMode = {p['mode']}"
-                )
+        click.echo("\n".join(pretty_lines(s, nets)))
 
 
 @service.command()

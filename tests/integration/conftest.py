@@ -64,6 +64,18 @@ def netns_factory(run_id: str) -> Iterator[Callable[[str], str]]:
         netns.remove(name)
 
 
+@pytest.fixture
+def lone_ns(netns_factory) -> str:
+    """A namespace whose eth0 (10.9.9.1/24) is cabled to nothing: no other machine
+    on its subnet ever answers."""
+    ns = netns_factory("lone")
+    run_in(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "wire")
+    run_in(ns, "ip", "addr", "add", "10.9.9.1/24", "dev", "eth0")
+    run_in(ns, "ip", "link", "set", "eth0", "up")
+    run_in(ns, "ip", "link", "set", "wire", "up")
+    return ns
+
+
 @dataclass(frozen=True)
 class FakeNode:
     """A namespace standing for one machine, with `eth0` on a shared underlay."""
@@ -126,6 +138,9 @@ class StandInWorkloads:
 
     def environment(self, task) -> dict[str, str]:
         return {"PATH": HOST_PATH, **dict(task.spec.env)}
+
+    def ready_port(self, spec) -> int | None:
+        return None  # RUNNING as soon as started
 
 
 class DataPlaneCluster:

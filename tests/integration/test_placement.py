@@ -83,6 +83,18 @@ def test_label_constraint_waits_with_the_reason_then_lands_on_the_labelled_node(
         placed(lab, "east", ["worker2", "worker2"])
 
 
+def test_spread_preference_gives_each_label_value_an_equal_share(nodes):
+    lab = nodes
+    for host, zone in (("manager1", "b"), ("worker1", "a"), ("worker2", "a")):
+        lab.run("node", "update", "--label-add", f"zone={zone}", host, check=True)
+    pref = ("--placement-pref", "spread=node.labels.zone")
+    with service(lab, "zoned", "--replicas", "4", *pref):
+        # Zone b (one node) gets half the tasks, like zone a's two nodes together.
+        placed(lab, "zoned", ["manager1", "manager1", "worker1", "worker2"])
+        pretty = lab.run("service", "inspect", "--pretty", "zoned", check=True).out
+        assert "Preferences:\t['spread=node.labels.zone']" in pretty
+
+
 def test_global_mode_runs_one_task_per_node_and_follows_a_drain(nodes):
     lab = nodes
     with service(lab, "agent", "--mode", "global"):
@@ -95,6 +107,21 @@ def test_global_mode_runs_one_task_per_node_and_follows_a_drain(nodes):
 
         lab.run("node", "update", "--availability", "active", "worker2", check=True)
         placed(lab, "agent", list(NODES))
+
+
+def test_global_mode_follows_a_node_leaving_and_joining(nodes):
+    lab = nodes
+    token = lab.run("swarm", "join-token", "-q", "worker", check=True).out.strip()
+    with service(lab, "everywhere", "--mode", "global"):
+        placed(lab, "everywhere", list(NODES))
+        lab.run("swarm", "leave", node="worker2", check=True)
+        try:
+            placed(lab, "everywhere", ["manager1", "worker1"])
+        finally:
+            lab.run("swarm", "join", "--token", token, "192.168.56.11:2377", node="worker2",
+                    check=True)  # fmt: skip
+        wait_for("worker2 Ready", lambda: lab.node_states().get("worker2") == "ready")
+        placed(lab, "everywhere", list(NODES))
 
 
 def test_drain_moves_tasks_away_and_pause_does_not(nodes):

@@ -215,3 +215,20 @@ def test_apply_result_lists_changes_with_reasons():
         "  error t1: boom"
     )
     assert result.touching("02:42:0a:00:00:05") and not result.touching("02:42:0a:00:00:06")
+
+
+def test_a_forgotten_task_keeps_its_log_among_the_last_kept_logs(tmp_path, monkeypatch):
+    monkeypatch.setattr("netagent.records.KEPT_LOGS", 2)
+    records = Records(tmp_path)
+    records.ensure_dirs()
+    ids = [f"{i}" * 25 for i in range(4)]
+    for n, task_id in enumerate(ids):
+        records.save_task(TaskRecord(task_id=task_id, task_name=f"web.{n}", netns="x"))
+        records.log_file(task_id).write_text("got SIGTERM")
+        os.utime(records.log_file(task_id), (n, n))
+    records.drop_task(ids[0])
+    assert records.log_file(ids[0]).read_text() == "got SIGTERM"
+    for task_id in ids[1:]:
+        records.drop_task(task_id)
+    assert [records.log_file(t).exists() for t in ids] == [False, False, True, True]
+    assert records.load_tasks() == {}

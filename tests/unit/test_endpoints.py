@@ -8,7 +8,6 @@ import pytest
 
 from netagent.desired import EndpointMode, PortProtocol, PublishedPort, PublishMode
 from netagent.errors import Conflict, InvalidArgument
-from orchestrator.endpoints import merge_ports
 from orchestrator.objects import NetworkAttachmentSpec, ServiceSpec
 from tests.unit.test_manager import Swarm
 
@@ -118,30 +117,17 @@ def test_publishing_into_the_mesh_replaces_the_tasks(swarm):
     swarm.m.create_service(svc("web", replicas=2))
     running(swarm)
     before = {t.id for t in swarm.current()}
-    service = swarm.m.update_ports("web", [PublishedPort(published=80, target=80)], [])
-    assert service.restart_version == service.version
-    for _ in range(4):
+    spec = swarm.m.get_service("web").spec.model_copy(
+        update={"ports": [PublishedPort(published=80, target=80)]}
+    )
+    service = swarm.m.update_service("web", spec)
+    assert service.update_status and service.update_status.state == "updating"
+    for _ in range(8):
         swarm.run_all()
         swarm.tick()
     after = swarm.current()
     assert before.isdisjoint({t.id for t in after})
     assert all(any(str(a.address).startswith("10.255.") for a in t.attachments) for t in after)
-
-
-def test_unpublishing_a_port_it_does_not_have_is_refused(swarm):
-    swarm.m.create_service(svc("web"))
-    with pytest.raises(Exception, match="publishes no port 81"):
-        swarm.m.update_ports("web", [], [81])
-
-
-def test_merge_ports_adds_replaces_and_removes():
-    p = PublishedPort
-    out = merge_ports(
-        [p(published=80, target=80), p(published=81, target=81)],
-        [p(published=81, target=8081)],
-        [80],
-    )
-    assert out == [p(published=81, target=8081)]
 
 
 def test_vip_and_ingress_addresses_are_never_given_to_tasks(swarm):

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from netagent.desired import DesiredTaskState, TaskState, TaskStatus
 from orchestrator import restart_policy
-from orchestrator.cli.service import restart_policy_lines
+from orchestrator.cli.service_pretty import restart_policy_lines
 from orchestrator.objects import ServiceSpec, Task, TaskObservedStatus
 from tests.unit.test_manager import PERIOD, Swarm
 

@@ -1,5 +1,7 @@
 """The spread scheduler: exact placements and swarmkit's explanations."""
 
+from collections import Counter
+
 import pytest
 
 from netagent.desired import DesiredTaskState, TaskState
@@ -8,6 +10,7 @@ from orchestrator.objects import (
     Node,
     NodeRole,
     NodeStatus,
+    ServiceSpec,
     Task,
     TaskObservedStatus,
 )
@@ -130,3 +133,38 @@ def test_no_nodes_at_all_gives_bare_reason():
 
 def test_placed_tasks_have_no_reason():
     assert schedule([_task("t")], NODES, []).reasons == {}
+
+
+def _labelled(hostname: str, **labels: str) -> Node:
+    return _node(hostname).model_copy(update={"labels": labels})
+
+
+def test_spread_preference_balances_label_groups_before_nodes():
+    # Docker's example: two nodes in zone a, one in zone b: zone b gets half the tasks.
+    nodes = [_labelled("n1", zone="a"), _labelled("n2", zone="a"), _labelled("n3", zone="b")]
+    new = [
+        _task(f"t{i}", slot=i).model_copy(
+            update={"placement_preferences": ["spread=node.labels.zone"]}
+        )
+        for i in range(1, 5)
+    ]
+    got = schedule(new, nodes, []).placements
+    per_node = Counter(got.values())
+    assert per_node == {"id-n3": 2, "id-n1": 1, "id-n2": 1}
+
+
+def test_nodes_without_the_label_form_their_own_group():
+    nodes = [_labelled("n1", zone="a"), _labelled("n2", zone="a"), _node("n3")]
+    new = [
+        _task(f"t{i}", slot=i).model_copy(
+            update={"placement_preferences": ["spread=node.labels.zone"]}
+        )
+        for i in range(1, 3)
+    ]
+    assert sorted(schedule(new, nodes, []).placements.values()) == ["id-n1", "id-n3"]
+
+
+@pytest.mark.parametrize("pref", ["spread=node.role", "binpack=node.labels.x", "spread=", "zone"])
+def test_a_bad_preference_is_refused_naming_it(pref):
+    with pytest.raises(ValueError, match="invalid placement preference"):
+        ServiceSpec(name="web", image="whoami", placement_preferences=[pref])

@@ -359,9 +359,12 @@ BOOTSTRAP = Path(__file__).resolve().parents[2] / "scripts" / "bootstrap.sh"
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "unknown mode '': expected demo, test or install"),
-        (["deploy"], "unknown mode 'deploy': expected demo, test or install"),
-        (["test", "now"], "unexpected argument 'now': expected only one of demo, test or install"),
+        ([], "unknown mode '': expected demo, test, install or node"),
+        (["deploy"], "unknown mode 'deploy': expected demo, test, install or node"),
+        (
+            ["test", "now"],
+            "unexpected argument 'now': expected only one of demo, test, install or node",
+        ),
     ],
 )
 def test_bootstrap_rejects_bad_arguments_before_touching_anything(args, message, tmp_path):

@@ -1,0 +1,146 @@
+"""ApacheBench from the lab client while the cluster changes: the zero-loss yardstick.
+
+The Swarm rolling-update article measured lost requests with `ab -r` against a
+published port during `docker service update`; the zero-loss tests and the
+benchmark (bench/zero_loss.py) do the same here: ab runs from the lab `client`
+namespace, and a change is made a few seconds into the run.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Interface, IPv4Network
+
+from netagent.lab import lab as labcore
+from netagent.lab.driver import SwarmLab
+from netagent.lb import conntrack
+from netagent.names import Names
+
+#: The routing mesh's network (orchestrator.endpoints.INGRESS_SUBNET; the lab does
+#: not import the control plane).
+INGRESS_SUBNET = IPv4Network("10.255.0.0/16")
+
+
+@dataclass(frozen=True)
+class AbResult:
+    complete: int
+    failed: int
+    non_2xx: int
+    #: ab's own report, kept so a failure shows what ab saw.
+    raw: str
+    #: Connections the client gave up on (see `ab_during`'s `client_timeout`).
+    timed_out: int = 0
+
+    @property
+    def lines(self) -> list[str]:
+        """ab's lines about completion and failures (what the benchmark prints)."""
+        keys = ("Complete requests", "Failed requests", "Non-2xx", "   (Connect", "Exceptions")
+        return [ln.strip() for ln in self.raw.splitlines() if ln.lstrip().startswith(keys)]
+
+
+def parse_ab(out: str) -> AbResult:
+    def field(name: str) -> int:
+        m = re.search(rf"^{name}:\s+(\d+)", out, re.M)
+        return int(m.group(1)) if m else 0
+
+    return AbResult(
+        field("Complete requests"), field("Failed requests"), field("Non-2xx responses"), out
+    )
+
+
+def ab_during(
+    lab: SwarmLab,
+    target: str,
+    change: Callable[[], None],
+    *,
+    n: int = 100,
+    concurrency: int = 10,
+    after: float = 2.0,
+    client_timeout: float = 5.0,
+) -> AbResult:
+    """`ab -r -c C -n N URL` from the lab client, with `change()` `after` seconds in.
+
+    ab has no per-request timeout that works while other connections are busy
+    (its -s bounds one poll of all of them), so a request whose server died without
+    a word would hang it forever. The client's timeout is applied from outside:
+    a connection open for `client_timeout` seconds (slowreply answers in 1) is
+    reset with `ss -K`, and ab counts that request as failed, as a client with a
+    timeout would."""
+    client_ns = f"/run/netns/vx-{lab.name}-client"
+    argv = [
+        "nsenter", f"--net={client_ns}",
+        "ab", "-r", "-c", str(concurrency), "-n", str(n), target,
+    ]  # fmt: skip
+    ab = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timed_out = 0
+    try:
+        time.sleep(after)
+        change()
+        first_seen: dict[str, float] = {}
+        while ab.poll() is None:
+            timed_out += _reset_stuck(client_ns, first_seen, client_timeout)
+            time.sleep(0.5)
+        out, _ = ab.communicate(timeout=60)
+    finally:
+        if ab.poll() is None:
+            ab.kill()
+            ab.wait()
+    return replace(parse_ab(out), timed_out=timed_out)
+
+
+def _reset_stuck(client_ns: str, first_seen: dict[str, float], timeout: float) -> int:
+    """Reset the client's connections open longer than `timeout`; how many."""
+    listing = subprocess.run(
+        ["nsenter", f"--net={client_ns}", "ss", "-Htn", "state", "established"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    now = time.monotonic()
+    open_now = {line.split()[2] for line in listing.splitlines() if len(line.split()) >= 4}
+    for local in list(first_seen):
+        if local not in open_now:
+            del first_seen[local]
+    stuck = []
+    for local in open_now:
+        if now - first_seen.setdefault(local, now) >= timeout:
+            stuck.append(local)
+    for local in stuck:
+        port = local.rsplit(":", 1)[1]
+        subprocess.run(
+            ["nsenter", f"--net={client_ns}", "ss", "-K", "-tn", "state", "established",
+             "sport", f"= :{port}"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        del first_seen[local]
+    return len(stuck)
+
+
+def doing(lab: SwarmLab, *args: str) -> Callable[[], None]:
+    """The change `vxswarm ARGS...` (made against the lab's manager), to run mid-test."""
+
+    def change() -> None:
+        lab.run(*args, check=True)
+
+    return change
+
+
+def power_cut(lab: SwarmLab, node: str, watcher: str) -> int:
+    """`lab stop NODE` with no delay, first counting the connections in flight to
+    NODE's tasks through `watcher`'s routing mesh (its ingress sandbox's conntrack):
+    the requests a failover may lose."""
+    hosts = {n["id"]: n["hostname"] for n in lab.json("node", "ls")}
+    doomed = {
+        IPv4Interface(a["address"]).ip
+        for service in lab.json("service", "ls")
+        for t in lab.tasks(service["spec"]["name"])
+        if hosts.get(t.get("node_id") or "") == node and t["desired_state"] == "running"
+        for a in t["attachments"]
+        if IPv4Interface(a["address"]) in INGRESS_SUBNET
+    }
+    sandbox = Names(prefix=f"vx-{lab.name}-{watcher}").ingress_ns()
+    in_flight = conntrack.answered_to(sandbox, doomed)
+    labcore.stop(node, name=lab.name, root=lab.root)
+    return in_flight

@@ -1,0 +1,130 @@
+"""`vxswarm stack deploy|ls|ps|services|rm`: compose v3 files deployed as a stack.
+
+Flags and printing only: reading and checking the files is `orchestrator.stack`'s
+(loader → compose → convert), the plan is `stack.deploy`'s, the writes are
+`stack.apply`'s. Everything is read and checked before the first API write, so
+a refused file deploys nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from netagent.errors import NotFound
+from orchestrator.cli.common import api, output_option
+from orchestrator.cli.format import echo_json, echo_listing, echo_table
+from orchestrator.cli.service import SERVICE_HEADERS, service_row
+from orchestrator.cli.tasks import echo_tasks
+from orchestrator.stack import compose, convert, deploy, loader
+from orchestrator.stack.apply import apply, current, remove_stack
+from orchestrator.stack.deploy import Action, Plan, Step
+from orchestrator.stack.names import check_stack_name, in_stack, stack_counts
+
+
+@click.group()
+def stack() -> None:
+    """Manage stacks (compose v3 files deployed as services and networks)."""
+
+
+def step_line(step: Step) -> str | None:
+    """What docker prints for a step (nothing for a network that already exists)."""
+    if step.action == Action.CREATE:
+        return f"Creating {step.kind} {step.name}"
+    if step.action == Action.UPDATE:
+        return f"Updating service {step.name} (id: {step.id}): {step.reason} changed"
+    if step.action == Action.REMOVE:
+        return f"Removing {step.kind} {step.name}"
+    return f"Service {step.name} is up to date" if step.kind == "service" else None
+
+
+def echo_step(step: Step) -> None:
+    line = step_line(step)
+    if line:
+        click.echo(line)
+
+
+def load_plan(files: tuple[str, ...], name: str, prune: bool) -> Plan:
+    """Read, check and plan; warnings go to stderr. Raises before any write."""
+    check_stack_name(name)
+    raw, warnings = loader.load(files, os.environ)
+    parsed, ignored = compose.parse(raw)
+    if ignored:
+        warnings.append(f"Ignoring unsupported options: {', '.join(ignored)}")
+    spec = convert.convert(parsed, name, os.environ)
+    for w in (*warnings, *spec.warnings):
+        click.echo(w, err=True)
+    networks, services = current(api())
+    plan = deploy.plan(spec, networks, services, prune=prune)
+    for w in plan.warnings:
+        click.echo(w, err=True)
+    return plan
+
+
+@stack.command("deploy")
+@click.option(
+    "-c",
+    "--compose-file",
+    "files",
+    multiple=True,
+    required=True,
+    help="Compose file (v3); several are merged in order; '-' reads standard input.",
+)
+@click.option("--prune", is_flag=True, help="Remove services no longer in the compose file.")
+@click.option("--dry-run", is_flag=True, help="Print what would change, change nothing.")
+@click.argument("name")
+def deploy_cmd(files: tuple[str, ...], prune: bool, dry_run: bool, name: str) -> None:
+    """Deploy a new stack or update an existing one."""
+    plan = load_plan(files, name, prune)
+    if dry_run:
+        for step in plan.steps:
+            echo_step(step)
+        return
+    apply(api(), plan, echo_step)
+
+
+@stack.command("ls")
+@output_option
+def ls(fmt: str) -> None:
+    """List stacks."""
+    counts = stack_counts(api().get("/v1/services"))
+    if fmt == "json":
+        echo_json([{"name": k, "services": n} for k, n in counts.items()])
+    else:
+        echo_table(["NAME", "SERVICES"], list(counts.items()))
+
+
+def stack_services(name: str) -> list[dict]:
+    services = in_stack(api().get("/v1/services"), check_stack_name(name))
+    if not services:
+        raise NotFound(f"nothing found in stack: {name}", obj=name, op="stack")
+    return services
+
+
+@stack.command("ps")
+@click.argument("name")
+@output_option
+def ps(name: str, fmt: str) -> None:
+    """List the tasks in the stack."""
+    c = api()
+    tasks = [t for s in stack_services(name) for t in c.get("/v1/tasks", service=s["id"])]
+    echo_tasks(tasks, fmt)
+
+
+@stack.command("services")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@click.argument("name")
+@output_option
+def services(quiet: bool, name: str, fmt: str) -> None:
+    """List the services in the stack."""
+    echo_listing(stack_services(name), fmt, quiet, SERVICE_HEADERS, service_row)
+
+
+@stack.command("rm")
+@click.argument("names", nargs=-1, required=True)
+def rm(names: tuple[str, ...]) -> None:
+    """Remove one or more stacks: their services, then their networks."""
+    for name in names:
+        if not remove_stack(api(), check_stack_name(name), echo_step):
+            click.echo(f"Nothing found in stack: {name}", err=True)

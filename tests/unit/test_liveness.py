@@ -1,0 +1,64 @@
+"""Early failover: a silent node is probed; only a machine that answers nothing is DOWN."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from ipaddress import IPv4Address
+
+import pytest
+
+from orchestrator.liveness import answers
+from tests.unit.test_manager import PERIOD, Swarm
+
+
+@pytest.fixture
+def swarm(tmp_path):
+    s = Swarm(tmp_path)
+    yield s
+    s.m.close()
+
+
+def test_a_listening_port_and_a_closed_port_both_answer():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert asyncio.run(answers(IPv4Address("127.0.0.1"), port))
+    # Nobody listens now: the kernel answers with a reset, so the machine is up.
+    assert asyncio.run(answers(IPv4Address("127.0.0.1"), port))
+
+
+def test_silent_nodes_are_those_past_the_silence_and_not_down(swarm):
+    swarm.advance(PERIOD * 0.5)
+    swarm.report("manager1")
+    swarm.report("worker1")
+    swarm.advance(PERIOD * 1.2)
+    assert [n.hostname for n in swarm.m.silent_nodes(PERIOD * 1.5)] == ["worker2"]
+
+
+def test_an_unreachable_node_goes_down_at_once_and_its_tasks_are_replaced(swarm):
+    swarm.web(replicas=3)
+    swarm.tick()
+    swarm.settle()
+    probed_at = swarm.clock.t
+    swarm.advance(PERIOD * 1.6)
+    swarm.m.mark_unreachable(swarm.id("worker2"), "no answer from 192.168.56.13:2377", probed_at)
+    node = swarm.m.get_node("worker2")
+    assert node.status == "down"
+    assert node.status_message == "heartbeat failure: no answer from 192.168.56.13:2377"
+    swarm.tick()
+    running_there = [
+        t
+        for t in swarm.current()
+        if t.node_id == swarm.id("worker2") and t.desired_state == "running"
+    ]
+    assert running_there == []
+
+
+def test_a_node_that_spoke_after_the_probe_started_is_not_marked_down(swarm):
+    probed_at = swarm.clock.t
+    swarm.advance(0.1)
+    swarm.report("worker2")
+    swarm.m.mark_unreachable(swarm.id("worker2"), "no answer", probed_at)
+    assert swarm.m.get_node("worker2").status == "ready"
