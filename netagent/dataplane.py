@@ -114,6 +114,9 @@ class DataPlane:
         self._dns = dns
         #: The desired state of the last apply: what drift checks compare the kernel with.
         self._last_desired: NodeDesiredState | None = None
+        #: Tasks the load balancer counted as running at the last apply (published ports
+        #: follow them until the next apply, not at every exit).
+        self._applied_live: frozenset[str] | None = None
 
     # -- public API ---------------------------------------------------------
 
@@ -158,6 +161,11 @@ class DataPlane:
                     self._stop(self._tasks[task_id], REMOVE, result)
                 result.changes += self._lb.apply(
                     pool, desired, self._node, self._tasks.values(), self._save_node
+                )
+                self._applied_live = frozenset(
+                    tid
+                    for tid, r in self._tasks.items()
+                    if r.intent == RUNNING and not r.state.terminal
                 )
             self._gc_sandboxes(result)
         log.log(logging.INFO if result.changed else logging.DEBUG, "%s", result)
@@ -245,15 +253,17 @@ class DataPlane:
         return self._label
 
     def built(self) -> Built:
-        """What this data plane built, as copies (call with `lock` held)."""
+        """What this data plane built, as copies (call with `lock` held). Shallow ones: the
+        records' fields are replaced, never changed in place, except the sandbox map."""
         return Built(
             names=self.names,
             node_ns=self.node_ns,
             underlay_ip=self.underlay_ip,
-            node=self._node.model_copy(deep=True),
-            tasks={tid: rec.model_copy(deep=True) for tid, rec in self._tasks.items()},
+            node=self._node.model_copy(update={"sandboxes": dict(self._node.sandboxes)}),
+            tasks={tid: rec.model_copy() for tid, rec in self._tasks.items()},
             watched=frozenset(t for t in self._tasks if self._watcher.watching(t)),
             dns=self._dns is not None,
+            applied_live=self._applied_live,
         )
 
     def forget_programmed(self, ns: str | None) -> None:

@@ -10,11 +10,12 @@ repair on request, and report both.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from netagent.desired import NodeDesiredState
 from netagent.drift.diff import diff
-from netagent.drift.expect import expect
+from netagent.drift.expect import expect_cached
 from netagent.drift.model import Difference, NodeReport, VerifyRequest
 from netagent.drift.observe import observe, observe_dns
 from netagent.drift.repair import repair
@@ -37,9 +38,9 @@ def check(
         if desired is None:
             return []
         built = dp.built()
-        expected = expect(desired, built)
+        expected = expect_cached(desired, built)
         if not dns:
-            expected.dns = []
+            expected = replace(expected, dns=[])
         observed = observe(expected, built, check_iptables=iptables)
     if expected.dns:
         observed.dns = observe_dns(expected.dns)

@@ -16,8 +16,10 @@ The result is plain data; netagent.drift.diff compares it with netagent.drift.ex
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -139,11 +141,29 @@ def _read_ns(want: WantNs, opened: rtnl.Opened, check_iptables: bool) -> NsSeen:
     return seen
 
 
+#: Per namespace, the last nft listing and its summary: an unchanged table (the usual
+#: case) costs one listing per check, not a parse.
+_parsed: dict[str | None, tuple[str, NftTable | None]] = {}
+_parsed_lock = threading.Lock()
+
+
 def _nft(ns: str | None) -> NftTable | None:
     try:
-        return nft_table(nft.list_table_json(ns))
+        text = nft.list_table_json(ns)
+        if text is None:
+            return None
+        with _parsed_lock:
+            hit = _parsed.get(ns)
+        if hit is not None and hit[0] == text:
+            return hit[1]
+        table = nft_table(json.loads(text))
     except (OSError, ValueError) as exc:
         raise VxswarmError(f"nft list in {ns or 'node ns'}: {exc}", obj=ns, op="nft list") from exc
+    with _parsed_lock:
+        if len(_parsed) > 1024:
+            _parsed.clear()
+        _parsed[ns] = (text, table)
+    return table
 
 
 def _read_netlink(want: WantNs, sock: socket.socket) -> NsSeen:

@@ -38,7 +38,7 @@ class AbResult:
     @property
     def lines(self) -> list[str]:
         """ab's lines about completion and failures (what the benchmark prints)."""
-        keys = ("Complete requests", "Failed requests", "Non-2xx", "   (Connect", "Exceptions")
+        keys = ("Complete requests", "Failed requests", "Non-2xx", "(Connect")
         return [ln.strip() for ln in self.raw.splitlines() if ln.lstrip().startswith(keys)]
 
 
@@ -127,7 +127,15 @@ def doing(lab: SwarmLab, *args: str) -> Callable[[], None]:
     return change
 
 
-def power_cut(lab: SwarmLab, node: str, watcher: str) -> int:
+@dataclass(frozen=True)
+class Cut:
+    """A `power_cut`: requests in flight to the node's tasks, and when it happened."""
+
+    in_flight: int
+    at: float  # time.monotonic() of the cut
+
+
+def power_cut(lab: SwarmLab, node: str, watcher: str) -> Cut:
     """`lab stop NODE` with no delay, first counting the connections in flight to
     NODE's tasks through `watcher`'s routing mesh (its ingress sandbox's conntrack):
     the requests a failover may lose."""
@@ -141,6 +149,7 @@ def power_cut(lab: SwarmLab, node: str, watcher: str) -> int:
         if IPv4Interface(a["address"]) in INGRESS_SUBNET
     }
     sandbox = Names(prefix=f"vx-{lab.name}-{watcher}").ingress_ns()
-    in_flight = conntrack.answered_to(sandbox, doomed)
+    in_flight = conntrack.established_to(sandbox, doomed)
+    at = time.monotonic()
     labcore.stop(node, name=lab.name, root=lab.root)
-    return in_flight
+    return Cut(in_flight, at)

@@ -49,11 +49,15 @@ def _entries(ns: str) -> list:
     return netns.in_ns_thread(ns, dump)
 
 
-def answered_to(ns: str, backends: set[IPv4Address]) -> int:
-    """How many flows in `ns` go to one of `backends` and were answered (in flight)."""
+def established_to(ns: str, backends: set[IPv4Address]) -> int:
+    """How many TCP connections in `ns` to one of `backends` are established (in flight)."""
     wanted = {str(ip) for ip in backends}
     return sum(
-        1 for e in _entries(ns) if e.tuple_reply.saddr in wanted and (e.status or 0) & SEEN_REPLY
+        1
+        for e in _entries(ns)
+        if e.tuple_reply.saddr in wanted
+        and e.protoinfo is not None
+        and getattr(e.protoinfo, "state_name", lambda: "")() == "ESTABLISHED"
     )
 
 

@@ -14,13 +14,11 @@ no process at all; a restarted daemon reloads once, which is harmless.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any
 
 from netagent.errors import KernelError
 from netagent.lb import libnft, rules
@@ -43,8 +41,8 @@ def list_table(ns: str | None) -> str:
     return res.stdout if res.returncode == 0 else ""
 
 
-def list_table_json(ns: str | None) -> dict[str, Any] | None:
-    """`nft -j list table ip vxswarm` in `ns`, parsed; None when there is no such table.
+def list_table_json(ns: str | None) -> str | None:
+    """`nft -j list table ip vxswarm` in `ns` (JSON text); None when there is no such table.
     In-process through libnftables when it is there (drift checks run it every few
     seconds), else the nft program."""
     command = f"list table {rules.FAMILY} {rules.TABLE}"
@@ -56,7 +54,7 @@ def list_table_json(ns: str | None) -> dict[str, Any] | None:
     if code != 0:
         log.debug("no nft table in %s: %s", ns or "node ns", err.strip())
         return None
-    return json.loads(out)
+    return out
 
 
 class TableLoader:

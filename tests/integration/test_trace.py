@@ -19,8 +19,10 @@ ON_WORKER2 = ("--constraint", "node.hostname==worker2")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with running_lab(tmp_path_factory.mktemp("labroot"), networks=["webnet"]) as lab:
-        yield lab
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VXSWARM_SELF_CHECK", "0")  # sabotage must stay until the trace sees it
+        with running_lab(tmp_path_factory.mktemp("labroot"), networks=["webnet"]) as lab:
+            yield lab
 
 
 def webnet_ip(lab: SwarmLab, task: dict) -> str:

@@ -141,7 +141,7 @@ def test_failover_loses_at_most_the_requests_in_flight_on_the_dead_node(lab, web
     in_flight: list[int] = []
 
     def cut() -> None:
-        in_flight.append(power_cut(lab, "worker1", watcher="worker2"))
+        in_flight.append(power_cut(lab, "worker1", watcher="worker2").in_flight)
 
     try:
         result = run_ab(lab, cut)

@@ -11,6 +11,9 @@ from netagent.desired import (
     Attachment,
     Backend,
     DesiredTaskState,
+    HostPort,
+    IngressPort,
+    IngressState,
     NetworkState,
     NodeDesiredState,
     RemoteEndpoint,
@@ -26,7 +29,7 @@ from netagent.drift.model import Fix, Kind
 from netagent.drift.observe import DnsSeen, LinkSeen, NsSeen, Observed
 from netagent.gwbridge import nat_rule
 from netagent.names import Names
-from netagent.records import NodeRecord, SandboxRecord, TaskRecord, VethRecord
+from netagent.records import IngressRecord, NodeRecord, SandboxRecord, TaskRecord, VethRecord
 from netagent.trace.facts import NftRule, NftTable
 
 NAMES = Names("vx-lab-worker1")
@@ -291,3 +294,55 @@ def test_report_lines_carry_the_node_name_padded_to_the_longest():
     d = Difference(kind=Kind.FDB, object="vx-4097 in x", problem="missing y", fix=Fix.REAPPLY,
                    node="worker1")  # fmt: skip
     assert d.line(8) == "worker1  fdb      vx-4097 in x: missing y"
+
+
+def with_mesh(d: NodeDesiredState) -> NodeDesiredState:
+    """`d` plus the routing mesh: ingress port 8080 and web.1's host port 8081."""
+    ingress_net = NetworkState(
+        id="ing", name="ingress", vni=4096, subnet="10.255.0.0/16", gateway="10.255.0.1",
+        ingress=True,
+    )  # fmt: skip
+    mesh = IngressState(
+        network_id="ing", sandbox_address=IPv4Interface("10.255.0.2/16"),
+        ports=(IngressPort(published=8080, target=80, service_id="svcweb", service_name="web",
+                           backends=(IPv4Address("10.255.0.5"),)),),
+    )  # fmt: skip
+    host = HostPort(published=8081, target=80, task_id=WEB1, service_name="web")
+    return d.model_copy(
+        update={"networks": (ingress_net, *d.networks), "ingress": mesh, "host_ports": (host,)}
+    )
+
+
+def meshed(b: Built, applied_live: frozenset[str] | None = None) -> Built:
+    rec = IngressRecord(
+        netns=NAMES.ingress_ns(), overlay_netns=NAMES.overlay_ns(4096), overlay_veth="vi-eth0",
+        gw_veth="vi-eth1", gw_address=IPv4Interface("172.18.0.3/16"),
+    )  # fmt: skip
+    node = b.node.model_copy(update={"ingress": rec})
+    return Built(
+        names=b.names, node_ns=None, underlay_ip=b.underlay_ip, node=node, tasks=b.tasks,
+        watched=b.watched, applied_live=applied_live,
+    )  # fmt: skip
+
+
+def test_the_routing_mesh_is_expected_in_the_ingress_sandbox_and_the_node_table():
+    d, b = with_mesh(desired()), meshed(built())
+    e = expect(d, b)
+    o = perfect(e, b)
+    assert diff(e, o, d, b) == []
+    o.spaces[NAMES.ingress_ns()].nft.maps["ports"].clear()
+    o.spaces[None].nft.maps["published"].pop("tcp . 8081")
+    assert lines(d, b, e, o) == [
+        "rule     port 8081/tcp in node ns: map element missing (web host *:8081->80/tcp -> web.1)",
+        f"rule     port 8080/tcp in {NAMES.ingress_ns()}: map element missing (web)",
+    ]
+
+
+def test_a_task_that_exited_since_the_last_apply_keeps_its_host_port_until_the_next():
+    d = with_mesh(desired())
+    b = meshed(built(state=TaskState.FAILED, watched=False), applied_live=frozenset({WEB1}))
+    e = expect(d, b)
+    o = perfect(e, b)
+    o.alive[WEB1] = False
+    assert [x.kind for x in diff(e, o, d, b)] == [Kind.TASK]  # not the published port
+    assert "tcp . 8081" in o.spaces[None].nft.maps["published"]
