@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from netagent.desired import INGRESS_VNI, EndpointMode
-from netagent.errors import Conflict
+from netagent.desired import INGRESS_VNI, MANAGER_PORT, VXLAN_PORT, EndpointMode
+from netagent.errors import Conflict, InvalidArgument
 from orchestrator.allocator import AddressBook, gateway_for
 from orchestrator.objects import Network, NetworkSpec, Node, Service, ServiceSpec, Task, new_id
 from orchestrator.store import Store
@@ -75,8 +75,22 @@ def new_ingress_address(store: Store) -> IPv4Interface | None:
     return book.allocate(ingress.id)
 
 
+#: Ports the swarm itself uses on every node: the mesh would redirect them away.
+RESERVED_PORTS = {(MANAGER_PORT, "tcp"): "the swarm's API", (VXLAN_PORT, "udp"): "VXLAN"}
+
+
 def check_ports(spec: ServiceSpec, services: Iterable[Service], exclude: str | None = None):
-    """Refuse a published port another service holds (same port and protocol)."""
+    """Refuse a published port another service holds (same port and protocol), or
+    one the swarm itself needs on every node."""
+    for p in spec.ports:
+        what = RESERVED_PORTS.get((p.published, str(p.protocol)))
+        if what is not None:
+            raise InvalidArgument(
+                f"port {p.published}/{p.protocol} is reserved for {what}: expected another "
+                "published port",
+                obj=str(p.published),
+                op="publish port",
+            )
     taken = {
         (p.published, p.protocol): s for s in services if s.id != exclude for p in s.spec.ports
     }

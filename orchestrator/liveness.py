@@ -10,15 +10,15 @@ its daemon restarts, with RST; a machine that is gone answers nothing.
 So the manager probes a Ready node once it has missed a heartbeat (SUSPECT_PERIODS
 of silence), or at once when the node's assignments long-poll connection closes
 (its daemon died, maybe with its machine), and again on every tick while it stays
-silent: no answer within PROBE_TIMEOUT (or host unreachable) marks it DOWN at once;
-an answer leaves it to the usual grace period.
+silent: MISSES probes in a row without an answer within PROBE_TIMEOUT (or host
+unreachable) mark it DOWN at once; an answer leaves it to the usual grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import socket
 import time
 from ipaddress import IPv4Address
 
@@ -31,21 +31,29 @@ log = logging.getLogger(__name__)
 SUSPECT_PERIODS = 1.1
 #: How long a closed long-poll keeps a node under suspicion (heartbeat periods).
 SUSPICION_PERIODS = 3.0
-PROBE_TIMEOUT = 0.5
+PROBE_TIMEOUT = 0.4
+#: Probes in a row that must go unanswered before the node is marked DOWN.
+MISSES = 2
+
+
+def _answers_blocking(addr: IPv4Address, port: int, timeout: float) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((str(addr), port))
+        except ConnectionRefusedError:
+            return True  # RST: the machine is up, nobody listens (its daemon restarting)
+        except OSError:
+            return False  # silence, or no route/neighbour: the machine is gone
+        return True
 
 
 async def answers(addr: IPv4Address, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Whether anything at addr answers a TCP SYN on `port` (SYN-ACK or RST)."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(str(addr), port), timeout)
-    except ConnectionRefusedError:
-        return True  # RST: the machine is up, nobody listens (its daemon restarting)
-    except (TimeoutError, OSError):
-        return False  # silence, or the kernel found no route/neighbour: the machine is gone
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
+    """Whether anything at addr answers a TCP SYN on `port` (SYN-ACK or RST).
+
+    The connect runs in a thread with a socket timeout, so the kernel measures the
+    wait: a busy event loop must not turn a prompt answer into a timeout."""
+    return await asyncio.to_thread(_answers_blocking, addr, port, timeout)
 
 
 class Prober:
@@ -57,6 +65,8 @@ class Prober:
         self._probing: dict[str, asyncio.Task[None]] = {}
         #: Node id → monotonic time until which it is suspect (its long-poll closed).
         self._suspects: dict[str, float] = {}
+        #: Node id → unanswered probes in a row.
+        self._misses: dict[str, int] = {}
 
     def suspect(self, node_id: str) -> None:
         period = self.manager.cluster.heartbeat_period
@@ -76,7 +86,12 @@ class Prober:
     async def _probe(self, node_id: str, addr: IPv4Address) -> None:
         try:
             probed_at = time.time()
-            if not await answers(addr, self._port):
+            if await answers(addr, self._port):
+                self._misses.pop(node_id, None)
+                return
+            self._misses[node_id] = self._misses.get(node_id, 0) + 1
+            if self._misses[node_id] >= MISSES:
+                del self._misses[node_id]
                 self.manager.mark_unreachable(
                     node_id, f"no answer from {addr}:{self._port}", probed_at
                 )

@@ -148,3 +148,11 @@ def test_attaching_the_ingress_network_by_hand_is_refused(swarm):
                 name="x", image="whoami", networks=[NetworkAttachmentSpec(target="ingress")]
             )
         )
+
+
+@pytest.mark.parametrize(("port", "proto"), [(2377, "tcp"), (4789, "udp")])
+def test_the_swarms_own_ports_cannot_be_published(swarm, port, proto):
+    p = PublishedPort(published=port, target=80, protocol=proto)
+    with pytest.raises(InvalidArgument, match=f"port {port}/{proto} is reserved"):
+        swarm.m.create_service(svc("web", p))
+    assert swarm.m.list_services() == []
