@@ -20,6 +20,8 @@ OVERLAY_MTU = 1450
 VXLAN_PORT = 4789
 MANAGER_PORT = 2377
 INGRESS_VNI = 4096
+#: The routing mesh's network (Swarm's `ingress`).
+INGRESS_SUBNET = IPv4Network("10.255.0.0/16")
 FIRST_USER_VNI = 4097
 
 

@@ -10,16 +10,15 @@ objects; the manager calls them inside its lock and writes the results.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 
-from netagent.desired import INGRESS_VNI, MANAGER_PORT, VXLAN_PORT, EndpointMode
+from netagent.desired import INGRESS_SUBNET, INGRESS_VNI, MANAGER_PORT, VXLAN_PORT, EndpointMode
 from netagent.errors import Conflict, InvalidArgument
 from orchestrator.allocator import AddressBook, gateway_for
 from orchestrator.objects import Network, NetworkSpec, Node, Service, ServiceSpec, Task, new_id
 from orchestrator.store import Store
 
 INGRESS_NAME = "ingress"
-INGRESS_SUBNET = IPv4Network("10.255.0.0/16")
 
 
 def make_ingress_network(now: float) -> Network:

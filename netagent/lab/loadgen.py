@@ -13,16 +13,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface
 
+from netagent.desired import INGRESS_SUBNET
 from netagent.lab import lab as labcore
 from netagent.lab.driver import SwarmLab
 from netagent.lb import conntrack
 from netagent.names import Names
-
-#: The routing mesh's network (orchestrator.endpoints.INGRESS_SUBNET; the lab does
-#: not import the control plane).
-INGRESS_SUBNET = IPv4Network("10.255.0.0/16")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,9 @@ def vip_backends(services: Iterable) -> set[IPv4Address]:
     return {b.ip for s in services if s.vip is not None for b in s.backends}
 
 
-def _entries(ns: str) -> list:
+def entries(ns: str | None) -> list:
+    """Every conntrack entry of `ns` (None: this namespace), through pyroute2."""
+
     def dump() -> list:
         ct = Conntrack()
         try:
@@ -54,7 +56,7 @@ def established_to(ns: str, backends: set[IPv4Address]) -> int:
     wanted = {str(ip) for ip in backends}
     return sum(
         1
-        for e in _entries(ns)
+        for e in entries(ns)
         if e.tuple_reply.saddr in wanted
         and e.protoinfo is not None
         and getattr(e.protoinfo, "state_name", lambda: "")() == "ESTABLISHED"

@@ -19,12 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pyroute2 import Conntrack
 
 from netagent import netns
 from netagent.capture.points import NodeContext, Point
 from netagent.errors import VxswarmError
-from netagent.lb import nft, rules
+from netagent.lb import conntrack, nft, rules
 from netagent.neighbours import dump_fdb
 from netagent.netns import kernel_errors
 from netagent.trace.probe import ProbeSpec
@@ -168,17 +167,10 @@ def _nft_listing(ns: str | None) -> dict[str, Any] | None:
 def _conntrack(ns: str | None, probe: ProbeSpec) -> Iterator[CtEntry]:
     """The entries of the probe's flow: its id as source port / echo id, or as reply port."""
 
-    def dump() -> list:
-        ct = Conntrack()
-        try:
-            return list(ct.dump_entries())
-        finally:
-            ct.close()
-
     with kernel_errors(ns or "node", "conntrack dump"):
-        entries = netns.in_ns_thread(ns, dump)
+        flows = conntrack.entries(ns)
     number = PROTO_NUMBERS[probe.proto]
-    for e in entries:
+    for e in flows:
         o, r = e.tuple_orig, e.tuple_reply
         if o.proto != number:
             continue

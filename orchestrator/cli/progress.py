@@ -16,11 +16,12 @@ from typing import Any
 
 import click
 
+from netagent.desired import TaskState
 from orchestrator.client import Client
 
 BAR = 50
 #: Task states in lifecycle order up to running (the bar's scale).
-_ORDER = ["new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"]
+_ORDER = [s.value for s in TaskState if s.order <= TaskState.RUNNING.order]
 POLL = 0.2
 
 
