@@ -13,16 +13,13 @@ from pathlib import Path
 import click
 
 from netagent.capture import filters
-from netagent.capture.describe import packet_line, timestamp
 from netagent.capture.directory import Directory, DirTask
-from netagent.capture.packets import decode
 from netagent.capture.pcap import PcapWriter
 from netagent.capture.points import Point, PointKind
 from netagent.capture.sniffer import compile_bpf
 from netagent.capture.stream import End, Ready, read_events
 from netagent.errors import InvalidArgument
 from orchestrator.cli.common import api
-from orchestrator.trace.runner import run_trace
 
 
 @click.command()
@@ -69,6 +66,11 @@ def capture(
     body = {"points": [point.model_dump()], "filter": bpf, "count": count, "timeout": timeout}
     lines = c.stream(f"/v1/debug/nodes/{node.id}/capture", body)
     seen = 0
+    # scapy (behind decode and packet_line) costs ~30 MB and a second of start-up: only
+    # the commands that decode packets pay for it, not every vxswarm call or the daemon.
+    from netagent.capture.describe import packet_line, timestamp
+    from netagent.capture.packets import decode
+
     with PcapWriter(write) if write else _NoWriter() as pcap, contextlib.closing(lines):
         try:
             for ev in read_events(lines):
@@ -126,6 +128,8 @@ class _NoWriter:
 def trace(source: str, dest: str, proto: str | None, window: float) -> None:
     """Send one probe from FROM (a task, a node or 'client') to DEST (a service, VIP, task,
     NODE:PORT or address) and show every hop it crossed; where it vanished, what is missing."""
+    from orchestrator.trace.runner import run_trace  # scapy: see capture
+
     p, report = run_trace(api(), source, dest, proto, window)
     click.echo(f"trace {p.source.label} → {dest} ({p.proto}, probe id {p.ident})")
     for i, hop in enumerate(report.hops, 1):
