@@ -16,6 +16,7 @@ after networks and tasks are in place (VIP backends and host ports need them),
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 
@@ -107,8 +108,13 @@ class LoadBalancer:
         if desired.ingress is not None:
             now[self.names.ingress_ns()] = conntrack.ingress_backends(desired.ingress.ports)
         for ns, before in self._backends.items():
-            if ns in now:
-                conntrack.forget_unanswered(ns, before - now[ns])
+            gone = before - now.get(ns, before)
+            if gone:
+                # Off the apply's path: the new rules are live already, and a client's
+                # next SYN retransmission is a second away.
+                threading.Thread(
+                    target=conntrack.forget_unanswered, args=(ns, gone), daemon=True
+                ).start()
         self._backends = now
 
     def forget(self, ns: str | None) -> None:
