@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench.convergence import write_section
 from netagent.lab.driver import SwarmLab, wait_for
-from netagent.lab.loadgen import AbResult, ab_during, doing, power_cut
+from netagent.lab.loadgen import AbResult, Cut, ab_during, doing, power_cut
 from orchestrator.client import Client, Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,14 +118,14 @@ class Failover:
 
     def __init__(self) -> None:
         self.recoveries: list[float] = []
-        self.in_flight: list[int] = []
+        self.cuts: list[Cut] = []
 
     def change(self, lab: SwarmLab, run: int) -> None:
         client = Client(Endpoint.parse(lab.socket("manager1")))
         hosts = lab.hostnames()
         gone = {t["node_id"] for t in lab.running("web") if hosts[t["node_id"]] == "worker1"}
         cut = power_cut(lab, "worker1", watcher="worker2")
-        self.in_flight.append(cut.in_flight)
+        self.cuts.append(cut)
         while True:
             running = [
                 t
@@ -219,22 +219,6 @@ def _section(sc: Scenario) -> str:
 
 
 def report(title: str, todo: list[Scenario], failover: Failover, runs: int, n: int) -> str:
-    rows = [
-        "| scenario | goal | failed requests per run | non-2xx per run |",
-        "|---|---|---|---|",
-    ]
-    for sc in todo:
-        failed = ", ".join(
-            f"{r.failed} ({r.timed_out} timed out)" if r.timed_out else str(r.failed)
-            for r in sc.results
-        )
-        non2xx = ", ".join(str(r.non_2xx) for r in sc.results)
-        rows.append(f"| {sc.name} | {sc.goal} | {failed} | {non2xx} |")
-    raw = [
-        f"{sc.name}, run {i}: " + "; ".join(r.lines)
-        for sc in todo
-        for i, r in enumerate(sc.results, 1)
-    ]
     setup = (
         f"Run {time.strftime('%Y-%m-%d')}: 3-node lab, `slowreply` (1 s per request) × 3 "
         f"published on 8080, kept off worker2; `ab -r -c {CONCURRENCY} -n {n}` from the lab "
@@ -242,25 +226,55 @@ def report(title: str, todo: list[Scenario], failover: Failover, runs: int, n: i
     )
     if title == PLANNED:
         setup += " The Swarm article lost 8 of 500 requests during `docker service update`."
-        extra: list[str] = []
+        body = _planned_table(todo)
     else:
-        rec = ", ".join(f"{s:.2f} s" for s in failover.recoveries)
-        flight = ", ".join(str(k) for k in failover.in_flight)
-        extra = [
-            f"All replicas running again {rec} after the cut (goal ≤ 3 s): the node is found "
-            "dead by a TCP probe once it misses one 1 s heartbeat, instead of after 3 periods. "
-            f"Connections established to the stopped node's tasks at the instant of the cut "
-            f"(worker2's ingress conntrack): {flight}. Those requests hang until the client "
-            "gives up: ab has no per-request timeout that works under load, so connections "
-            "open 5 s are reset with `ss -K` ('timed out'), and ab counts each such request "
-            "up to 3 times (receive, length, exception). Connection attempts sent to the "
-            "dead tasks before the node was found dead are balanced again (conntrack) and "
-            "succeed.",
-            "",
-        ]
-    return "\n".join(
-        [setup, "", *rows, "", *extra, "ab's lines, per run:", "", *[f"    {x}" for x in raw]]
-    )
+        body = _failover_table(todo[0], failover)
+    raw = [
+        f"{sc.name}, run {i}: " + "; ".join(r.lines)
+        for sc in todo
+        for i, r in enumerate(sc.results, 1)
+    ]
+    return "\n".join([setup, "", *body, "", "ab's lines, per run:", "", *[f"    {x}" for x in raw]])
+
+
+def _planned_table(todo: list[Scenario]) -> list[str]:
+    rows = [
+        "| scenario | goal | failed requests per run | non-2xx per run |",
+        "|---|---|---|---|",
+    ]
+    for sc in todo:
+        failed = ", ".join(str(r.failed) for r in sc.results)
+        non2xx = ", ".join(str(r.non_2xx) for r in sc.results)
+        rows.append(f"| {sc.name} | {sc.goal} | {failed} | {non2xx} |")
+    return rows
+
+
+def _failover_table(sc: Scenario, failover: Failover) -> list[str]:
+    rows = [
+        "| run | in flight on worker1 at the cut | timed out | of those, not in flight "
+        "(goal 0) | ab's failed | non-2xx | all replicas running again (goal ≤ 3 s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    runs = zip(sc.results, failover.cuts, failover.recoveries, strict=True)
+    for i, (r, cut, back) in enumerate(runs, 1):
+        stray = len(r.timed_out_ports - cut.in_flight_ports)
+        rows.append(
+            f"| {i} | {cut.in_flight} | {r.timed_out} | {stray} | {r.failed} | {r.non_2xx} "
+            f"| {back:.2f} s |"
+        )
+    return [
+        *rows,
+        "",
+        "In flight: the connections worker1's tasks had answered and not closed when its "
+        "cable was cut, read from worker2's ingress conntrack just after the cut (client "
+        "ports). Those requests hang until the client gives up: ab has no per-request "
+        "timeout that works under load, so connections open 5 s are reset with `ss -K` "
+        "('timed out'), and each timed-out client port is matched against the in-flight "
+        "set. ab counts one such request up to 3 times (receive, length, exception). "
+        "Connection attempts sent to the dead tasks before the node was found dead are "
+        "balanced again (conntrack) and succeed. The node is found dead by a TCP probe "
+        "once it misses one 1 s heartbeat, instead of after 3 periods.",
+    ]
 
 
 def main() -> int:

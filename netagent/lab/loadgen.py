@@ -29,8 +29,13 @@ class AbResult:
     non_2xx: int
     #: ab's own report, kept so a failure shows what ab saw.
     raw: str
-    #: Connections the client gave up on (see `ab_during`'s `client_timeout`).
-    timed_out: int = 0
+    #: The client ports of the connections the client gave up on (see `ab_during`'s
+    #: `client_timeout`).
+    timed_out_ports: frozenset[int] = frozenset()
+
+    @property
+    def timed_out(self) -> int:
+        return len(self.timed_out_ports)
 
     @property
     def lines(self) -> list[str]:
@@ -73,24 +78,24 @@ def ab_during(
         "ab", "-r", "-c", str(concurrency), "-n", str(n), target,
     ]  # fmt: skip
     ab = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    timed_out = 0
+    timed_out: set[int] = set()
     try:
         time.sleep(after)
         change()
         first_seen: dict[str, float] = {}
         while ab.poll() is None:
-            timed_out += _reset_stuck(client_ns, first_seen, client_timeout)
+            timed_out |= _reset_stuck(client_ns, first_seen, client_timeout)
             time.sleep(0.5)
         out, _ = ab.communicate(timeout=60)
     finally:
         if ab.poll() is None:
             ab.kill()
             ab.wait()
-    return replace(parse_ab(out), timed_out=timed_out)
+    return replace(parse_ab(out), timed_out_ports=frozenset(timed_out))
 
 
-def _reset_stuck(client_ns: str, first_seen: dict[str, float], timeout: float) -> int:
-    """Reset the client's connections open longer than `timeout`; how many."""
+def _reset_stuck(client_ns: str, first_seen: dict[str, float], timeout: float) -> set[int]:
+    """Reset the client's connections open longer than `timeout`; their local ports."""
     listing = subprocess.run(
         ["nsenter", f"--net={client_ns}", "ss", "-Htn", "state", "established"],
         capture_output=True, text=True, check=False,
@@ -104,15 +109,17 @@ def _reset_stuck(client_ns: str, first_seen: dict[str, float], timeout: float) -
     for local in open_now:
         if now - first_seen.setdefault(local, now) >= timeout:
             stuck.append(local)
+    ports = set()
     for local in stuck:
         port = local.rsplit(":", 1)[1]
+        ports.add(int(port))
         subprocess.run(
             ["nsenter", f"--net={client_ns}", "ss", "-K", "-tn", "state", "established",
              "sport", f"= :{port}"],
             capture_output=True, check=False,
         )  # fmt: skip
         del first_seen[local]
-    return len(stuck)
+    return ports
 
 
 def doing(lab: SwarmLab, *args: str) -> Callable[[], None]:
@@ -126,16 +133,25 @@ def doing(lab: SwarmLab, *args: str) -> Callable[[], None]:
 
 @dataclass(frozen=True)
 class Cut:
-    """A `power_cut`: requests in flight to the node's tasks, and when it happened."""
+    """A `power_cut`: the requests in flight to the node's tasks, and when it happened."""
 
-    in_flight: int
+    #: The client ports of the connections the node's tasks had answered and not
+    #: closed when its cable was cut: the only requests a failover may lose.
+    in_flight_ports: frozenset[int]
     at: float  # time.monotonic() of the cut
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.in_flight_ports)
 
 
 def power_cut(lab: SwarmLab, node: str, watcher: str) -> Cut:
-    """`lab stop NODE` with no delay, first counting the connections in flight to
-    NODE's tasks through `watcher`'s routing mesh (its ingress sandbox's conntrack):
-    the requests a failover may lose."""
+    """`lab stop NODE` with no delay, then the connections in flight to NODE's tasks
+    through `watcher`'s routing mesh (its ingress sandbox's conntrack).
+
+    Read after the cut, so a connection answered in the instant before it counts;
+    the node answers nothing after it, and the requests it never answered are
+    balanced again, so the set is final."""
     hosts = {n["id"]: n["hostname"] for n in lab.json("node", "ls")}
     doomed = {
         IPv4Interface(a["address"]).ip
@@ -146,7 +162,6 @@ def power_cut(lab: SwarmLab, node: str, watcher: str) -> Cut:
         if IPv4Interface(a["address"]) in INGRESS_SUBNET
     }
     sandbox = Names(prefix=f"vx-{lab.name}-{watcher}").ingress_ns()
-    in_flight = conntrack.established_to(sandbox, doomed)
     at = time.monotonic()
     labcore.stop(node, name=lab.name, root=lab.root)
-    return Cut(in_flight, at)
+    return Cut(conntrack.answered_to(sandbox, doomed), at)

@@ -51,15 +51,23 @@ def entries(ns: str | None) -> list:
     return netns.in_ns_thread(ns, dump)
 
 
-def established_to(ns: str, backends: set[IPv4Address]) -> int:
-    """How many TCP connections in `ns` to one of `backends` are established (in flight)."""
+#: conntrack's TCP states of a connection whose server has answered and not yet closed.
+OPEN_STATES = frozenset({"SYN_RECV", "ESTABLISHED"})
+
+
+def answered_to(ns: str, backends: set[IPv4Address]) -> frozenset[int]:
+    """The client source ports of `ns`'s open TCP connections that one of `backends`
+    answered: the requests in flight there. Taken once a backend's node is cut off,
+    these are exactly the connections that must fail with it (nothing new can be
+    answered by it any more, and the unanswered ones are balanced again)."""
     wanted = {str(ip) for ip in backends}
-    return sum(
-        1
+    return frozenset(
+        e.tuple_orig.sport
         for e in entries(ns)
         if e.tuple_reply.saddr in wanted
+        and (e.status or 0) & SEEN_REPLY
         and e.protoinfo is not None
-        and getattr(e.protoinfo, "state_name", lambda: "")() == "ESTABLISHED"
+        and getattr(e.protoinfo, "state_name", lambda: "")() in OPEN_STATES
     )
 
 
