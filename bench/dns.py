@@ -14,14 +14,18 @@ Run as root:  .venv/bin/python bench/dns.py [--seconds 10]
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
+import resource
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -78,9 +82,52 @@ def dnsperf(ns: str, server: str, queries: Path, *args: str) -> str:
     ).stdout
 
 
-def throughput(ns: str, server: str, queries: Path, seconds: int) -> float:
+@dataclass(frozen=True)
+class Throughput:
+    qps: float
+    #: CPU seconds the server and dnsperf used during the run
+    server_cpu: float
+    client_cpu: float
+    seconds: int
+
+    @property
+    def server_us_per_query(self) -> float:
+        return self.server_cpu / (self.qps * self.seconds) * 1e6
+
+    @property
+    def client_cores(self) -> float:
+        return self.client_cpu / self.seconds
+
+
+def throughput(
+    ns: str, server: str, queries: Path, seconds: int, server_cpu: Callable[[], float]
+) -> Throughput:
+    """dnsperf at full speed; with the CPU time the server (`server_cpu()`, a running
+    total) and dnsperf (this process's children) spent meanwhile."""
+    s0, c0 = server_cpu(), _children_cpu()
     out = dnsperf(ns, server, queries, "-l", str(seconds), "-q", "100", "-c", "4")
-    return float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    s1, c1 = server_cpu(), _children_cpu()
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    return Throughput(qps, s1 - s0, c1 - c0, seconds)
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _self_cpu() -> float:
+    """This process: the resolver under test is its only busy thread during a run."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _pid_cpu(pid: int) -> Callable[[], float]:
+    def read() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return read
 
 
 def latencies(ns: str, server: str, queries: Path, seconds: int) -> tuple[float, float, int]:
@@ -133,15 +180,17 @@ def main() -> None:
         )
         time.sleep(0.5)  # dnsmasq has no readiness signal; dnsperf would count early losses
         rows = {}
-        for label, ns, server in (
-            ("vxswarm resolver", ours, "127.0.0.11"),
-            ("dnsmasq 2.90", theirs, "127.0.0.1"),
+        for label, ns, server, cpu in (
+            ("vxswarm resolver", ours, "127.0.0.11", _self_cpu),
+            ("dnsmasq 2.90", theirs, "127.0.0.1", _pid_cpu(dnsmasq.pid)),
         ):
-            qps = throughput(ns, server, queries, args.seconds)
+            tp = throughput(ns, server, queries, args.seconds, cpu)
             p50, p99, lost = latencies(ns, server, queries, args.seconds)
-            rows[label] = (qps, p50, p99, lost)
+            rows[label] = (tp, p50, p99, lost)
             print(
-                f"{label}: {qps:.0f} qps, p50 {p50:.3f} ms, p99 {p99:.3f} ms, lost {lost}",
+                f"{label}: {tp.qps:.0f} qps, server {tp.server_us_per_query:.1f} µs CPU/query, "
+                f"dnsperf {tp.client_cores:.2f} cores, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
+                f"lost {lost}",
                 flush=True,
             )
     finally:
@@ -151,7 +200,8 @@ def main() -> None:
             dnsmasq.wait()
         for ns in (ours, theirs):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
-    ratio = rows["vxswarm resolver"][0] / rows["dnsmasq 2.90"][0]
+    ours_tp, theirs_tp = rows["vxswarm resolver"][0], rows["dnsmasq 2.90"][0]
+    ratio = ours_tp.qps / theirs_tp.qps
     body = "\n".join(
         [
             f"Measured {time.strftime('%Y-%m-%d')} on this project's 2-core machine: "
@@ -159,14 +209,19 @@ def main() -> None:
             f"namespace; throughput with 100 queries outstanding for {args.seconds} s, latency "
             "at a fixed 2,000 queries/s.",
             "",
-            "| server | queries/s | p50 | p99 | lost at 2,000 q/s |",
-            "| --- | --- | --- | --- | --- |",
+            "| server | queries/s | server CPU per query | dnsperf CPU | p50 | p99 "
+            "| lost at 2,000 q/s |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
             *[
-                f"| {k} | {v[0]:.0f} | {v[1]:.3f} ms | {v[2]:.3f} ms | {v[3]} |"
+                f"| {k} | {v[0].qps:.0f} | {v[0].server_us_per_query:.1f} µs "
+                f"| {v[0].client_cores:.2f} cores | {v[1]:.3f} ms | {v[2]:.3f} ms | {v[3]} |"
                 for k, v in rows.items()
             ],
             "",
-            f"Ratio vxswarm / dnsmasq: {ratio:.2f}× (goal ≥ 1.5× with p99 ≤ 1 ms).",
+            f"Ratio vxswarm / dnsmasq: {ratio:.2f}× queries/s (goal ≥ 1.5× with p99 ≤ 1 ms); "
+            f"CPU per query {ours_tp.server_us_per_query / theirs_tp.server_us_per_query:.2f}× "
+            "dnsmasq's. dnsperf's CPU is the load generator's: on 2 cores, what it and the "
+            "server use together cannot exceed 2.",
         ]
     )
     print(body)

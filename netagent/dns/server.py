@@ -29,18 +29,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
+from typing import TypeVar
 
 from dnslib import QTYPE
 
 from netagent import netns
 from netagent.desired import NetworkState
 from netagent.dns import wire
+from netagent.dns.hot import Hot, HotAnswers
 from netagent.dns.records import Tables
 from netagent.dns.tcp import Conn, TcpClients
 from netagent.dns.upstream import Forwarder, UpstreamSocket
 from netagent.errors import InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 RESOLVER_IP = IPv4Address("127.0.0.11")
 DNS_PORT = 53
@@ -98,6 +101,8 @@ class Resolver:
             ) from exc
         self.ttl = ttl
         self._tables = Tables((), ttl)  # validates ttl
+        #: Only the serving thread touches it (and the counters it folds into).
+        self._hot = HotAnswers(self._tables)
         self._rotation: dict[bytes, int] = {}
         self._tasks: dict[str, _Task] = {}
         self._counts = collections.Counter({name: 0 for name in _COUNTERS})
@@ -207,17 +212,27 @@ class Resolver:
     @property
     def stats(self) -> dict[str, int]:
         """Counters since start, plus `qtype_<TYPE>` per query type."""
-        out = dict(self._counts)
-        for qtype, count in list(self._qtypes.items()):
-            out[f"qtype_{QTYPE.get(qtype, str(qtype))}"] = count
-        out["tasks"] = len(self._tasks)
-        out["tcp_connections"] = len(self._tcp)
-        return out
+
+        def read() -> dict[str, int]:
+            self._fold_hits()
+            out = dict(self._counts)
+            for qtype, count in self._qtypes.items():
+                out[f"qtype_{QTYPE.get(qtype, str(qtype))}"] = count
+            out["tasks"] = len(self._tasks)
+            out["tcp_connections"] = len(self._tcp)
+            return out
+
+        return self._on_loop(read)
 
     @property
     def answered(self) -> dict[tuple[int, int], int]:
         """Responses sent since start, per (qtype, rcode) as numbers."""
-        return dict(self._answered)
+
+        def read() -> dict[tuple[int, int], int]:
+            self._fold_hits()
+            return dict(self._answered)
+
+        return self._on_loop(read)
 
     def __enter__(self) -> Resolver:
         self.start()
@@ -281,16 +296,19 @@ class Resolver:
 
     def _in_loop(self, fn: Callable[[], None]) -> None:
         """Run `fn` on the serving thread and wait for it (or here, if not serving)."""
+        self._on_loop(fn)
+
+    def _on_loop(self, fn: Callable[[], _T]) -> _T:
+        """`fn()`, run on the serving thread (or here, if not serving)."""
         thread = self._thread
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
-            fn()
-            return
+            return fn()
         done = threading.Event()
-        box: list[BaseException] = []
+        box: list = []
 
         def call() -> None:
             try:
-                fn()
+                box.append(fn())
             except BaseException as exc:
                 box.append(exc)
             finally:
@@ -298,8 +316,9 @@ class Resolver:
 
         self._call_soon(call)
         done.wait()
-        if box:
+        if isinstance(box[0], BaseException):
             raise box[0]
+        return box[0]
 
     def _call_soon(self, fn: Callable[[], None]) -> None:
         self._calls.append(fn)
@@ -340,12 +359,44 @@ class Resolver:
 
     def _on_udp(self, task: _Task, _mask: int) -> None:
         sock = task.udp
+        rotation = self._rotation
+        scope = self._hot_scope(task)
         for _ in range(64):  # bounded, so one busy task cannot starve the others
             try:
-                data, addr = sock.recvfrom(65535)
+                data, addr = sock.recvfrom(wire.MAX_QUERY + 1)  # longer is malformed anyway
             except (BlockingIOError, InterruptedError):
                 return
-            self._handle(task, data, (sock, addr), False)
+            if self._tables is not self._hot.tables:  # swapped since: answers may differ
+                scope = self._hot_scope(task)
+            hot = scope.get(data[2:])
+            if hot is None:
+                self._handle(task, data, (sock, addr), False)
+                continue
+            hot.hits += 1
+            try:
+                sock.sendto(hot.reply(data[:2], rotation), addr)
+            except OSError as exc:  # the client is gone, or its buffer is full: UDP may drop
+                log.debug("dns reply to %s: %s", addr, exc)
+
+    def _hot_scope(self, task: _Task) -> dict[bytes, Hot]:
+        tables = self._tables
+        if self._hot.tables is not tables:
+            self._fold_hits()
+            self._hot = HotAnswers(tables)
+        return self._hot.scope(task.network_ids)
+
+    def _fold_hits(self) -> None:
+        """Move the replayed answers' hits into the counters (serving thread only)."""
+        for hot in self._hot.entries():
+            self._fold(hot)
+
+    def _fold(self, hot: Hot) -> None:
+        if hot.hits:
+            n, hot.hits = hot.hits, 0
+            self._counts["queries"] += n
+            self._counts["answers"] += n
+            self._qtypes[hot.qtype] += n
+            self._answered[(hot.qtype, hot.rcode)] += n
 
     def _handle(self, task: _Task, data: bytes, client: object, tcp: bool) -> None:
         """Answer one query from the tables, or forward it."""
@@ -357,12 +408,23 @@ class Resolver:
             counts["malformed"] += 1
             return
         self._qtypes[q.qtype] += 1
-        view = self._tables.view(task.network_ids)
+        tables = self._tables
+        view = tables.view(task.network_ids)
         limit = wire.TCP_LIMIT if tcp else q.udp_limit()
-        response = wire.answer_locally(view, q, self._rotation, limit)
+        turns = wire.turns(view, q)
+        turn = 0
+        if turns > 1:
+            turn = self._rotation.get(q.key, 0)
+            self._rotation[q.key] = turn + 1
+        response = wire.answer_at(view, q, turn, limit)
         if response is not None:
             counts["answers"] += 1
             self._send(client, response)
+            if not tcp and self._hot.tables is tables:
+                self._hot.learn(
+                    self._hot.scope(task.network_ids), data, q, turns,
+                    lambda t: wire.answer_at(view, q, t, limit), self._fold,
+                )  # fmt: skip
         elif self._forwarder.forward(task.up, client, q, data, tcp):
             counts["forwarded"] += 1
         else:

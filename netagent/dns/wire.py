@@ -157,6 +157,24 @@ def answer_locally(
 ) -> bytes | None:
     """The response for a cluster name, or None when the name is not the cluster's
     (the caller forwards it). Several addresses rotate by one per answer."""
+    turn = 0
+    if turns(view, q) > 1:
+        turn = rotation.get(q.key, 0)
+        rotation[q.key] = turn + 1
+    return answer_at(view, q, turn, limit)
+
+
+def turns(view: View, q: Query) -> int:
+    """How many different answers `q` gets in round robin: the number of addresses of
+    a name with several, else 1."""
+    if q.qtype != TYPE_A and q.qtype != TYPE_ANY or q.flags & _OPCODE:
+        return 1
+    records = view.a.get(q.key) if q.qclass == CLASS_IN or q.qclass == CLASS_ANY else None
+    return len(records) if records else 1
+
+
+def answer_at(view: View, q: Query, turn: int, limit: int) -> bytes | None:
+    """`answer_locally`'s response with the addresses rotated by `turn`."""
     if q.flags & _OPCODE:
         return error(q, NOTIMP)
     if q.qclass != CLASS_IN and q.qclass != CLASS_ANY:
@@ -166,13 +184,9 @@ def answer_locally(
         if q.qtype != TYPE_A and q.qtype != TYPE_ANY:
             # AAAA/MX/... of a cluster name: "no data" at once, so clients don't stall.
             return build(q, (), limit=limit)
-        count = len(records)
-        if count > 1:
-            turn = rotation.get(q.key, 0)
-            rotation[q.key] = turn + 1
-            turn %= count
-            if turn:
-                records = records[turn:] + records[:turn]
+        if turn and len(records) > 1:
+            turn %= len(records)
+            records = records[turn:] + records[:turn]
         return build(q, records, limit=limit)
     target = view.ptr.get(q.key)
     if target is not None:

@@ -275,6 +275,21 @@ def test_tasks_name_order_rotates_between_answers(spaces, resolver):
     assert orders[0] != orders[1] and orders[0] == orders[2] and orders[1] == orders[3]
 
 
+def test_repeated_queries_are_replayed_with_their_own_id_and_case_and_counted(spaces, resolver):
+    # The second "web" on is answered from the replay cache (same bytes after the id).
+    before, answered = resolver.stats, resolver.answered.get((1, 0), 0)
+    for name in ("web", "web", "WeB", "WeB", "web"):
+        reply = query(spaces["a"], name)  # checks the id
+        assert ips(reply) == ["10.0.0.2"] and str(reply.q.qname) == f"{name}."
+    after = resolver.stats
+    assert after["queries"] - before["queries"] == 5
+    assert after["answers"] - before["answers"] == 5
+    assert after["qtype_A"] - before.get("qtype_A", 0) == 5
+    assert resolver.answered[(1, 0)] - answered == 5
+    # The same bytes from a task on another network are not its answer to replay.
+    assert query(spaces["b"], "web").header.rcode == RCODE.SERVFAIL
+
+
 def test_aaaa_of_a_cluster_name_is_empty_noerror_and_never_forwarded(spaces, resolver):
     before = resolver.stats["forwarded"]
     reply = query(spaces["a"], "web", "AAAA", timeout=1.0)
