@@ -5,7 +5,8 @@ local task namespaces (10 of them `whoami`, the backends of the last service; 40
 on one overlay, and 1,950 remote endpoints behind a fake VTEP. Measured:
   - programming a fresh node: `apply()` of the whole desired state (namespaces, veths,
     processes, 1,950 FDB + neighbour entries, the VIP table of 200 services);
-  - one endpoint change: a backend of service 100 leaves, `apply()` until it is live;
+  - one endpoint change: a backend of service 100 leaves; from the JSON state the node
+    receives (decoded and validated as session.py does) until `apply()` made it live;
   - new-connection rate to the last-defined VIP from a local task, with 200 services in
     the table vs with that service alone (goal ≥ 0.9×: lookup cost must not grow).
 Results go to docs/benchmarks.md.
@@ -16,6 +17,7 @@ Run as root:  .venv/bin/python -m bench.rules
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import statistics
 import subprocess
@@ -189,8 +191,11 @@ def main() -> None:
         changes = []
         for i in range(args.changes):
             gone = frozenset(cluster.backends[100][j][0] for j in range(i + 1))
+            # Timed from the JSON a node receives (session.py decodes and validates it)
+            # to the rules being live.
+            body = cluster.desired(2 + i, None, gone).model_dump_json()
             t0 = time.monotonic()
-            dp.apply(cluster.desired(2 + i, None, gone))
+            dp.apply(NodeDesiredState.model_validate(json.loads(body)))
             changes.append(time.monotonic() - t0)
         client_id = next(
             tid for tid in cluster.local if tid not in {t for t, _ in cluster.backends[-1]}

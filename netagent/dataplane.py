@@ -334,14 +334,18 @@ class DataPlane:
 
     def _gc_sandboxes(self, result: ApplyResult | None = None) -> None:
         """Remove sandboxes of networks no longer desired once no live task uses them."""
+        unwanted = [vni for vni in self._node.sandboxes if vni not in self._desired_vnis]
+        if not unwanted:  # the usual apply: no need to ask every task's process
+            return
         in_use = {
             vni
             for rec in self._tasks.values()
             if process.alive(rec.pid, rec.start_time)
             for vni in rec.vnis
         }
-        for vni, record in list(self._node.sandboxes.items()):
-            if vni in self._desired_vnis or vni in in_use:
+        for vni in unwanted:
+            record = self._node.sandboxes[vni]
+            if vni in in_use:
                 continue
             changes = overlay.remove_sandbox(record)
             del self._node.sandboxes[vni]

@@ -11,10 +11,12 @@ Addresses use `ipaddress` types; MACs are lower-case colon strings.
 from __future__ import annotations
 
 import functools
+import socket
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 OVERLAY_MTU = 1450
 VXLAN_PORT = 4789
@@ -52,6 +54,26 @@ class TaskState(StrEnum):
         return self.order >= TaskState.COMPLETE.order
 
 
+@functools.lru_cache(maxsize=65536)
+def _dotted_quad(text: str) -> IPv4Address | str:
+    try:
+        return IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        return text  # not a dotted quad: pydantic's own validator names the error
+
+
+def _fast_ipv4(value: object) -> object:
+    """ipaddress parses a string octet by octet in Python (~5 µs); a node's desired
+    state carries thousands of addresses on every change (200 services × 10 tasks:
+    35 ms of its decoding). inet_pton is as strict (four decimal octets, no leading
+    zeros), and the same strings come back with every state."""
+    return _dotted_quad(value) if type(value) is str else value
+
+
+#: An IPv4Address field, decoded fast (see _fast_ipv4).
+IPv4 = Annotated[IPv4Address, BeforeValidator(_fast_ipv4)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -67,9 +89,9 @@ def task_mac(ip: IPv4Address) -> str:
 class RemoteEndpoint(_Frozen):
     """A task address on another node: what the FDB and neighbour tables need."""
 
-    ip: IPv4Address
+    ip: IPv4
     mac: str
-    vtep: IPv4Address
+    vtep: IPv4
     task_id: str = ""
     task_name: str = ""
 
@@ -105,7 +127,7 @@ class Backend(_Frozen):
 
     task_id: str
     task_name: str  # "web.1"
-    ip: IPv4Address
+    ip: IPv4
     aliases: tuple[str, ...] = ()
 
 
@@ -115,7 +137,7 @@ class ServiceEndpoint(_Frozen):
     service_id: str
     name: str
     mode: EndpointMode = EndpointMode.VIP
-    vip: IPv4Address | None = None  # None with mode dnsrr
+    vip: IPv4 | None = None  # None with mode dnsrr
     #: Running tasks that are not being stopped, cluster-wide, sorted by task name.
     backends: tuple[Backend, ...] = ()
 
@@ -127,7 +149,7 @@ class NetworkState(_Frozen):
     name: str
     vni: int = Field(ge=1, le=16777215)
     subnet: IPv4Network
-    gateway: IPv4Address
+    gateway: IPv4
     mtu: int = OVERLAY_MTU
     #: Every endpoint of this network on other nodes (not this node's own tasks).
     peers: tuple[RemoteEndpoint, ...] = ()
@@ -187,7 +209,7 @@ class IngressPort(_Frozen):
     service_id: str
     service_name: str
     #: Ingress-network addresses of the service's running tasks, cluster-wide, sorted.
-    backends: tuple[IPv4Address, ...] = ()
+    backends: tuple[IPv4, ...] = ()
 
 
 class IngressState(_Frozen):

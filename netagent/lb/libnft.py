@@ -6,6 +6,12 @@ on, from Debian's libnftables1, a dependency of the nftables package) takes the 
 script text in-process: a helper thread joins the namespace, makes a context (its
 netlink socket opens in that namespace), runs the script as one transaction, and frees
 it. Calls are serialised: the library keeps global state.
+
+Freeing a context closes its netlink socket, and the kernel makes that close wait
+for an RCU grace period: 5-20 ms here, longer than the transaction itself (~1 ms
+for an endpoint change). The transaction is committed, and the rules live, before
+that; so the context is freed by a helper thread after the caller has its answer,
+and the next call waits for it (the lock is held until the free is done).
 """
 
 from __future__ import annotations
@@ -67,10 +73,10 @@ def _run(ns: str | None, script: str, flags: int) -> tuple[int, str, str]:
     if lib is None:
         raise OSError("libnftables is not installed")
 
-    def body() -> tuple[int, str, str]:
+    def body() -> tuple[int, str, str, int]:
         ctx = lib.nft_ctx_new(0)
         if not ctx:
-            return 1, "", "nft_ctx_new failed"
+            return 1, "", "nft_ctx_new failed", 0
         try:
             if flags:
                 lib.nft_ctx_output_set_flags(ctx, flags)
@@ -79,9 +85,26 @@ def _run(ns: str | None, script: str, flags: int) -> tuple[int, str, str]:
             rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
             out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
             err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
-            return rc, out, err
-        finally:
+            return rc, out, err, ctx
+        except BaseException:
             lib.nft_ctx_free(ctx)
+            raise
 
-    with _lock:
-        return netns.in_ns_thread(ns, body)
+    _lock.acquire()
+    try:
+        rc, out, err, ctx = netns.in_ns_thread(ns, body)
+    except BaseException:
+        _lock.release()
+        raise
+    if not ctx:
+        _lock.release()
+        return rc, out, err
+
+    def free() -> None:
+        try:
+            lib.nft_ctx_free(ctx)
+        finally:
+            _lock.release()  # a plain Lock: released by the thread that ends the call
+
+    threading.Thread(target=free, name="nft-ctx-free", daemon=True).start()
+    return rc, out, err

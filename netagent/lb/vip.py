@@ -116,17 +116,19 @@ class VipBalancer:
     def sync(self, pool: netns.IprPool, net: NetworkState) -> list[Change]:
         """Make the sandbox of `net` balance its services' VIPs (and nothing else)."""
         sandbox = self.names.overlay_ns(net.vni)
-        services = vip_services(net)
+        converted = [_vip_service(s) for s in _balanced(net)]
+        services = [svc for svc, _ in converted]
         vips = {str(s.vip): task_mac(s.vip) for s in services}
-        backends = dict(pair for s in _balanced(net) for pair in _vip_service(s)[1])
+        backends = dict(pair for _, pairs in converted for pair in pairs)
         changes: list[Change] = []
         if services and sandbox not in self._prepared:
             for key, value in SANDBOX_SYSCTLS.items():
                 netns.write_sysctl(sandbox, key, value)
             self._prepared.add(sandbox)
         # This node's tasks: backends that are not remote peers.
-        remote = {p.ip for p in net.peers}
-        local = [t.ip for svc in services for t in svc.backends if t.ip not in remote]
+        # By int: an IPv4Address hashes through hex(), thousands of times per apply.
+        remote = {int(p.ip) for p in net.peers}
+        local = [t.ip for svc in services for t in svc.backends if int(t.ip) not in remote]
         text = rules.vip_table(net.name, services, net.gateway, local)
         if self._loader.ensure(sandbox, text):
             what = f"{len(services)} VIP(s)" if text else "no VIP left"
