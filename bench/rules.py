@@ -6,7 +6,7 @@ on one overlay, and 1,950 remote endpoints behind a fake VTEP. Measured:
   - programming a fresh node: `apply()` of the whole desired state (namespaces, veths,
     processes, 1,950 FDB + neighbour entries, the VIP table of 200 services);
   - one endpoint change: a backend of service 100 leaves; from the JSON state the node
-    receives (decoded and validated as session.py does) until `apply()` made it live;
+    receives (decoded by pydantic, as session.py does) until `apply()` made it live;
   - new-connection rate to the last-defined VIP from a local task, with 200 services in
     the table vs with that service alone (goal ≥ 0.9×: lookup cost must not grow).
 Results go to docs/benchmarks.md.
@@ -17,7 +17,6 @@ Run as root:  .venv/bin/python -m bench.rules
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from bench.convergence import write_section
-from netagent import netns
+from netagent import gctune, netns
 from netagent.dataplane import DataPlane
 from netagent.desired import (
     Attachment,
@@ -162,6 +161,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
+    gctune.tune()  # as the daemon does (orchestrator/api/server.py)
     tag = secrets.token_hex(2)
     node_ns = f"vxrb{tag}-node"
     names = Names(f"vxrb{tag}")
@@ -191,11 +191,11 @@ def main() -> None:
         changes = []
         for i in range(args.changes):
             gone = frozenset(cluster.backends[100][j][0] for j in range(i + 1))
-            # Timed from the JSON a node receives (session.py decodes and validates it)
+            # Timed from the JSON a node receives (session.py decodes it the same way)
             # to the rules being live.
             body = cluster.desired(2 + i, None, gone).model_dump_json()
             t0 = time.monotonic()
-            dp.apply(NodeDesiredState.model_validate(json.loads(body)))
+            dp.apply(NodeDesiredState.model_validate_json(body))
             changes.append(time.monotonic() - t0)
         client_id = next(
             tid for tid in cluster.local if tid not in {t for t, _ in cluster.backends[-1]}

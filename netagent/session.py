@@ -169,7 +169,7 @@ class Session:
                 if self._rejected(resp):
                     return
                 resp.raise_for_status()
-                got = Assignments.model_validate(resp.json())
+                got = Assignments.model_validate_json(resp.content)
             except (httpx.HTTPError, ValueError) as err:
                 log.warning("assignments from %s failed: %s", self.identity.manager_addr, err)
                 self._stop.wait(1.0)

@@ -10,6 +10,7 @@ import signal
 
 from aiohttp import web
 
+from netagent import gctune
 from orchestrator.api import observe, visualizer
 from orchestrator.api.app import errors_middleware
 from orchestrator.api.debug_routes import debug_routes
@@ -71,4 +72,5 @@ def run(cfg: DaemonConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    gctune.tune()
     asyncio.run(serve(cfg))

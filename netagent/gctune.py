@@ -1,0 +1,24 @@
+"""Python's cyclic garbage collector, tuned for a daemon that decodes large states.
+
+A node decodes its whole desired state on every change: with 200 services × 10 tasks,
+some 20,000 objects. At the default threshold (a young collection per 700 new
+objects) that ran ~30 collections per change and, every few changes, a full
+collection of 30-50 ms over everything alive, in the middle of an endpoint change.
+Almost everything a daemon holds is freed by reference counting (pydantic models
+hold no cycles), so the collector can run far less often.
+"""
+
+from __future__ import annotations
+
+import gc
+
+#: Young collections per this many new objects; older generations as Python has them.
+YOUNG_THRESHOLD = 50_000
+
+
+def tune() -> None:
+    """Call once, after start-up: the modules and classes loaded so far are moved out
+    of every future collection (gc.freeze), and young collections run less often."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
