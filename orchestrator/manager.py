@@ -239,9 +239,17 @@ class Manager:
             )
 
     def remove_node(self, ref: str, *, force: bool = False) -> None:
-        """`node rm`: a worker that is down (or any worker with `force`)."""
+        """`node rm`: a worker that is down (or any worker with `force`). A node that is
+        up and runs tasks is drained first and deleted once they have stopped."""
         with self._lock:
-            self._remove_node(node_ops.check_removable(self.get_node(ref), force=force))
+            node = node_ops.check_removable(self.get_node(ref), force=force)
+            tasks = self._store.list("task", Task)
+            if node.status == NodeStatus.READY and node_ops.runs_tasks(node, tasks):
+                node_ops.start_removal(self._store, node, now=self._clock())
+                self._reconciler.mark_dirty(t.service_id for t in tasks if t.node_id == node.id)
+                log.info("node %s (%s) draining before its removal", node.hostname, node.id)
+                return
+            self._remove_node(node)
 
     def _with_heartbeat(self, node: Node) -> Node:
         seen = self._dispatcher.last_seen(node.id)
@@ -475,4 +483,15 @@ class Manager:
                     t.service_id for t in self._store.list("task", Task) if t.node_id in down
                 )
             self._reconciler.tick(now)
+            self._finish_removals(now)
             return self._store.revision != before
+
+    def _finish_removals(self, now: float) -> None:
+        """Delete the nodes being removed whose tasks have all stopped (or that went down)."""
+        removing = [n for n in self._store.list("node", Node) if n.removing_since]
+        if not removing:
+            return
+        tasks = self._store.list("task", Task)
+        for node in removing:
+            if node_ops.removal_done(node, tasks, now=now):
+                self._remove_node(node)

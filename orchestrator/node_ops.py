@@ -5,6 +5,10 @@ manager's lock and either raises one clear error before writing or writes once.
 Nothing here moves tasks: the reconciler sees the node change on its next tick
 (drain -> tasks stopped through the drain path and replaced, pause -> no new
 tasks, labels -> constraints re-checked, removal -> tasks orphaned and replaced).
+
+Removing a node that is up (`node rm --force`) goes through the drain path first,
+so its tasks are stopped as gracefully as on any planned change: the node is
+marked (`removing_since`) and drained, and deleted once none of its tasks runs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from collections.abc import Iterable
 
 from netagent.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.objects import Availability, Node, NodeRole, NodeStatus
+from orchestrator.objects import Availability, Node, NodeRole, NodeStatus, Task
 from orchestrator.store import Store
 
 #: Docker's label keys: letters, digits, '.', '-', '_' and '/' (for namespaced keys).
@@ -76,7 +80,14 @@ def update_node(
     labels.update(adds)
     changes: dict[str, object] = {"labels": labels, "updated_at": now}
     if availability is not None:
-        changes["availability"] = check_availability(availability)
+        wanted = check_availability(availability)
+        if node.removing_since and wanted != Availability.DRAIN:
+            raise Conflict(
+                f"node {node.hostname} is being removed: its availability stays drain",
+                obj=node.id,
+                op="update node",
+            )
+        changes["availability"] = wanted
     updated = node.model_copy(update=changes)
     store.put("node", updated)
     return updated
@@ -98,3 +109,37 @@ def check_removable(node: Node, *, force: bool) -> Node:
             op="remove node",
         )
     return node
+
+
+#: Seconds after which a node being removed is deleted even if a task of it was never
+#: seen stopped (a stop grace period is 10 s by default; the drain waits for it).
+REMOVAL_TIMEOUT = 60.0
+
+
+def removal_done(node: Node, tasks: Iterable[Task], *, now: float) -> bool:
+    """Whether a node being removed can be deleted now."""
+    return (
+        node.status != NodeStatus.READY
+        or not runs_tasks(node, tasks)
+        or now - node.removing_since >= REMOVAL_TIMEOUT
+    )
+
+
+def runs_tasks(node: Node, tasks: Iterable[Task]) -> bool:
+    """True while a task on `node` may still have a process (not yet seen stopped)."""
+    return any(t.node_id == node.id and not t.status.state.terminal for t in tasks)
+
+
+def start_removal(store: Store, node: Node, *, now: float) -> Node:
+    """`node rm --force` of a node that is up and runs tasks: drain it, then delete it
+    (Manager.tick) once its tasks have stopped."""
+    updated = node.model_copy(
+        update={
+            "availability": Availability.DRAIN,
+            "removing_since": now,
+            "status_message": "being removed: its tasks are moving to other nodes",
+            "updated_at": now,
+        }
+    )
+    store.put("node", updated)
+    return updated

@@ -85,6 +85,10 @@ class Node(Model):
     last_heartbeat: float = 0.0
     #: This node's ingress sandbox address on the ingress network (the routing mesh).
     ingress_addr: IPv4Interface | None = None
+    #: When `node rm --force` of this node, up and running tasks, began (0: it did
+    #: not): drained first (its tasks leave every backend before they stop), it is
+    #: deleted once none of its tasks runs, or at node_ops.REMOVAL_TIMEOUT.
+    removing_since: float = 0.0
 
 
 class Cluster(Model):

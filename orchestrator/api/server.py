@@ -72,5 +72,6 @@ def run(cfg: DaemonConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    gctune.limit_malloc_arenas()
     gctune.tune()
     asyncio.run(serve(cfg))

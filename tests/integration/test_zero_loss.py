@@ -159,3 +159,25 @@ def test_failover_loses_at_most_the_requests_in_flight_on_the_dead_node(lab, web
     finally:
         lab.lab("start", "worker1", check=True)
         wait_for("worker1 Ready", lambda: lab.node_states()["worker1"] == "ready", timeout=20)
+
+
+def test_forced_removal_of_a_node_with_tasks_drains_it_first_and_loses_nothing(lab, web):
+    # Last in this module: the removed node stays out of the swarm.
+    result = run_ab(lab, doing(lab, "node", "rm", "--force", "worker1"))
+    assert_no_loss(result)
+    wait_for(
+        "worker1 removed",
+        lambda: "worker1" not in [n["hostname"] for n in lab.json("node", "ls")],
+        timeout=30,
+    )
+    hosts = lab.hostnames()
+    moved = [t for t in lab.tasks("web") if t.get("node_id") and t["node_id"] not in hosts]
+    assert moved, "worker1 ran a task of web"
+    for t in moved:  # worker1's own tasks: stopped after they left every backend
+        assert arrivals_after_sigterm(task_log_on(lab, "worker1", t)) == []
+    assert len(lab.running("web")) == 3
+
+
+def task_log_on(lab: SwarmLab, node: str, task: dict) -> str:
+    path = lab.root / lab.name / node / "agent" / "dataplane" / "logs" / f"{task['id']}.log"
+    return path.read_text()

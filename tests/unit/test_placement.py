@@ -123,16 +123,46 @@ def test_a_manager_is_never_removed(swarm):
         swarm.m.remove_node("manager1", force=True)
 
 
-def test_forced_removal_replaces_the_nodes_tasks_elsewhere(swarm):
+def test_forced_removal_of_a_node_that_is_up_drains_it_then_deletes_it(swarm):
     swarm.web(3)
     swarm.tick()
     swarm.settle()
     swarm.m.remove_node("worker1", force=True)
-    del swarm.nodes["worker1"]  # its agent is gone too
+    node = swarm.m.get_node("worker1")  # still there: its task is moving first
+    assert node.availability == "drain" and node.removing_since > 0
+    with pytest.raises(Conflict, match="^node worker1 is being removed: its availability"):
+        swarm.m.update_node("worker1", availability="active")
+    swarm.tick()
+    (moving,) = [t for t in swarm.current() if t.node_id == swarm.id("worker1")]
+    assert moving.draining_since  # the drain path: out of every backend, then stopped
+    swarm.settle()  # stopped once every node applied its leaving the backends
+    assert swarm.m.get_node("worker1").removing_since  # its task still runs
+    swarm.run_all()  # the agent reports it stopped; the next tick deletes the node
+    swarm.tick()
+    assert "worker1" not in [n.hostname for n in swarm.m.list_nodes()]
+    del swarm.nodes["worker1"]
+    swarm.settle()
+    assert hosts(swarm, swarm.current()) == ["manager1", "manager1", "worker2"]
+    assert swarm.m.get_task(moving.id).status.state.terminal
+
+
+def test_forced_removal_of_a_node_without_tasks_is_immediate(swarm):
+    swarm.m.remove_node("worker1", force=True)
+    with pytest.raises(NotFound):
+        swarm.m.get_node("worker1")
+
+
+def test_a_node_being_removed_that_goes_silent_is_deleted_without_waiting(swarm):
+    swarm.web(3)
     swarm.tick()
     swarm.settle()
+    swarm.m.remove_node("worker1", force=True)
+    del swarm.nodes["worker1"]  # its agent died meanwhile: nothing will report its task
+    swarm.advance(PERIOD * 4)
+    for name in ("manager1", "worker2"):
+        swarm.report(name)
+    swarm.tick()  # worker1 is found down, so its removal ends
     assert "worker1" not in [n.hostname for n in swarm.m.list_nodes()]
-    assert hosts(swarm, swarm.current()) == ["manager1", "manager1", "worker2"]
 
 
 def test_a_down_node_is_removed_without_force(swarm):
