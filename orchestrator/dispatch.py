@@ -6,7 +6,9 @@ Owns three jobs, all between the store and the agents:
   `digest()` can tell a long-poll whether the agent already has it.
 - `heartbeat(...)`: checks the node secret, marks the node READY, and moves each
   reported task status forward (never back; terminal is final).
-- `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN.
+- `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN; one whose
+  machine answered a probe since its last heartbeat (its daemon is restarting, its
+  tasks still run) gets RESTART_ALLOWANCE more, so a slow restart moves no task.
 
 Heartbeat times live in memory, as in swarmkit: a heartbeat that changes nothing
 writes nothing, so the store revision (which wakes every long-poll) moves only on
@@ -58,6 +60,10 @@ log = logging.getLogger(__name__)
 #: A node is DOWN after this many heartbeat periods of silence (swarmkit's grace).
 HEARTBEAT_GRACE_PERIODS = 3
 HEARTBEAT_FAILURE = "heartbeat failure"
+#: Seconds added to the grace of a silent node whose machine answers probes: a daemon
+#: restart (interpreter, imports, adopting the tasks) takes about 2 s on a loaded box,
+#: whatever the heartbeat period, so this is a time, not a number of periods.
+RESTART_ALLOWANCE = 5.0
 
 
 def on_node(task: Task, node_id: str) -> bool:
@@ -216,6 +222,8 @@ class Dispatcher:
         self._store = store
         self._started_at = started_at
         self._last_seen: dict[str, float] = {}
+        #: When a probe last found each node's machine up (see orchestrator.liveness).
+        self._answered: dict[str, float] = {}
         #: The digest of the desired state each node last reported as applied.
         self._applied: dict[str, str] = {}
 
@@ -228,6 +236,11 @@ class Dispatcher:
 
     def forget(self, node_id: str) -> None:
         self._last_seen.pop(node_id, None)
+        self._answered.pop(node_id, None)
+
+    def answered(self, node_id: str, now: float) -> None:
+        """A probe found the node's machine up: its silence is a daemon restarting."""
+        self._answered[node_id] = now
 
     def desired_state(self, node_id: str) -> NodeDesiredState:
         if self._store.get("node", node_id, Node) is None:
@@ -296,11 +309,14 @@ class Dispatcher:
 
     def check_nodes(self, now: float, period: float) -> set[str]:
         """Mark silent nodes DOWN; returns the ids of the nodes newly DOWN."""
-        limit = HEARTBEAT_GRACE_PERIODS * period
         down: set[str] = set()
         with self._store.tx():
             for node in self._store.list("node", Node):
-                if node.status != NodeStatus.DOWN and now - self._silent_since(node) > limit:
+                since = self._silent_since(node)
+                limit = HEARTBEAT_GRACE_PERIODS * period
+                if self._answered.get(node.id, 0.0) > since:
+                    limit += RESTART_ALLOWANCE
+                if node.status != NodeStatus.DOWN and now - since > limit:
                     self._mark_down(node, now, HEARTBEAT_FAILURE)
                     down.add(node.id)
         return down

@@ -11,7 +11,9 @@ So the manager probes a Ready node once it has missed a heartbeat (SUSPECT_PERIO
 of silence), or at once when the node's assignments long-poll connection closes
 (its daemon died, maybe with its machine), and again on every tick while it stays
 silent: MISSES probes in a row without an answer within PROBE_TIMEOUT (or host
-unreachable) mark it DOWN at once; an answer leaves it to the usual grace period.
+unreachable) mark it DOWN at once; an answer gives it the usual grace period plus
+a restart allowance (orchestrator.dispatch.RESTART_ALLOWANCE), so that a daemon
+restarting slowly on a busy machine does not get its running tasks replaced.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Prober:
             probed_at = time.time()
             if await answers(addr, self._port):
                 self._misses.pop(node_id, None)
+                self.manager.mark_answered(node_id)
                 return
             self._misses[node_id] = self._misses.get(node_id, 0) + 1
             if self._misses[node_id] >= MISSES:

@@ -292,6 +292,11 @@ class Manager:
         with self._lock:
             return self._dispatcher.silent(self._clock(), silence)
 
+    def mark_answered(self, node_id: str) -> None:
+        """A probe found the node's machine up: give its daemon time to restart."""
+        with self._lock:
+            self._dispatcher.answered(node_id, self._clock())
+
     def mark_unreachable(self, node_id: str, why: str, probed_at: float) -> None:
         """A probe found the node's machine gone: DOWN now, its tasks replaced."""
         with self._lock:

@@ -159,7 +159,7 @@ def test_down_node_returning_shuts_its_replaced_tasks_and_force_spreads_again(la
     assert spread(lab) == list(NODES)
     old = next(t for t in web if lab.hostnames()[t["node_id"]] == "worker2")
     kill_daemon(lab, "worker2")  # the machine stays up: its task keeps running
-    wait_for("worker2 Down", lambda: lab.node_states()["worker2"] == "down", timeout=15)
+    wait_for("worker2 Down", lambda: lab.node_states()["worker2"] == "down", timeout=20)
     wait_for("3 tasks off worker2", lambda: "worker2" not in spread(lab) and len(spread(lab)) == 3)
     lab.lab("start", "worker2", check=True)
     wait_for("worker2 Ready", lambda: lab.node_states()["worker2"] == "ready", timeout=15)

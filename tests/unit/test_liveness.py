@@ -8,6 +8,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from orchestrator.dispatch import HEARTBEAT_GRACE_PERIODS, RESTART_ALLOWANCE
 from orchestrator.liveness import answers
 from tests.unit.test_manager import PERIOD, Swarm
 
@@ -62,3 +63,30 @@ def test_a_node_that_spoke_after_the_probe_started_is_not_marked_down(swarm):
     swarm.report("worker2")
     swarm.m.mark_unreachable(swarm.id("worker2"), "no answer", probed_at)
     assert swarm.m.get_node("worker2").status == "ready"
+
+
+def _states(swarm) -> dict[str, str]:
+    return {name: swarm.m.get_node(name).status for name in ("worker1", "worker2")}
+
+
+def test_a_silent_node_whose_machine_answers_gets_the_restart_allowance(swarm):
+    for name in swarm.nodes:
+        swarm.report(name)
+    swarm.advance(PERIOD * 1.2)
+    swarm.m.mark_answered(swarm.id("worker1"))  # a reset: the daemon is restarting
+    swarm.advance(HEARTBEAT_GRACE_PERIODS * PERIOD - PERIOD * 1.2 + 0.1)
+    swarm.tick()
+    assert _states(swarm) == {"worker1": "ready", "worker2": "down"}
+    swarm.advance(RESTART_ALLOWANCE)
+    swarm.tick()
+    assert _states(swarm) == {"worker1": "down", "worker2": "down"}
+
+
+def test_an_answer_from_before_the_last_heartbeat_extends_nothing(swarm):
+    swarm.m.mark_answered(swarm.id("worker1"))
+    swarm.advance(0.1)
+    for name in swarm.nodes:
+        swarm.report(name)
+    swarm.advance(HEARTBEAT_GRACE_PERIODS * PERIOD + 0.1)
+    swarm.tick()
+    assert _states(swarm) == {"worker1": "down", "worker2": "down"}
