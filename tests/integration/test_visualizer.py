@@ -5,7 +5,8 @@ namespace (`ip netns exec`), as a user's laptop on the underlay would: the page 
 loaded once from the manager's underlay address and must redraw by itself as tasks
 come. The browser runs as a child process (this file run as a script) answering one
 JSON line per command, so the test can act on the swarm between looks. The last
-look is saved as docs/visualizer.png.
+look is saved in the test's tmp dir, or where VXSWARM_SCREENSHOT says (to refresh
+docs/visualizer.png): a test run leaves the checkout as it found it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from netagent.lab.driver import VXSWARM, SwarmLab, running_lab, wait_for
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "visualizer.png"
+SCREENSHOT_ENV = "VXSWARM_SCREENSHOT"
 MANAGER_URL = "http://192.168.56.11:2377"
 
 
@@ -144,7 +145,10 @@ def expected(lab: SwarmLab, tasks: list[dict]) -> dict[str, tuple[str, str]]:
     return {name(t): (hosts[t["node_id"]], t["status"]["state"]) for t in tasks}
 
 
-def test_page_shows_every_node_task_and_network_and_a_scaled_up_task_appears(lab, browser):
+def test_page_shows_every_node_task_and_network_and_a_scaled_up_task_appears(
+    lab, browser, tmp_path
+):
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "visualizer.png").resolve()
     page = browser.wait_until("three node columns", lambda p: len(p["nodes"]) == 3)
     assert page["status"] == "live", page
     columns = {n["node"]: n for n in page["nodes"]}
@@ -183,9 +187,9 @@ def test_page_shows_every_node_task_and_network_and_a_scaled_up_task_appears(lab
         )
         assert page["loads"] == 1, "the page was reloaded"
         assert any("*:8080->80/tcp" in s for s in page["services"])
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        assert browser.ask("screenshot", path=str(SCREENSHOT)) == {"saved": str(SCREENSHOT)}
-        assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        assert browser.ask("screenshot", path=str(shot)) == {"saved": str(shot)}
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     browser.wait_until("the removed service's cards to go", lambda p: not cards(p, "web"))
 
