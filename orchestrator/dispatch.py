@@ -309,14 +309,15 @@ class Dispatcher:
 
     def check_nodes(self, now: float, period: float) -> set[str]:
         """Mark silent nodes DOWN; returns the ids of the nodes newly DOWN."""
+        grace = HEARTBEAT_GRACE_PERIODS * period
         down: set[str] = set()
         with self._store.tx():
             for node in self._store.list("node", Node):
+                if node.status == NodeStatus.DOWN:
+                    continue
                 since = self._silent_since(node)
-                limit = HEARTBEAT_GRACE_PERIODS * period
-                if self._answered.get(node.id, 0.0) > since:
-                    limit += RESTART_ALLOWANCE
-                if node.status != NodeStatus.DOWN and now - since > limit:
+                restarting = self._answered.get(node.id, 0.0) > since
+                if now - since > grace + (RESTART_ALLOWANCE if restarting else 0.0):
                     self._mark_down(node, now, HEARTBEAT_FAILURE)
                     down.add(node.id)
         return down
