@@ -24,6 +24,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from netagent.desired import NodeDesiredState, TaskStatus
+from netagent.patch import InvalidPatch, StatePatch, apply_patch
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Vxswarm-Secret"
@@ -76,8 +77,13 @@ class HeartbeatResponse(_Wire):
 
 
 class Assignments(_Wire):
+    """The node's desired state (digest `digest`): whole in `state`, or in `patch` as a
+    change to the state of digest `base`, the one the node said it applied."""
+
     digest: str
-    state: NodeDesiredState
+    state: NodeDesiredState | None = None
+    base: str = ""
+    patch: StatePatch | None = None
 
 
 class Session:
@@ -102,6 +108,8 @@ class Session:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self.applied_digest = ""
+        #: The state of `applied_digest`: what the next patch is applied to.
+        self._applied: NodeDesiredState | None = None
         self.period = identity.heartbeat_period
         self._http = httpx.Client(
             base_url=f"http://{identity.manager_addr}",
@@ -176,10 +184,26 @@ class Session:
                 continue
             if got.digest == self.applied_digest:
                 continue
+            state = self._state_of(got)
+            if state is None:
+                continue
             try:
-                self._apply(got.state)
-                self.applied_digest = got.digest
+                self._apply(state)
+                self.applied_digest, self._applied = got.digest, state
             except Exception:
                 log.exception("applying desired state version %s failed", got.state.version)
                 self._stop.wait(1.0)
             self._wake.set()
+
+    def _state_of(self, got: Assignments) -> NodeDesiredState | None:
+        """The whole state `got` stands for; None (and the next poll asks for the whole
+        state) when it is a patch of a state this session does not hold."""
+        if got.patch is None:
+            return got.state
+        if self._applied is not None and got.base == self.applied_digest:
+            try:
+                return apply_patch(self._applied, got.patch)
+            except InvalidPatch as err:
+                log.warning("patch to %s refused: %s", got.digest[:12], err)
+        self.applied_digest, self._applied = "", None
+        return None

@@ -3,7 +3,9 @@
 Owns three jobs, all between the store and the agents:
 - `desired_state(node_id)`: the node's `NodeDesiredState` (the one contract with
   the data plane), sorted so that equal content serialises to equal bytes and
-  `digest()` can tell a long-poll whether the agent already has it.
+  `digest()` can tell a long-poll whether the agent already has it. `assignments()`
+  sends it as a patch of the state last sent to the node when the node polls with
+  that state's digest (it applied it), whole otherwise (netagent.patch).
 - `heartbeat(...)`: checks the node secret, marks the node READY, and moves each
   reported task status forward (never back; terminal is final).
 - `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN; one whose
@@ -36,6 +38,8 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.errors import NotFound
+from netagent.patch import diff_states
+from netagent.session import Assignments
 from orchestrator.endpoint_state import (
     host_ports,
     ingress_sandbox_peers,
@@ -226,6 +230,8 @@ class Dispatcher:
         self._answered: dict[str, float] = {}
         #: The digest of the desired state each node last reported as applied.
         self._applied: dict[str, str] = {}
+        #: Per node, the last state its long-poll was answered with, and its digest.
+        self._sent: dict[str, tuple[str, NodeDesiredState]] = {}
 
     def last_seen(self, node_id: str) -> float:
         """When the node last heartbeated (this manager's run); 0.0 if not since start."""
@@ -237,6 +243,7 @@ class Dispatcher:
     def forget(self, node_id: str) -> None:
         self._last_seen.pop(node_id, None)
         self._answered.pop(node_id, None)
+        self._sent.pop(node_id, None)
 
     def answered(self, node_id: str, now: float) -> None:
         """A probe found the node's machine up: its silence is a daemon restarting."""
@@ -253,6 +260,16 @@ class Dispatcher:
             self._store.list("task", Task),
             self._store.list("service", Service),
         )
+
+    def assignments(self, node_id: str, have: str, state: NodeDesiredState, d: str) -> Assignments:
+        """The long-poll answer: `state` (digest `d`) as a patch of the last state sent
+        to the node if `have` says the node applied that one; whole otherwise (a new
+        session, a failed apply, another manager before this one)."""
+        sent = self._sent.get(node_id)
+        self._sent[node_id] = (d, state)
+        if have and sent is not None and sent[0] == have:
+            return Assignments(digest=d, base=have, patch=diff_states(sent[1], state))
+        return Assignments(digest=d, state=state)
 
     def synced(self) -> bool:
         """Has every READY node applied exactly what it should have now?"""

@@ -31,6 +31,7 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.errors import Conflict, InvalidArgument, Unavailable
+from netagent.session import Assignments
 from orchestrator import global_mode, network_ops, node_ops, service_ops, tokens
 from orchestrator.dispatch import Dispatcher
 from orchestrator.endpoints import address_book, make_ingress_network, new_ingress_address
@@ -323,6 +324,11 @@ class Manager:
     def desired_state(self, node_id: str) -> NodeDesiredState:
         with self._lock:
             return self._dispatcher.desired_state(node_id)
+
+    def assignments(self, node_id: str, have: str, state: NodeDesiredState, d: str) -> Assignments:
+        """A long-poll's answer for `state` (digest `d`), to a node that applied `have`."""
+        with self._lock:
+            return self._dispatcher.assignments(node_id, have, state, d)
 
     # -- networks --------------------------------------------------------------------
 

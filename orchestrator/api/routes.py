@@ -435,7 +435,7 @@ async def assignments(request: web.Request) -> web.Response:
             d = digest(state)
             remaining = deadline - asyncio.get_running_loop().time()
             if d != have or remaining <= 0:
-                return json_response({"digest": d, "state": jsonable(state)})
+                return json_response(manager.assignments(node_id, have, state, d))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), remaining)
     except asyncio.CancelledError:
