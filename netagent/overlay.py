@@ -30,6 +30,7 @@ from pyroute2 import IPRoute
 from netagent import links, netns
 from netagent.changes import Change
 from netagent.desired import VXLAN_PORT, NetworkState, RemoteEndpoint, peer_key, task_mac
+from netagent.identity import IdentityMemo
 from netagent.names import SANDBOX_BRIDGE, Names
 from netagent.neighbours import Programmed, sync_fdb, sync_neighbours
 from netagent.netns import kernel_errors
@@ -154,6 +155,8 @@ class PeerMemory:
     #: last checked against, and the VXLAN device's index then.
     links: tuple | None = None
     vx_index: int = 0
+    #: Each peer's peer_key, computed once per peer object.
+    keys: IdentityMemo[RemoteEndpoint, tuple[int, str, int]] = field(default_factory=IdentityMemo)
 
 
 def sync_peers(
@@ -164,8 +167,9 @@ def sync_peers(
     memory: PeerMemory | None = None,
 ) -> list[Change]:
     """Make the FDB + neighbour entries on vx-<vni> equal `peers`, touching only the diff."""
-    keyed = {peer_key(p): p for p in peers}
     memory = memory or PeerMemory()
+    peers = tuple(peers)
+    keyed = dict(zip(memory.keys.values(peers, peer_key), peers, strict=True))
     now = time.monotonic()
     fdb_known, neigh_known = memory.fdb.known(now), memory.neigh.known(now)
     if memory.peers is not None and fdb_known is not None and neigh_known is not None:

@@ -12,8 +12,15 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Network
 
-from netagent.desired import NetworkState, NodeDesiredState, TaskAssignment, peer_key
+from netagent.desired import (
+    NetworkState,
+    NodeDesiredState,
+    RemoteEndpoint,
+    TaskAssignment,
+    peer_key,
+)
 from netagent.errors import InvalidArgument
+from netagent.identity import IdentityMemo
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 TASK_ID_RE = re.compile(r"^[a-z0-9]{12,64}$")
@@ -35,6 +42,8 @@ def check_mac(mac: str, what: str) -> None:
 
 #: Peers already found valid, per subnet: an apply checks only the endpoints that are new.
 _valid_peers: dict[IPv4Network, set[tuple[int, str, int]]] = {}
+#: Per network, the peers checked at the last apply, by object (netagent.identity).
+_checked_peers: dict[tuple[str, IPv4Network], IdentityMemo[RemoteEndpoint, None]] = {}
 
 
 def check_network(net: NetworkState) -> None:
@@ -49,10 +58,11 @@ def check_network(net: NetworkState) -> None:
     known = _valid_peers.setdefault(net.subnet, set())
     if len(known) > 100_000:  # bounded: a long-lived agent sees many endpoints come and go
         known.clear()
-    for peer in net.peers:
+
+    def check(peer: RemoteEndpoint) -> None:
         key = peer_key(peer)
         if key in known:
-            continue
+            return
         check_mac(peer.mac, f"peer {peer.ip} on network {net.name!r}")
         if peer.ip not in net.subnet:
             raise _bad(
@@ -61,6 +71,8 @@ def check_network(net: NetworkState) -> None:
                 str(peer.ip),
             )
         known.add(key)
+
+    _checked_peers.setdefault((net.id, net.subnet), IdentityMemo()).values(net.peers, check)
 
 
 def check_task(task: TaskAssignment, networks: dict[str, NetworkState]) -> None:

@@ -22,7 +22,8 @@ from ipaddress import IPv4Address
 
 from netagent import netns
 from netagent.changes import Change
-from netagent.desired import NodeDesiredState
+from netagent.desired import NodeDesiredState, ServiceEndpoint
+from netagent.identity import IdentityMemo
 from netagent.lb import conntrack, nft, rules
 from netagent.lb.ingress import IngressSandbox
 from netagent.lb.nodeports import node_ports
@@ -50,6 +51,8 @@ class LoadBalancer:
         self._ingress = IngressSandbox(names, self._loader)
         #: Per sandbox namespace, the backend addresses its load balancer had last.
         self._backends: dict[str, set[IPv4Address]] = {}
+        #: Per overlay sandbox, each service's backend addresses, once per service object.
+        self._backend_sets: dict[str, IdentityMemo[ServiceEndpoint, frozenset]] = {}
 
     @staticmethod
     def check(desired: NodeDesiredState) -> None:
@@ -100,11 +103,12 @@ class LoadBalancer:
 
     def _rebalance_gone(self, desired: NodeDesiredState) -> None:
         """Unanswered flows to backends that just left a sandbox are balanced again."""
-        now: dict[str, set[IPv4Address]] = {
-            self.names.overlay_ns(n.vni): conntrack.vip_backends(n.services)
-            for n in desired.networks
-            if not n.ingress
-        }
+        now: dict[str, set[IPv4Address]] = {}
+        for n in desired.networks:
+            if not n.ingress:
+                ns = self.names.overlay_ns(n.vni)
+                memo = self._backend_sets.setdefault(ns, IdentityMemo())
+                now[ns] = set().union(*memo.values(n.services, conntrack.service_backends))
         if desired.ingress is not None:
             now[self.names.ingress_ns()] = conntrack.ingress_backends(desired.ingress.ports)
         for ns, before in self._backends.items():

@@ -34,8 +34,9 @@ def ingress_backends(ports: Iterable) -> set[IPv4Address]:
     return {ip for p in ports for ip in p.backends}
 
 
-def vip_backends(services: Iterable) -> set[IPv4Address]:
-    return {b.ip for s in services if s.vip is not None for b in s.backends}
+def service_backends(service) -> frozenset[IPv4Address]:
+    """The addresses a service's VIP balances over (none without a VIP)."""
+    return frozenset(b.ip for b in service.backends) if service.vip is not None else frozenset()
 
 
 def entries(ns: str | None) -> list:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netagent.desired import PortProtocol
+from netagent.identity import IdentityMemo
 
 TABLE = "vxswarm"
 FAMILY = "ip"
@@ -192,8 +193,9 @@ def vip_table(
     on). Only this node's tasks can hairpin here, so the set stays small."""
     if not services:
         return ""
-    ordered = sorted(services, key=lambda s: (s.vip, s.key))
-    elements = [f"{s.vip} {comment(f'{s.name} VIP {s.vip}')} : jump svc-{s.key}" for s in ordered]
+    memo = _rendered_vips.setdefault(network, IdentityMemo())
+    ordered = sorted(memo.values(services, _render_vip))
+    elements = [element for _, element, _ in ordered]
     parts = [
         _map("vips", "ipv4_addr : verdict", elements),
         _chain(
@@ -215,9 +217,26 @@ def vip_table(
                 NAT_POSTROUTING,
             ),
         ]
-    for s in ordered:
-        parts.append(_verdict_chain(f"svc-{s.key}", f"{s.name} VIP {s.vip}", s.backends, None))
+    parts += [list(chain) for _, _, chain in ordered]
     return _table(parts)
+
+
+#: Per network, each service's map element and chain, rendered once per VipService
+#: object (netagent.lb.vip hands the same object over while the service is unchanged).
+_rendered_vips: dict[
+    str, IdentityMemo[VipService, tuple[tuple[int, str], str, tuple[str, ...]]]
+] = {}
+
+
+def _render_vip(s: VipService) -> tuple[tuple[int, str], str, tuple[str, ...]]:
+    """(sort key, vips map element, chain) of one service."""
+    what = f"{s.name} VIP {s.vip}"
+    element = f"{s.vip} {comment(what)} : jump svc-{s.key}"
+    return (
+        (int(s.vip), s.key),
+        element,
+        tuple(_verdict_chain_uncached(f"svc-{s.key}", what, s.backends, None)),
+    )
 
 
 def ingress_table(sandbox_ip: IPv4Address, ports: Sequence[IngressRule]) -> str:

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from netagent.desired import NetworkState, NodeDesiredState, ServiceEndpoint, service_key
 from netagent.errors import InvalidArgument
+from netagent.identity import IdentityMemo
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -44,25 +45,36 @@ def _check_in(ip: IPv4Address, net: NetworkState, what: str) -> None:
 
 
 def check_services(net: NetworkState) -> None:
-    vips: dict[IPv4Address, str] = {}
-    for svc in net.services:
+    def check(svc: ServiceEndpoint) -> int | None:
+        """The service's VIP as an int (None: no VIP), once it is found valid."""
         _check_name(svc.service_id, "service id", ID_RE)
         _check_name(svc.name, "service name")
         if svc.vip is not None:
             _check_in(svc.vip, net, f"the VIP of service {svc.name}")
-            if svc.vip in vips:
-                raise _bad(
-                    f"VIP {svc.vip} is given to services {vips[svc.vip]} and {svc.name} on "
-                    f"network {net.name!r}: expected one service per VIP",
-                    str(svc.vip),
-                )
-            vips[svc.vip] = svc.name
         key = (service_key(svc), str(net.subnet), int(net.gateway))
         if key not in _valid_backends:
             _check_backends(svc, net.subnet, net.gateway, net.name)
             if len(_valid_backends) > 8192:
                 _valid_backends.clear()
             _valid_backends.add(key)
+        return int(svc.vip) if svc.vip is not None else None
+
+    memo = _checked.setdefault((net.id, net.subnet, net.gateway), IdentityMemo())
+    vips: dict[int, str] = {}
+    for svc, vip in zip(net.services, memo.values(net.services, check), strict=True):
+        if vip is None:
+            continue
+        if vip in vips:
+            raise _bad(
+                f"VIP {svc.vip} is given to services {vips[vip]} and {svc.name} on "
+                f"network {net.name!r}: expected one service per VIP",
+                str(svc.vip),
+            )
+        vips[vip] = svc.name
+
+
+#: Per network, the services checked at the last apply, by object (netagent.identity).
+_checked: dict[tuple[str, IPv4Network, IPv4Address], IdentityMemo[ServiceEndpoint, int | None]] = {}
 
 
 #: Services whose backends were found valid (by service_key and network): only a

@@ -44,10 +44,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from netagent import links, netns
 from netagent.changes import Change
 from netagent.desired import EndpointMode, NetworkState, ServiceEndpoint, service_key, task_mac
+from netagent.identity import IdentityMemo
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
 from netagent.names import SANDBOX_BRIDGE, Names
@@ -89,6 +92,26 @@ def _vip_service(s: ServiceEndpoint) -> tuple[rules.VipService, tuple[tuple[str,
     return hit
 
 
+@dataclass(frozen=True)
+class _Derived:
+    """What a sandbox needs of one service, derived once per service object."""
+
+    svc: rules.VipService
+    vip: tuple[str, str]  # the VIP neighbour on vx-<vni>: (VIP, its MAC)
+    neighbours: tuple[tuple[str, str], ...]  # the backends' on br0: (IP, MAC)
+    addresses: tuple[tuple[int, IPv4Address], ...]  # the backends' addresses
+
+
+def _derive(s: ServiceEndpoint) -> _Derived:
+    svc, neighbours = _vip_service(s)
+    return _Derived(
+        svc=svc,
+        vip=(str(svc.vip), task_mac(svc.vip)),
+        neighbours=neighbours,
+        addresses=tuple((int(t.ip), t.ip) for t in svc.backends),
+    )
+
+
 def vip_services(net: NetworkState) -> list[rules.VipService]:
     """The services load-balanced on `net`: mode vip, with a VIP, not the ingress network."""
     return [_vip_service(s)[0] for s in _balanced(net)]
@@ -112,14 +135,17 @@ class VipBalancer:
         self._memory: dict[str, tuple[Programmed, Programmed]] = {}
         #: sandboxes whose sysctls are set (once per sandbox per daemon life).
         self._prepared: set[str] = set()
+        #: sandbox ns -> each service's derived form, reused while it is the same object.
+        self._derived: dict[str, IdentityMemo[ServiceEndpoint, _Derived]] = {}
 
     def sync(self, pool: netns.IprPool, net: NetworkState) -> list[Change]:
         """Make the sandbox of `net` balance its services' VIPs (and nothing else)."""
         sandbox = self.names.overlay_ns(net.vni)
-        converted = [_vip_service(s) for s in _balanced(net)]
-        services = [svc for svc, _ in converted]
-        vips = {str(s.vip): task_mac(s.vip) for s in services}
-        backends = dict(pair for _, pairs in converted for pair in pairs)
+        memo = self._derived.setdefault(sandbox, IdentityMemo())
+        derived = memo.values(_balanced(net), _derive)
+        services = [d.svc for d in derived]
+        vips = dict(d.vip for d in derived)
+        backends = dict(pair for d in derived for pair in d.neighbours)
         changes: list[Change] = []
         if services and sandbox not in self._prepared:
             for key, value in SANDBOX_SYSCTLS.items():
@@ -128,7 +154,7 @@ class VipBalancer:
         # This node's tasks: backends that are not remote peers.
         # By int: an IPv4Address hashes through hex(), thousands of times per apply.
         remote = {int(p.ip) for p in net.peers}
-        local = [t.ip for svc in services for t in svc.backends if int(t.ip) not in remote]
+        local = [ip for d in derived for n, ip in d.addresses if n not in remote]
         text = rules.vip_table(net.name, services, net.gateway, local)
         if self._loader.ensure(sandbox, text):
             what = f"{len(services)} VIP(s)" if text else "no VIP left"
@@ -160,7 +186,8 @@ class VipBalancer:
         """Drop what is known of sandboxes no longer desired (they are being removed;
         a network that comes back gets a fresh sandbox, set up again from scratch)."""
         keep = {self.names.overlay_ns(n.vni) for n in desired}
-        for sandbox in (set(self._synced) | self._prepared) - keep:
+        for sandbox in (set(self._synced) | self._prepared | set(self._derived)) - keep:
+            self._derived.pop(sandbox, None)
             self._synced.pop(sandbox, None)
             self._memory.pop(sandbox, None)
             self._prepared.discard(sandbox)

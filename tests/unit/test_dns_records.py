@@ -9,7 +9,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from netagent.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
 from netagent.dns import wire
-from netagent.dns.records import Tables, network_records, reverse_name, wire_name
+from netagent.dns.records import Tables, _pack, network_records, reverse_name, wire_name
 from netagent.dns.resolvconf import render
 from netagent.errors import InvalidArgument
 
@@ -122,10 +122,28 @@ def test_a_bad_alias_refuses_the_whole_table():
 def test_unchanged_networks_reuse_their_packing_and_changed_ones_are_rebuilt():
     first = Tables([net("n1", "webnet", WEB), net("n2", "other", API)])
     again = Tables([net("n1", "webnet", WEB), net("n2", "other")], previous=first)
-    assert again.records["n1"] is first.records["n1"]
-    assert again.records["n2"] is not first.records["n2"]
-    assert dict(again.records["n2"].a) == {}
+    assert again.packed("n1") is first.packed("n1")
+    assert again.packed("n2") is not first.packed("n2")
+    assert again.packed("n2").a == {}
     assert ask(again, "api", nets=("n2",)) is None
+
+
+def test_tables_packed_service_by_service_equal_the_logical_records_packed():
+    # Names that collide: an alias equal to a service name, a dnsrr service, a task
+    # name reused, a VIP-less service: the precedence rules must hold piecewise too.
+    clash = ServiceEndpoint(
+        service_id="s7",
+        name="db",
+        mode=EndpointMode.DNSRR,
+        backends=(backend(1, "10.0.0.20", "web"), backend(2, "10.0.0.21", "web")),
+    )
+    lonely = ServiceEndpoint(service_id="s8", name="Lonely", vip=IP("10.0.0.30"))
+    network = net("n1", "WebNet", WEB, API, clash, lonely)
+    tables = Tables([network], ttl=7)
+    assert tables.packed("n1") == _pack(network_records(network), 7)
+    changed = net("n1", "WebNet", WEB, clash)
+    again = Tables([changed], ttl=7, previous=tables)
+    assert again.packed("n1") == _pack(network_records(changed), 7)
 
 
 def test_bad_ttl_is_refused():
