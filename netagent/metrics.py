@@ -7,6 +7,7 @@ one process, as in tests, never share or collide on a series.
 Two kinds of metric, chosen by where the truth lives:
 - events, counted or timed as they happen by the code that does them: data-plane
   applies, manager reconcile ticks, nft table loads, heartbeats sent and received,
+  desired states received (whole or as patches),
   API requests, drift repairs (`repaired`, for the drift-repair work to call);
 - state that other objects already keep, read only when scraped (`watch`): the
   tasks on this node (the data plane's statuses), the cluster's tasks and nodes
@@ -213,6 +214,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.assignments_received = Counter(
+            "vxswarm_assignments_received",
+            "Desired states this agent received (form: whole, patch, or refused: a patch "
+            "of a state it does not hold, so it asked for the whole state).",
+            ["form"],
+            registry=r,
+        )
         self.heartbeats_received = Counter(
             "vxswarm_heartbeats_received",
             "Heartbeats this manager accepted from nodes.",
@@ -250,6 +258,9 @@ class Metrics:
 
     def heartbeat_sent(self, result: str) -> None:
         self.heartbeats_sent.labels(result=result).inc()
+
+    def assignment_received(self, form: str) -> None:
+        self.assignments_received.labels(form=form).inc()
 
     def heartbeat_received(self) -> None:
         self.heartbeats_received.inc()

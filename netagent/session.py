@@ -97,6 +97,7 @@ class Session:
         statuses: Callable[[], list[TaskStatus]],
         on_rejected: Callable[[str], None] | None = None,
         on_heartbeat: Callable[[str], None] | None = None,
+        on_assignments: Callable[[str], None] | None = None,
     ):
         self.identity = identity
         self._apply = apply
@@ -104,6 +105,8 @@ class Session:
         self._on_rejected = on_rejected
         #: Told how each heartbeat went: "ok", "refused" (an HTTP error) or "unreachable".
         self._on_heartbeat = on_heartbeat or (lambda _result: None)
+        #: Told the form of each desired state received: "whole", "patch" or "refused".
+        self._on_assignments = on_assignments or (lambda _form: None)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -199,11 +202,15 @@ class Session:
         """The whole state `got` stands for; None (and the next poll asks for the whole
         state) when it is a patch of a state this session does not hold."""
         if got.patch is None:
+            self._on_assignments("whole")
             return got.state
         if self._applied is not None and got.base == self.applied_digest:
             try:
-                return apply_patch(self._applied, got.patch)
+                state = apply_patch(self._applied, got.patch)
+                self._on_assignments("patch")
+                return state
             except InvalidPatch as err:
                 log.warning("patch to %s refused: %s", got.digest[:12], err)
+        self._on_assignments("refused")
         self.applied_digest, self._applied = "", None
         return None

@@ -144,6 +144,7 @@ class Daemon:
             statuses=self.dataplane.statuses,
             on_rejected=lambda msg: log.error("removed from the swarm by the manager: %s", msg),
             on_heartbeat=self.metrics.heartbeat_sent,
+            on_assignments=self.metrics.assignment_received,
         )
         self.session.start()
         self.self_check = SelfCheck(self.dataplane, self.cfg.self_check)

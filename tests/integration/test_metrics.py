@@ -20,6 +20,7 @@ FAMILIES = (
     "vxswarm_apply_seconds",
     "vxswarm_rule_sync_seconds",
     "vxswarm_heartbeats_sent",
+    "vxswarm_assignments_received",
     "vxswarm_repairs",
     "vxswarm_dns_answers",
 )
@@ -157,6 +158,10 @@ def test_scale_moves_task_gauges_and_times_applies_ticks_and_rule_loads(lab):
                 delta(b, a, "vxswarm_rule_sync_seconds_count", mode=m) for m in ("delta", "replace")
             )
             assert loads >= 1, node
+            # The change came as a patch of the state the node had applied.
+            assert delta(b, a, "vxswarm_assignments_received_total", form="patch") >= 1, node
+            assert delta(b, a, "vxswarm_assignments_received_total", form="whole") == 0, node
+            assert delta(b, a, "vxswarm_assignments_received_total", form="refused") == 0, node
         wait_for(
             "worker1's heartbeats to be sent and the manager's to be received",
             lambda: (

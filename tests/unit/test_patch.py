@@ -159,7 +159,10 @@ def test_a_session_rebuilds_a_patch_on_the_state_it_applied_and_otherwise_asks_f
         addr=IPv4Address("192.168.56.12"),
         heartbeat_period=1.0,
     )
-    session = Session(identity, apply=lambda _state: None, statuses=list)
+    forms: list[str] = []
+    session = Session(
+        identity, apply=lambda _state: None, statuses=list, on_assignments=forms.append
+    )
     try:
         first, second = _state(1, 3, 3), _state(2, 2, 2)
         got = Assignments(digest="d2", base="d1", patch=diff_states(first, second))
@@ -168,5 +171,7 @@ def test_a_session_rebuilds_a_patch_on_the_state_it_applied_and_otherwise_asks_f
         assert session._state_of(got) == second
         session.applied_digest = "d0"  # applied something else since
         assert session._state_of(got) is None and session.applied_digest == ""
+        assert session._state_of(Assignments(digest="d1", state=first)) == first
+        assert forms == ["refused", "patch", "refused", "whole"]
     finally:
         session.stop()
