@@ -1,5 +1,9 @@
 """DNS benchmark: the embedded resolver against dnsmasq, with dnsperf, side by side.
 
+A third server, the floor, is the cheapest UDP responder Python can be: one thread doing
+recvfrom, one dict lookup and sendto of an empty answer. No Python server can beat it, so
+its row says how far a Python resolver could go on this machine at all.
+
 Both serve the same 1,000 names (100 services: the service name, tasks.<service> and 8
 task names each) from a namespace of their own: the resolver attached to a fresh netns at
 127.0.0.11 like in a task, dnsmasq in another netns on 127.0.0.1 with the names in an
@@ -34,6 +38,7 @@ from netagent.desired import Backend, NetworkState, ServiceEndpoint
 from netagent.dns import Resolver
 
 ROOT = Path(__file__).resolve().parent.parent
+FLOOR = "floor: bare Python UDP loop"
 SERVICES = 100
 TASKS_PER_SERVICE = 8
 
@@ -137,6 +142,22 @@ def latencies(ns: str, server: str, queries: Path, seconds: int) -> tuple[float,
     return statistics.median(lat) * 1000, lat[int(len(lat) * 0.99)] * 1000, lost
 
 
+#: The floor (see the module docstring): recvfrom, one dict lookup, sendto of the query
+#: with QR set (an answer with no records). A process of its own, like dnsmasq.
+FLOOR_SERVER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+answers = {}
+while True:
+    data, addr = s.recvfrom(513)
+    tail = answers.get(data[2:])
+    if tail is None:
+        tail = answers[data[2:]] = bytes((data[2] | 0x80, 0)) + data[4:]
+    s.sendto(data[:2] + tail, addr)
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=10)
@@ -151,11 +172,16 @@ def main() -> None:
     hosts.write_text("".join(f"{ip} {name}\n" for name, ip in names))
     tag = secrets.token_hex(2)
     ours, theirs = f"vxdnsb-{tag}-vx", f"vxdnsb-{tag}-dnsmasq"
+    bare_ns = f"vxdnsb-{tag}-floor"
     resolver = Resolver(upstreams=[])
-    dnsmasq = None
+    dnsmasq = bare = None
     try:
         netns(ours)
         netns(theirs)
+        netns(bare_ns)
+        bare = subprocess.Popen(
+            ["ip", "netns", "exec", bare_ns, sys.executable, "-c", FLOOR_SERVER]
+        )
         resolver.start()
         resolver.update([net])
         resolver.attach("bench", ours, ["bench"])
@@ -183,6 +209,7 @@ def main() -> None:
         for label, ns, server, cpu in (
             ("vxswarm resolver", ours, "127.0.0.11", _self_cpu),
             ("dnsmasq 2.90", theirs, "127.0.0.1", _pid_cpu(dnsmasq.pid)),
+            (FLOOR, bare_ns, "127.0.0.1", _pid_cpu(bare.pid)),
         ):
             tp = throughput(ns, server, queries, args.seconds, cpu)
             p50, p99, lost = latencies(ns, server, queries, args.seconds)
@@ -195,13 +222,17 @@ def main() -> None:
             )
     finally:
         resolver.close()
+        if bare:
+            bare.kill()
+            bare.wait()
         if dnsmasq:
             dnsmasq.kill()
             dnsmasq.wait()
-        for ns in (ours, theirs):
+        for ns in (ours, theirs, bare_ns):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
     ours_tp, theirs_tp = rows["vxswarm resolver"][0], rows["dnsmasq 2.90"][0]
     ratio = ours_tp.qps / theirs_tp.qps
+    floor_tp = rows[FLOOR][0]
     body = "\n".join(
         [
             f"Measured {time.strftime('%Y-%m-%d')} on this project's 2-core machine: "
@@ -221,7 +252,9 @@ def main() -> None:
             f"Ratio vxswarm / dnsmasq: {ratio:.2f}× queries/s (goal ≥ 1.5× with p99 ≤ 1 ms); "
             f"CPU per query {ours_tp.server_us_per_query / theirs_tp.server_us_per_query:.2f}× "
             "dnsmasq's. dnsperf's CPU is the load generator's: on 2 cores, what it and the "
-            "server use together cannot exceed 2.",
+            "server use together cannot exceed 2. The floor, a Python loop that does nothing "
+            f"but receive and send, reaches {floor_tp.qps / theirs_tp.qps:.2f}× dnsmasq's "
+            f"queries/s; the resolver reaches {ours_tp.qps / floor_tp.qps:.2f}× the floor's.",
         ]
     )
     print(body)
