@@ -151,6 +151,8 @@ class DataPlane:
                     self._gw_ready = True
                 for net in desired.networks:
                     self._ensure_network(pool, net, result)
+                for vni in set(self._peer_memory) - self._desired_vnis:
+                    del self._peer_memory[vni]  # its sandbox goes; a new one starts afresh
                 if self._dns is not None:
                     # Before any task starts or stops: answers follow the cluster at once.
                     self._dns.update(desired.networks)

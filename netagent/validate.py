@@ -132,6 +132,8 @@ def check_desired(desired: NodeDesiredState) -> None:
         check_network(net)
         networks[net.id] = net
         vnis[net.vni] = net.name
+    for key in [k for k in _checked_peers if k[0] not in networks]:
+        del _checked_peers[key]  # a network gone from this node: let its peers go
     ids: set[str] = set()
     addresses: dict[tuple[str, str], str] = {}
     for task in desired.tasks:

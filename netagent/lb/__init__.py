@@ -120,6 +120,7 @@ class LoadBalancer:
                     target=conntrack.forget_unanswered, args=(ns, gone), daemon=True
                 ).start()
         self._backends = now
+        self._backend_sets = {ns: m for ns, m in self._backend_sets.items() if ns in now}
 
     def forget(self, ns: str | None) -> None:
         """Forget what was loaded or set in namespace `ns` (its table, VIP neighbours,

@@ -183,8 +183,12 @@ def vip_table(
     services: Sequence[VipService],
     gateway: IPv4Address | None = None,
     local: Iterable[IPv4Address] = (),
+    memo: IdentityMemo[VipService, RenderedVip] | None = None,
 ) -> str:
     """The overlay sandbox's table; '' when no service has a VIP there.
+
+    `memo`: where each service's element and chain are kept between calls, so a
+    service that is the same object as in the last call is not rendered again.
 
     With `gateway` (the sandbox's br0 address): hairpin NAT for the `local` tasks. When a
     task's connection to its own service's VIP is DNATed to the task itself, the source
@@ -193,8 +197,7 @@ def vip_table(
     on). Only this node's tasks can hairpin here, so the set stays small."""
     if not services:
         return ""
-    memo = _rendered_vips.setdefault(network, IdentityMemo())
-    ordered = sorted(memo.values(services, _render_vip))
+    ordered = sorted((memo or IdentityMemo()).values(services, _render_vip))
     elements = [element for _, element, _ in ordered]
     parts = [
         _map("vips", "ipv4_addr : verdict", elements),
@@ -221,15 +224,11 @@ def vip_table(
     return _table(parts)
 
 
-#: Per network, each service's map element and chain, rendered once per VipService
-#: object (netagent.lb.vip hands the same object over while the service is unchanged).
-_rendered_vips: dict[
-    str, IdentityMemo[VipService, tuple[tuple[int, str], str, tuple[str, ...]]]
-] = {}
+#: A service in the VIP table: (sort key, vips map element, chain).
+RenderedVip = tuple[tuple[int, str], str, tuple[str, ...]]
 
 
-def _render_vip(s: VipService) -> tuple[tuple[int, str], str, tuple[str, ...]]:
-    """(sort key, vips map element, chain) of one service."""
+def _render_vip(s: VipService) -> RenderedVip:
     what = f"{s.name} VIP {s.vip}"
     element = f"{s.vip} {comment(what)} : jump svc-{s.key}"
     return (

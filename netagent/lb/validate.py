@@ -102,6 +102,8 @@ def check_lb(desired: NodeDesiredState) -> None:
     networks = {n.id: n for n in desired.networks}
     for net in desired.networks:
         check_services(net)
+    for key in [k for k in _checked if k[0] not in networks]:
+        del _checked[key]  # a network gone from this node: let its services go
     used: dict[tuple[str, int], str] = {}
 
     def claim(protocol: str, published: int, who: str) -> None:

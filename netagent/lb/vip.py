@@ -137,6 +137,8 @@ class VipBalancer:
         self._prepared: set[str] = set()
         #: sandbox ns -> each service's derived form, reused while it is the same object.
         self._derived: dict[str, IdentityMemo[ServiceEndpoint, _Derived]] = {}
+        #: sandbox ns -> each service's part of the table text, the same way.
+        self._rendered: dict[str, IdentityMemo[rules.VipService, rules.RenderedVip]] = {}
 
     def sync(self, pool: netns.IprPool, net: NetworkState) -> list[Change]:
         """Make the sandbox of `net` balance its services' VIPs (and nothing else)."""
@@ -155,7 +157,8 @@ class VipBalancer:
         # By int: an IPv4Address hashes through hex(), thousands of times per apply.
         remote = {int(p.ip) for p in net.peers}
         local = [ip for d in derived for n, ip in d.addresses if n not in remote]
-        text = rules.vip_table(net.name, services, net.gateway, local)
+        rendered = self._rendered.setdefault(sandbox, IdentityMemo())
+        text = rules.vip_table(net.name, services, net.gateway, local, rendered)
         if self._loader.ensure(sandbox, text):
             what = f"{len(services)} VIP(s)" if text else "no VIP left"
             changes.append(Change("update", f"nft table ip vxswarm in {sandbox}", what))
@@ -186,8 +189,11 @@ class VipBalancer:
         """Drop what is known of sandboxes no longer desired (they are being removed;
         a network that comes back gets a fresh sandbox, set up again from scratch)."""
         keep = {self.names.overlay_ns(n.vni) for n in desired}
-        for sandbox in (set(self._synced) | self._prepared | set(self._derived)) - keep:
+        for sandbox in (
+            set(self._synced) | self._prepared | set(self._derived) | set(self._rendered)
+        ) - keep:
             self._derived.pop(sandbox, None)
+            self._rendered.pop(sandbox, None)
             self._synced.pop(sandbox, None)
             self._memory.pop(sandbox, None)
             self._prepared.discard(sandbox)
