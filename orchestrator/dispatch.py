@@ -3,9 +3,9 @@
 Owns three jobs, all between the store and the agents:
 - `desired_state(node_id)`: the node's `NodeDesiredState` (the one contract with
   the data plane), sorted so that equal content serialises to equal bytes and
-  `digest()` can tell a long-poll whether the agent already has it. `assignments()`
-  sends it as a patch of the state last sent to the node when the node polls with
-  that state's digest (it applied it), whole otherwise (netagent.patch).
+  `digest()` can tell a long-poll whether the agent already has it. `sending()`
+  tells whether it can go as a patch of the state last sent to the node: when the
+  node polls with that state's digest (it applied it); whole otherwise (netagent.patch).
 - `heartbeat(...)`: checks the node secret, marks the node READY, and moves each
   reported task status forward (never back; terminal is final).
 - `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN; one whose
@@ -38,8 +38,6 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.errors import NotFound
-from netagent.patch import diff_states
-from netagent.session import Assignments
 from orchestrator.endpoint_state import (
     host_ports,
     ingress_sandbox_peers,
@@ -261,15 +259,15 @@ class Dispatcher:
             self._store.list("service", Service),
         )
 
-    def assignments(self, node_id: str, have: str, state: NodeDesiredState, d: str) -> Assignments:
-        """The long-poll answer: `state` (digest `d`) as a patch of the last state sent
-        to the node if `have` says the node applied that one; whole otherwise (a new
-        session, a failed apply, another manager before this one)."""
+    def sending(
+        self, node_id: str, have: str, state: NodeDesiredState, d: str
+    ) -> NodeDesiredState | None:
+        """Record that `state` (digest `d`) is sent to the node; the state it can be sent
+        as a patch of: the last one sent, if `have` says the node applied it. None: send
+        it whole (a new session, a failed apply, another manager before this one)."""
         sent = self._sent.get(node_id)
         self._sent[node_id] = (d, state)
-        if have and sent is not None and sent[0] == have:
-            return Assignments(digest=d, base=have, patch=diff_states(sent[1], state))
-        return Assignments(digest=d, state=state)
+        return sent[1] if have and sent is not None and sent[0] == have else None
 
     def synced(self) -> bool:
         """Has every READY node applied exactly what it should have now?"""

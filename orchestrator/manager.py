@@ -31,6 +31,7 @@ from netagent.desired import (
     TaskStatus,
 )
 from netagent.errors import Conflict, InvalidArgument, Unavailable
+from netagent.patch import diff_states
 from netagent.session import Assignments
 from orchestrator import global_mode, network_ops, node_ops, service_ops, tokens
 from orchestrator.dispatch import Dispatcher
@@ -328,7 +329,11 @@ class Manager:
     def assignments(self, node_id: str, have: str, state: NodeDesiredState, d: str) -> Assignments:
         """A long-poll's answer for `state` (digest `d`), to a node that applied `have`."""
         with self._lock:
-            return self._dispatcher.assignments(node_id, have, state, d)
+            base = self._dispatcher.sending(node_id, have, state, d)
+        if base is None:
+            return Assignments(digest=d, state=state)
+        # Outside the lock: a diff of a big state takes milliseconds, and needs no store.
+        return Assignments(digest=d, base=have, patch=diff_states(base, state))
 
     # -- networks --------------------------------------------------------------------
 
