@@ -50,6 +50,9 @@ class NetworkPatch(_Frozen):
 
 
 class StatePatch(_Frozen):
+    """A NodeDesiredState as a change to another (see diff_states); the small parts
+    (ingress, host ports) come whole."""
+
     node_id: str
     version: int
     networks: tuple[NetworkPatch, ...] = ()
