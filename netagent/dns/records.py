@@ -38,6 +38,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Generic, TypeVar
 
 from netagent.desired import EndpointMode, NetworkState, ServiceEndpoint
 from netagent.errors import InvalidArgument
@@ -74,36 +75,82 @@ def network_records(net: NetworkState) -> NetworkRecords:
     """Every name and reverse name of `net` (see the module docstring for the rules)."""
     if net.ingress:
         return NetworkRecords(net.id, net.name, {}, {})
-    services: dict[str, tuple[IPv4Address, ...]] = {}
-    tasks: dict[str, tuple[IPv4Address, ...]] = {}
-    aliases: dict[str, list[IPv4Address]] = {}
-    ptr: dict[str, str] = {}
     suffix = "." + net.name.lower()
-    for svc in net.services:
-        name = svc.name.lower()
-        backend_ips = tuple(b.ip for b in svc.backends)
-        if svc.mode == EndpointMode.VIP:
-            services.setdefault(name, () if svc.vip is None else (svc.vip,))
-            if svc.vip is not None:
-                ptr.setdefault(reverse_name(svc.vip), name + suffix)
-        else:
-            services.setdefault(name, backend_ips)
-        services.setdefault("tasks." + name, backend_ips)
-        for b in svc.backends:
-            task_name = f"{b.task_name}.{b.task_id}".lower()
-            tasks.setdefault(task_name, (b.ip,))
-            ptr.setdefault(reverse_name(b.ip), task_name + suffix)
-            for alias in b.aliases:
-                ips = aliases.setdefault(alias.lower(), [])
-                if b.ip not in ips:
-                    ips.append(b.ip)
-    a: dict[str, tuple[IPv4Address, ...]] = {}
-    for table in (services, tasks, {k: tuple(v) for k, v in aliases.items()}):
-        for name, ips in table.items():
-            a.setdefault(name, ips)
-    for name, ips in list(a.items()):
-        a.setdefault(name + suffix, ips)
+    a, ptr = _claim(_names(svc, suffix) for svc in net.services)
     return NetworkRecords(net.id, net.name, a, ptr)
+
+
+K = TypeVar("K")  # a name: dotted (str), or on the wire (bytes)
+A = TypeVar("A")  # an address: IPv4Address, or a packed A record (bytes)
+P = TypeVar("P")  # a PTR target: a dotted name, or a packed PTR record (bytes)
+
+
+@dataclass(frozen=True)
+class _Fragment(Generic[K, A, P]):
+    """One service's names on its network, before a name claimed twice is settled.
+    Names come with their form carrying the network suffix."""
+
+    services: tuple[tuple[K, K, tuple[A, ...]], ...]  # <service>, tasks.<service>
+    tasks: tuple[tuple[K, K, tuple[A, ...]], ...]  # <task name>.<task id>
+    aliases: tuple[tuple[K, K, IPv4Address, A], ...]  # one per backend carrying it
+    ptr: tuple[tuple[K, P], ...]  # reverse name -> target
+
+
+def _names(svc: ServiceEndpoint, suffix: str) -> _Fragment[str, IPv4Address, str]:
+    def named(n: str, ips: tuple[IPv4Address, ...]) -> tuple[str, str, tuple[IPv4Address, ...]]:
+        return n, n + suffix, ips
+
+    name = svc.name.lower()
+    backend_ips = tuple(b.ip for b in svc.backends)
+    ptr = []
+    if svc.mode == EndpointMode.VIP:
+        own = named(name, () if svc.vip is None else (svc.vip,))
+        if svc.vip is not None:
+            ptr.append((reverse_name(svc.vip), name + suffix))
+    else:
+        own = named(name, backend_ips)
+    tasks, aliases = [], []
+    for b in svc.backends:
+        task_name = f"{b.task_name}.{b.task_id}".lower()
+        tasks.append(named(task_name, (b.ip,)))
+        ptr.append((reverse_name(b.ip), task_name + suffix))
+        aliases += [(al.lower(), al.lower() + suffix, b.ip, b.ip) for al in b.aliases]
+    return _Fragment(
+        services=(own, named("tasks." + name, backend_ips)),
+        tasks=tuple(tasks),
+        aliases=tuple(aliases),
+        ptr=tuple(ptr),
+    )
+
+
+def _claim(fragments: Iterable[_Fragment[K, A, P]]) -> tuple[dict[K, tuple[A, ...]], dict[K, P]]:
+    """The forward and reverse tables of a network from its services' fragments, in
+    order: inside the network a name claimed by a service wins over a task name, which
+    wins over an alias; then each name again with the network suffix."""
+    services: dict[K, tuple[K, K, tuple[A, ...]]] = {}
+    tasks: dict[K, tuple[K, K, tuple[A, ...]]] = {}
+    aliases: dict[K, tuple[K, list[IPv4Address], list[A]]] = {}
+    ptr: dict[K, P] = {}
+    for f in fragments:
+        for entry in f.services:
+            services.setdefault(entry[0], entry)
+        for entry in f.tasks:
+            tasks.setdefault(entry[0], entry)
+        for key, suffixed, ip, value in f.aliases:
+            _, ips, values = aliases.setdefault(key, (suffixed, [], []))
+            if ip not in ips:
+                ips.append(ip)
+                values.append(value)
+        for rev, target in f.ptr:
+            ptr.setdefault(rev, target)
+    named = [*services.values(), *tasks.values()]
+    named += [(k, suffixed, tuple(values)) for k, (suffixed, _, values) in aliases.items()]
+    a: dict[K, tuple[A, ...]] = {}
+    for key, _, values in named:
+        a.setdefault(key, values)
+    for _, suffixed, values in named:
+        a.setdefault(suffixed, values)
+    return a, ptr
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -209,92 +256,33 @@ class Tables:
         return sum(len(p.a) + len(p.ptr) for p in self._packed.values())
 
 
-def _pack(recs: NetworkRecords, ttl: int) -> PackedNetwork:
-    """The logical records on the wire; what `_pack_network` builds faster, piecewise."""
-    packed = PackedNetwork()
+def _packed(f: _Fragment[str, IPv4Address, str], ttl: int) -> _Fragment[bytes, bytes, bytes]:
+    """A service's fragment on the wire: names in wire form, ready A and PTR records."""
     head = a_record(IPv4Address(0), ttl)[:-4]  # everything of an A record but its address
-    for name, ips in recs.a.items():
-        packed.a[wire_name(name)] = tuple([head + ip.packed for ip in ips])
-    for rev, target in recs.ptr.items():
-        packed.ptr[wire_name(rev)] = ptr_record(target, ttl)
-    return packed
 
+    def named(entry: tuple[str, str, tuple[IPv4Address, ...]]):
+        name, suffixed, ips = entry
+        return wire_name(name), wire_name(suffixed), tuple([head + ip.packed for ip in ips])
 
-#: A name as packed: (wire name, wire name with the network suffix, A records).
-_Name = tuple[bytes, bytes, tuple[bytes, ...]]
-
-
-@dataclass(frozen=True)
-class _Fragment:
-    """One service's part of its network's tables, packed (see network_records)."""
-
-    services: tuple[_Name, ...]  # <service>, tasks.<service>
-    tasks: tuple[_Name, ...]  # <task name>.<task id>
-    aliases: tuple[tuple[bytes, bytes, IPv4Address, bytes], ...]  # wire, suffixed, IP, A
-    ptr: tuple[tuple[bytes, bytes], ...]  # wire reverse name, PTR record
-
-
-def _fragment(svc: ServiceEndpoint, suffix: str, ttl: int) -> _Fragment:
-    head = a_record(IPv4Address(0), ttl)[:-4]
-
-    def named(name: str, ips: Iterable[IPv4Address]) -> _Name:
-        return wire_name(name), wire_name(name + suffix), tuple([head + ip.packed for ip in ips])
-
-    name = svc.name.lower()
-    backend_ips = tuple(b.ip for b in svc.backends)
-    ptr = []
-    if svc.mode == EndpointMode.VIP:
-        own = named(name, () if svc.vip is None else (svc.vip,))
-        if svc.vip is not None:
-            ptr.append((wire_name(reverse_name(svc.vip)), ptr_record(name + suffix, ttl)))
-    else:
-        own = named(name, backend_ips)
-    tasks, aliases = [], []
-    for b in svc.backends:
-        task_name = f"{b.task_name}.{b.task_id}".lower()
-        tasks.append(named(task_name, (b.ip,)))
-        ptr.append((wire_name(reverse_name(b.ip)), ptr_record(task_name + suffix, ttl)))
-        for alias in b.aliases:
-            wire, suffixed, (record,) = named(alias.lower(), (b.ip,))
-            aliases.append((wire, suffixed, b.ip, record))
     return _Fragment(
-        services=(own, named("tasks." + name, backend_ips)),
-        tasks=tuple(tasks),
-        aliases=tuple(aliases),
-        ptr=tuple(ptr),
+        services=tuple(named(e) for e in f.services),
+        tasks=tuple(named(e) for e in f.tasks),
+        aliases=tuple(
+            (wire_name(k), wire_name(sk), ip, head + ip.packed) for k, sk, ip, _ in f.aliases
+        ),
+        ptr=tuple((wire_name(rev), ptr_record(target, ttl)) for rev, target in f.ptr),
     )
 
 
 def _pack_network(net: NetworkState, ttl: int, memo: IdentityMemo) -> PackedNetwork:
-    """`_pack(network_records(net), ttl)`, from each service's fragment (kept per
-    service object in `memo`), merged with the same precedence."""
-    packed = PackedNetwork()
+    """`network_records(net)` on the wire, from each service's packed fragment (kept
+    per service object in `memo`)."""
     if net.ingress:
-        return packed
+        return PackedNetwork()
     suffix = "." + net.name.lower()
-    fragments = memo.values(net.services, lambda svc: _fragment(svc, suffix, ttl))
-    services: dict[bytes, _Name] = {}
-    tasks: dict[bytes, _Name] = {}
-    aliases: dict[bytes, tuple[bytes, list[IPv4Address], list[bytes]]] = {}
-    for f in fragments:
-        for entry in f.services:
-            services.setdefault(entry[0], entry)
-        for entry in f.tasks:
-            tasks.setdefault(entry[0], entry)
-        for wire, suffixed, ip, record in f.aliases:
-            _, ips, records = aliases.setdefault(wire, (suffixed, [], []))
-            if ip not in ips:
-                ips.append(ip)
-                records.append(record)
-        for rev, record in f.ptr:
-            packed.ptr.setdefault(rev, record)
-    named = [*services.values(), *tasks.values()]
-    named += [(w, suffixed, tuple(records)) for w, (suffixed, _, records) in aliases.items()]
-    for wire, _, records in named:
-        packed.a.setdefault(wire, records)
-    for _, suffixed, records in named:
-        packed.a.setdefault(suffixed, records)
-    return packed
+    fragments = memo.values(net.services, lambda svc: _packed(_names(svc, suffix), ttl))
+    a, ptr = _claim(fragments)
+    return PackedNetwork(a, ptr)
 
 
 def _merge(packed: Iterable[PackedNetwork]) -> View:

@@ -69,12 +69,23 @@ SANDBOX_SYSCTLS = {
 }
 
 
-#: service_key -> (its VipService, its backends' neighbour entries): an unchanged
-#: service costs one cheap key per apply, not thousands of conversions.
-_converted: dict[tuple, tuple[rules.VipService, tuple[tuple[str, str], ...]]] = {}
+@dataclass(frozen=True)
+class _Converted:
+    """What a sandbox needs of one service it balances."""
+
+    svc: rules.VipService
+    vip: tuple[str, str]  # the VIP neighbour on vx-<vni>: (VIP, its MAC)
+    neighbours: tuple[tuple[str, str], ...]  # the backends' on br0: (IP, MAC)
+    addresses: tuple[tuple[int, IPv4Address], ...]  # the backends' addresses, also as ints
 
 
-def _vip_service(s: ServiceEndpoint) -> tuple[rules.VipService, tuple[tuple[str, str], ...]]:
+#: service_key -> its _Converted form: a service unchanged since the last whole state
+#: costs one cheap key, not thousands of conversions (VipBalancer skips even the key
+#: for the very same object).
+_converted: dict[tuple, _Converted] = {}
+
+
+def _vip_service(s: ServiceEndpoint) -> _Converted:
     key = service_key(s)
     hit = _converted.get(key)
     if hit is None:
@@ -85,36 +96,21 @@ def _vip_service(s: ServiceEndpoint) -> tuple[rules.VipService, tuple[tuple[str,
             vip=s.vip,
             backends=tuple(rules.Target(b.ip, b.task_name) for b in s.backends),
         )
-        hit = (svc, tuple((str(b.ip), task_mac(b.ip)) for b in s.backends))
+        hit = _Converted(
+            svc=svc,
+            vip=(str(s.vip), task_mac(s.vip)),
+            neighbours=tuple((str(b.ip), task_mac(b.ip)) for b in s.backends),
+            addresses=tuple((int(b.ip), b.ip) for b in s.backends),
+        )
         if len(_converted) > 8192:
             _converted.clear()
         _converted[key] = hit
     return hit
 
 
-@dataclass(frozen=True)
-class _Derived:
-    """What a sandbox needs of one service, derived once per service object."""
-
-    svc: rules.VipService
-    vip: tuple[str, str]  # the VIP neighbour on vx-<vni>: (VIP, its MAC)
-    neighbours: tuple[tuple[str, str], ...]  # the backends' on br0: (IP, MAC)
-    addresses: tuple[tuple[int, IPv4Address], ...]  # the backends' addresses
-
-
-def _derive(s: ServiceEndpoint) -> _Derived:
-    svc, neighbours = _vip_service(s)
-    return _Derived(
-        svc=svc,
-        vip=(str(svc.vip), task_mac(svc.vip)),
-        neighbours=neighbours,
-        addresses=tuple((int(t.ip), t.ip) for t in svc.backends),
-    )
-
-
 def vip_services(net: NetworkState) -> list[rules.VipService]:
     """The services load-balanced on `net`: mode vip, with a VIP, not the ingress network."""
-    return [_vip_service(s)[0] for s in _balanced(net)]
+    return [_vip_service(s).svc for s in _balanced(net)]
 
 
 def _balanced(net: NetworkState) -> list[ServiceEndpoint]:
@@ -135,8 +131,8 @@ class VipBalancer:
         self._memory: dict[str, tuple[Programmed, Programmed]] = {}
         #: sandboxes whose sysctls are set (once per sandbox per daemon life).
         self._prepared: set[str] = set()
-        #: sandbox ns -> each service's derived form, reused while it is the same object.
-        self._derived: dict[str, IdentityMemo[ServiceEndpoint, _Derived]] = {}
+        #: sandbox ns -> each service's converted form, reused while it is the same object.
+        self._derived: dict[str, IdentityMemo[ServiceEndpoint, _Converted]] = {}
         #: sandbox ns -> each service's part of the table text, the same way.
         self._rendered: dict[str, IdentityMemo[rules.VipService, rules.RenderedVip]] = {}
 
@@ -144,7 +140,7 @@ class VipBalancer:
         """Make the sandbox of `net` balance its services' VIPs (and nothing else)."""
         sandbox = self.names.overlay_ns(net.vni)
         memo = self._derived.setdefault(sandbox, IdentityMemo())
-        derived = memo.values(_balanced(net), _derive)
+        derived = memo.values(_balanced(net), _vip_service)
         services = [d.svc for d in derived]
         vips = dict(d.vip for d in derived)
         backends = dict(pair for d in derived for pair in d.neighbours)

@@ -9,7 +9,15 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from netagent.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
 from netagent.dns import wire
-from netagent.dns.records import Tables, _pack, network_records, reverse_name, wire_name
+from netagent.dns.records import (
+    PackedNetwork,
+    Tables,
+    a_record,
+    network_records,
+    ptr_record,
+    reverse_name,
+    wire_name,
+)
 from netagent.dns.resolvconf import render
 from netagent.errors import InvalidArgument
 
@@ -126,6 +134,16 @@ def test_unchanged_networks_reuse_their_packing_and_changed_ones_are_rebuilt():
     assert again.packed("n2") is not first.packed("n2")
     assert again.packed("n2").a == {}
     assert ask(again, "api", nets=("n2",)) is None
+
+
+def _pack(recs, ttl: int) -> PackedNetwork:
+    """The logical records put on the wire name by name: what Tables must hold."""
+    packed = PackedNetwork()
+    for name, ips in recs.a.items():
+        packed.a[wire_name(name)] = tuple(a_record(ip, ttl) for ip in ips)
+    for rev, target in recs.ptr.items():
+        packed.ptr[wire_name(rev)] = ptr_record(target, ttl)
+    return packed
 
 
 def test_tables_packed_service_by_service_equal_the_logical_records_packed():
