@@ -26,7 +26,7 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 
 from netagent.lab.driver import SwarmLab
-from orchestrator.client import Client, Endpoint
+from orchestrator.node.client import Client, Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLICAS = 12

@@ -34,7 +34,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from bench.convergence import write_section
-from netagent.desired import Backend, NetworkState, ServiceEndpoint
+from netagent.contract.desired import Backend, NetworkState, ServiceEndpoint
 from netagent.dns import Resolver
 
 ROOT = Path(__file__).resolve().parent.parent

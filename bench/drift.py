@@ -25,9 +25,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from bench.convergence import write_section
-from netagent import netns
-from netagent.dataplane import DataPlane
-from netagent.desired import (
+from netagent.agent.dataplane import DataPlane
+from netagent.contract.desired import (
     Attachment,
     Backend,
     DesiredTaskState,
@@ -40,7 +39,8 @@ from netagent.desired import (
     task_mac,
 )
 from netagent.drift.watch import DEFAULT_INTERVAL, SelfCheck
-from netagent.names import Names
+from netagent.kernel import netns
+from netagent.kernel.naming import Names
 
 SUBNET = IPv4Network("10.0.0.0/16")
 VTEP = IPv4Address("192.168.79.2")

@@ -8,7 +8,7 @@ on one overlay, and 1,950 remote endpoints behind a fake VTEP. Measured:
     processes, 1,950 FDB + neighbour entries, the VIP table of 200 services);
   - one endpoint change: a backend of one more service leaves; from the JSON the node
     receives until `apply()` made it live, alternately as the patch the manager sends
-    a node that applied the state before (netagent.patch) and as the whole state
+    a node that applied the state before (netagent.contract.patch) and as the whole state
     (what a node gets after a restart), both decoded as session.py does;
   - new-connection rate to the last-defined VIP from a local task, with 200 services in
     the table vs with that service alone (goal ≥ 0.9×: lookup cost must not grow).
@@ -30,9 +30,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from bench.convergence import write_section
-from netagent import gctune, netns
-from netagent.dataplane import DataPlane
-from netagent.desired import (
+from netagent.agent import gctune
+from netagent.agent.dataplane import DataPlane
+from netagent.contract.desired import (
     Attachment,
     Backend,
     DesiredTaskState,
@@ -44,9 +44,10 @@ from netagent.desired import (
     TaskSpec,
     task_mac,
 )
-from netagent.dns.node import NodeDns
-from netagent.names import Names
-from netagent.patch import StatePatch, apply_patch, diff_states
+from netagent.contract.patch import StatePatch, apply_patch, diff_states
+from netagent.dns.node_resolver import NodeDns
+from netagent.kernel import netns
+from netagent.kernel.naming import Names
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES, PER_SERVICE, LOCAL, LOCAL_WHOAMI = 200, 10, 50, 10
@@ -166,7 +167,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
-    gctune.tune()  # as the daemon does (orchestrator/api/server.py)
+    gctune.tune()  # as the daemon does (orchestrator/node/api/listeners.py)
     tag = secrets.token_hex(2)
     node_ns = f"vxrb{tag}-node"
     names = Names(f"vxrb{tag}")

@@ -37,7 +37,7 @@ from pathlib import Path
 from bench.convergence import write_section
 from netagent.lab.driver import SwarmLab, wait_for
 from netagent.lab.loadgen import AbResult, Cut, ab_during, doing, power_cut
-from orchestrator.client import Client, Endpoint
+from orchestrator.node.client import Client, Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_TASK_NODE = "192.168.56.13"

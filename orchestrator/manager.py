@@ -4,7 +4,7 @@ Owns the manager's store (`<state_dir>/manager/store.db`) and wires the pieces:
 tokens (join), allocator (networks), reconciler (services -> tasks), dispatcher
 (heartbeats, node liveness, per-node desired state). Every method is synchronous,
 fast and guarded by one RLock; every input is validated before the first write,
-and errors are `netagent.errors` classes with one line naming the bad value.
+and errors are `netagent.contract.errors` classes with one line naming the bad value.
 
 Mutations only mark services dirty: the caller runs `tick()` (on a short timer
 and after mutating calls) to turn specs into tasks and to mark silent nodes DOWN.
@@ -24,19 +24,17 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from netagent.desired import (
+from netagent.agent.session import Assignments
+from netagent.contract.desired import (
     DesiredTaskState,
     NodeDesiredState,
     TaskState,
     TaskStatus,
 )
-from netagent.errors import Conflict, InvalidArgument, Unavailable
-from netagent.patch import diff_states
-from netagent.session import Assignments
-from orchestrator import global_mode, network_ops, node_ops, service_ops, tokens
-from orchestrator.dispatch import Dispatcher
-from orchestrator.endpoints import address_book, make_ingress_network, new_ingress_address
-from orchestrator.objects import (
+from netagent.contract.errors import Conflict, InvalidArgument, Unavailable
+from netagent.contract.patch import diff_states
+from orchestrator.cluster import tokens
+from orchestrator.cluster.objects import (
     Cluster,
     Network,
     NetworkSpec,
@@ -48,14 +46,20 @@ from orchestrator.objects import (
     Task,
     new_id,
 )
-from orchestrator.reconciler import Reconciler
-from orchestrator.store import Store, store_path
-from orchestrator.validation import (
+from orchestrator.cluster.store import Store, store_path
+from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
+from orchestrator.dispatch.dispatcher import Dispatcher
+from orchestrator.ops import networks as network_ops
+from orchestrator.ops import nodes as node_ops
+from orchestrator.ops import services as service_ops
+from orchestrator.ops.inputs import (
     check_addr,
     check_hostname,
     check_replicas,
     resolve,
 )
+from orchestrator.placement import global_mode
+from orchestrator.reconcile.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
 

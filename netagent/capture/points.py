@@ -3,7 +3,7 @@
 A `Point` is what a client asks for, in cluster terms ("the sandbox of VNI 4097",
 "task <id>", "the underlay"); `NodeContext.resolve` turns it into a namespace and
 interface on this node, using the same names the agent built them with
-(netagent.names) and the agent's own task records. So the client never needs to
+(netagent.kernel.naming) and the agent's own task records. So the client never needs to
 know namespace names, and a request can only reach what this node's agent made.
 
 Kinds:
@@ -23,12 +23,12 @@ from ipaddress import IPv4Address
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from netagent import netns
 from netagent.capture.sniffer import Tap
-from netagent.errors import InvalidArgument, NotFound
-from netagent.hostaddr import local_addresses
-from netagent.names import Names
-from netagent.netns import kernel_errors
+from netagent.contract.errors import InvalidArgument, NotFound
+from netagent.kernel import netns
+from netagent.kernel.hostaddr import local_addresses
+from netagent.kernel.naming import Names
+from netagent.kernel.netns import kernel_errors
 
 
 class PointKind(StrEnum):

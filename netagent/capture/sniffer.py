@@ -3,7 +3,7 @@
 Owns one raw packet socket per `Tap` (a namespace, and one interface of it or all of
 them) for the life of a `Capture`; nothing else in the kernel. A socket belongs to
 the namespace of the thread that made it, so each is created by a short-lived helper
-thread that joined the tap's namespace (netagent.netns.in_ns_thread); one reader
+thread that joined the tap's namespace (netagent.kernel.netns.in_ns_thread); one reader
 thread then polls them all from the daemon's own namespace. No process is forked and
 no namespace of the daemon changes.
 
@@ -31,9 +31,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from netagent import netns
-from netagent.errors import InvalidArgument
-from netagent.netns import kernel_errors
+from netagent.contract.errors import InvalidArgument
+from netagent.kernel import netns
+from netagent.kernel.netns import kernel_errors
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from netagent.capture.points import CaptureRequest, NodeContext
 from netagent.capture.sniffer import Capture, Frame
-from netagent.errors import ERRORS_BY_NAME, NotFound, VxswarmError
+from netagent.contract.errors import ERRORS_BY_NAME, NotFound, VxswarmError
 
 log = logging.getLogger(__name__)
 

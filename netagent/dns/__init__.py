@@ -16,7 +16,7 @@ resolvconf.py (the task's resolv.conf).
 
 from netagent.dns.records import NetworkRecords, Tables, network_records, reverse_name
 from netagent.dns.resolvconf import remove_resolv_conf, resolv_conf_path, write_resolv_conf
-from netagent.dns.server import RESOLVER_IP, Resolver
+from netagent.dns.resolver import RESOLVER_IP, Resolver
 
 __all__ = [
     "RESOLVER_IP",

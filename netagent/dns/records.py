@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Generic, TypeVar
 
-from netagent.desired import EndpointMode, NetworkState, ServiceEndpoint
-from netagent.errors import InvalidArgument
-from netagent.identity import IdentityMemo
+from netagent.agent.memo import IdentityMemo
+from netagent.contract.desired import EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.errors import InvalidArgument
 
 TYPE_A = 1
 TYPE_PTR = 12
@@ -213,7 +213,7 @@ class Tables:
     ):
         """`previous`: tables whose packing is reused for networks that did not change,
         and, in a network that did, for each service that is the same object as then
-        (a patched state keeps its unchanged services: netagent.patch)."""
+        (a patched state keeps its unchanged services: netagent.contract.patch)."""
         if not 0 <= ttl <= 0x7FFFFFFF:
             raise InvalidArgument(
                 f"invalid DNS TTL {ttl!r}: expected 0 to 2147483647 seconds",

@@ -17,9 +17,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from netagent import netns
-from netagent.dns.server import RESOLVER_IP
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
+from netagent.dns.resolver import RESOLVER_IP
+from netagent.kernel import netns
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
 

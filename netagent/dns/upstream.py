@@ -30,8 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 
-from netagent import netns
 from netagent.dns import wire
+from netagent.kernel import netns
 
 log = logging.getLogger(__name__)
 

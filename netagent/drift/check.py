@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from netagent.desired import NodeDesiredState
+from netagent.contract.desired import NodeDesiredState
 from netagent.drift.diff import diff
 from netagent.drift.expect import expect_cached
 from netagent.drift.model import Difference, NodeReport, VerifyRequest
@@ -21,7 +21,7 @@ from netagent.drift.observe import observe, observe_dns
 from netagent.drift.repair import repair
 
 if TYPE_CHECKING:
-    from netagent.dataplane import DataPlane
+    from netagent.agent.dataplane import DataPlane
 
 
 def check(

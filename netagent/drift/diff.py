@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address
 
-from netagent.desired import DesiredTaskState, NodeDesiredState
+from netagent.contract.desired import DesiredTaskState, NodeDesiredState
 from netagent.drift.expect import (
     NODE_NS_LABEL,
     Built,
@@ -33,7 +33,7 @@ from netagent.drift.expect import (
 from netagent.drift.model import Difference, Fix, Kind
 from netagent.drift.observe import DnsSeen, NsSeen, Observed
 from netagent.lb import rules
-from netagent.tasks import RUNNING
+from netagent.tasks.lifecycle import RUNNING
 
 TABLE = f"table {rules.FAMILY} {rules.TABLE}"
 

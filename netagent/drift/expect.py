@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address
 
-from netagent.desired import (
+from netagent.agent.inventory import NodeRecord, TaskRecord
+from netagent.contract.desired import (
     VXLAN_PORT,
     DesiredTaskState,
     NetworkState,
@@ -38,13 +39,12 @@ from netagent.desired import (
 )
 from netagent.dns.records import network_records
 from netagent.drift.model import Fix
-from netagent.gwbridge import GW_GATEWAY, GW_SUBNET
+from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE, Names
 from netagent.lb.ingress import INGRESS_SYSCTLS, ingress_rules
 from netagent.lb.nodeports import node_ports
 from netagent.lb.vip import SANDBOX_SYSCTLS, vip_services
-from netagent.names import GW_BRIDGE, SANDBOX_BRIDGE, Names
-from netagent.records import NodeRecord, TaskRecord
-from netagent.tasks import RUNNING
+from netagent.network.gwbridge import GW_GATEWAY, GW_SUBNET
+from netagent.tasks.lifecycle import RUNNING
 
 NODE_NS_LABEL = "node ns"
 
@@ -82,7 +82,7 @@ class Via:
 class NeighClass(StrEnum):
     """Neighbour entries vxswarm writes, told apart by link, state and flags."""
 
-    PEER = "peer"  # PERMANENT on vx-<vni>: remote endpoints (netagent.overlay)
+    PEER = "peer"  # PERMANENT on vx-<vni>: remote endpoints (netagent.network.overlay)
     VIP = "VIP"  # NOARP + extern_learn on vx-<vni>: proxy ARP for VIPs (netagent.lb.vip)
     BACKEND = "backend"  # PERMANENT on br0: VIP backends (netagent.lb.vip)
 

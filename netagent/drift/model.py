@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from netagent.desired import NodeDesiredState
+from netagent.contract.desired import NodeDesiredState
 
 
 class Kind(StrEnum):

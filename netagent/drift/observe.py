@@ -6,10 +6,10 @@ every expected namespace that exists and reads the sysctls expected there
 (classified as vxswarm writes them: peer, VIP, backend), the FDB of its VXLAN devices
 and its default routes are dumped; then `table ip vxswarm` is listed as JSON
 (in-process through libnftables: about 1 ms) and summarised by
-netagent.trace.facts.nft_table. Task
+netagent.capture.facts.nft_table. Task
 processes are checked by (pid, start time) in /proc. Optional, because each costs a
 process or a round trip: the iptables rules (`iptables -C`) and the DNS answers of
-every task's resolver (netagent.trace.probe.resolve from inside the task namespace).
+every task's resolver (netagent.capture.probe.resolve from inside the task namespace).
 
 The result is plain data; netagent.drift.diff compares it with netagent.drift.expect.
 """
@@ -23,16 +23,17 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from netagent import iptables, netns, process
+from netagent.capture import probe
+from netagent.capture.facts import NftTable, nft_table
+from netagent.contract.errors import VxswarmError
 from netagent.drift import rtnl
 from netagent.drift.expect import Built, Expected, NeighClass, WantDns, WantNs
-from netagent.errors import VxswarmError
+from netagent.kernel import iptables, netns
+from netagent.kernel.naming import SANDBOX_BRIDGE
+from netagent.kernel.neighbours import NUD_PERMANENT
+from netagent.kernel.netns import kernel_errors
 from netagent.lb import nft
-from netagent.names import SANDBOX_BRIDGE
-from netagent.neighbours import NUD_PERMANENT
-from netagent.netns import kernel_errors
-from netagent.trace import probe
-from netagent.trace.facts import NftTable, nft_table
+from netagent.tasks import spawn as process
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ so a repaired object is exactly what a fresh build would make. Why each fix is e
                 else — the same code path as the first apply after a start.
   REBUILD_TASK  a task's veth, address or default route: an apply never touches a
                 running task's interfaces, so they are rebuilt in place with the same
-                names, MAC and addresses (netagent.endpoint.add_veth); the process
+                names, MAC and addresses (netagent.network.task_ns.add_veth); the process
                 keeps running and its connections to others resume.
   REPLACE_TASK  a task's namespace is gone: nothing can be rebuilt into it, so the task
                 is stopped; it ends FAILED and the restart policy replaces it.
@@ -34,15 +34,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from netagent import endpoint, links, netns
+from netagent.contract.errors import VxswarmError
 from netagent.drift.model import Difference, Fix
-from netagent.errors import VxswarmError
-from netagent.gwbridge import GW_GATEWAY, GW_MTU
-from netagent.names import GW_BRIDGE, SANDBOX_BRIDGE
-from netagent.netns import kernel_errors
+from netagent.kernel import links, netns
+from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE
+from netagent.kernel.netns import kernel_errors
+from netagent.network import task_ns as endpoint
+from netagent.network.gwbridge import GW_GATEWAY, GW_MTU
 
 if TYPE_CHECKING:
-    from netagent.dataplane import DataPlane
+    from netagent.agent.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from netagent.errors import KernelError
-from netagent.netns import ns_path
+from netagent.contract.errors import KernelError
+from netagent.kernel.netns import ns_path
 
 NLMSG = struct.Struct("=IHHII")  # length, type, flags, seq, pid
 IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
@@ -246,7 +246,7 @@ def neighbours(sock: socket.socket, family: int = AF_INET) -> list[Neigh]:
 
 def fdb(sock: socket.socket, vxlan_indexes: set[int]) -> dict[int, dict[str, str]]:
     """Per VXLAN device: MAC -> remote VTEP of its permanent 'self' entries (as
-    netagent.neighbours.dump_fdb reads them)."""
+    netagent.kernel.neighbours.dump_fdb reads them)."""
     out: dict[int, dict[str, str]] = {i: {} for i in vxlan_indexes}
     if not vxlan_indexes:
         return out

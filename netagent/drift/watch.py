@@ -27,13 +27,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from netagent.contract.errors import InvalidArgument
 from netagent.drift.check import check
 from netagent.drift.model import Difference, Fix, Kind
 from netagent.drift.repair import repair
-from netagent.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from netagent.dataplane import DataPlane
+    from netagent.agent.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netagent.errors import Unavailable, VxswarmError
-from netagent.lab import lab, nodes, record
+from netagent.contract.errors import Unavailable, VxswarmError
+from netagent.lab import nodes, record
+from netagent.lab import verbs as lab
 from netagent.lab.topology import DEFAULT_LAB, lab_root
 
 Emit = Callable[[str], None]

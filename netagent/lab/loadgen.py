@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Interface
 
-from netagent.desired import INGRESS_SUBNET
-from netagent.lab import lab as labcore
+from netagent.contract.desired import INGRESS_SUBNET
+from netagent.kernel.naming import Names
+from netagent.lab import verbs as labcore
 from netagent.lab.driver import SwarmLab
 from netagent.lb import conntrack
-from netagent.names import Names
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from typing import Any
 
 import httpx
 
-from netagent import process
-from netagent.errors import KernelError, Unavailable, VxswarmError
+from netagent.contract.errors import KernelError, Unavailable, VxswarmError
 from netagent.lab.record import ProcessRecord
 from netagent.lab.topology import LabNode
+from netagent.tasks import spawn as process
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from netagent.errors import Conflict, InvalidArgument, NotFound, VxswarmError
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound, VxswarmError
 from netagent.lab.topology import (
     DEFAULT_LAB,
     RECORD_NAME,

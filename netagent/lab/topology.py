@@ -9,7 +9,7 @@ made:
   vx-<lab>-client      netns of the user's "laptop", eth0 = 192.168.56.1
   vx-<lab>-<node>      netns of one node, eth0 = 192.168.56.11, .12, ... in creation order
                        (MAC 02:56:c0:a8:38:0b: stable across stop/start, like a VM's NIC);
-                       also the node daemon's namespace prefix (netagent.names.Names), so
+                       also the node daemon's namespace prefix (netagent.kernel.naming.Names), so
                        the overlay and task namespaces of two nodes or two labs never collide
   <node>               the switch-side veth port of a node (`manager1`, `worker2`, `client`)
 
@@ -27,8 +27,8 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-from netagent.errors import InvalidArgument, NotFound
-from netagent.names import IFNAMSIZ
+from netagent.contract.errors import InvalidArgument, NotFound
+from netagent.kernel.naming import IFNAMSIZ
 
 DEFAULT_LAB = "lab"
 DEFAULT_NODES = 3
@@ -46,8 +46,8 @@ SWITCH_BRIDGE = "underlay"
 NODE_IFNAME = "eth0"
 CLIENT = "client"
 SOCKET_NAME = "vxswarm.sock"
-#: The daemon keeps its data plane records (netagent.records) in <state dir>/agent
-#: (orchestrator/daemon.py); `lab stop`/`down` wipe a node offline from there.
+#: The daemon keeps its data plane records (netagent.agent.inventory) in <state dir>/agent
+#: (orchestrator/node/daemon.py); `lab stop`/`down` wipe a node offline from there.
 AGENT_SUBDIR = "agent"
 LOG_NAME = "daemon.log"
 RECORD_NAME = "lab.json"

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from pyroute2 import NetlinkError, NetNS, netns
 
-from netagent.errors import KernelError
+from netagent.contract.errors import KernelError
 from netagent.lab.topology import NODE_IFNAME, SWITCH_BRIDGE, LabNode, Topology
 
 log = logging.getLogger(__name__)

@@ -20,17 +20,17 @@ import threading
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 
-from netagent import netns
-from netagent.changes import Change
-from netagent.desired import NodeDesiredState, ServiceEndpoint
-from netagent.identity import IdentityMemo
+from netagent.agent.changes import Change
+from netagent.agent.inventory import NodeRecord, TaskRecord
+from netagent.agent.memo import IdentityMemo
+from netagent.contract.desired import NodeDesiredState, ServiceEndpoint
+from netagent.kernel import netns
+from netagent.kernel.naming import Names
 from netagent.lb import conntrack, nft, rules
 from netagent.lb.ingress import IngressSandbox
 from netagent.lb.nodeports import node_ports
-from netagent.lb.validate import check_lb
+from netagent.lb.rule_checks import check_lb
 from netagent.lb.vip import VipBalancer
-from netagent.names import Names
-from netagent.records import NodeRecord, TaskRecord
 
 __all__ = ["LoadBalancer", "remove_recorded"]
 

@@ -22,7 +22,7 @@ from ipaddress import IPv4Address
 
 from pyroute2 import Conntrack
 
-from netagent import netns
+from netagent.kernel import netns
 
 log = logging.getLogger(__name__)
 

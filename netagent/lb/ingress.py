@@ -1,6 +1,6 @@
 """The routing mesh's ingress sandbox: one per node, Docker's `ingress_sbox`.
 
-Owns (names from netagent.names):
+Owns (names from netagent.kernel.naming):
   <prefix>-ingress_sbox  netns; lo up, IPv6 off, ip_forward=1
   eth0 / vi-eth0         on the ingress network: eth0 holds IngressState.sandbox_address
                          with MAC task_mac(ip); its peer vi-eth0 sits on br0 of the
@@ -25,16 +25,18 @@ import logging
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Interface
 
-from netagent import endpoint, gwbridge, links, netns
-from netagent.changes import Change
-from netagent.desired import IngressState, NetworkState, task_mac
-from netagent.gwbridge import GW_GATEWAY, GW_MTU
+from netagent.agent.changes import Change
+from netagent.agent.inventory import IngressRecord, NodeRecord
+from netagent.contract.desired import IngressState, NetworkState, task_mac
+from netagent.kernel import links, netns
+from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE, Names
+from netagent.kernel.netns import kernel_errors
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
-from netagent.names import GW_BRIDGE, SANDBOX_BRIDGE, Names
-from netagent.netns import kernel_errors
-from netagent.overlay import IPV6_OFF
-from netagent.records import IngressRecord, NodeRecord
+from netagent.network import gwbridge
+from netagent.network import task_ns as endpoint
+from netagent.network.gwbridge import GW_GATEWAY, GW_MTU
+from netagent.network.overlay import IPV6_OFF
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import ctypes
 import ctypes.util
 import threading
 
-from netagent import netns
+from netagent.kernel import netns
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None

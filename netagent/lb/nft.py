@@ -2,7 +2,7 @@
 
 Owns `table ip vxswarm` in every namespace it is asked to fill (overlay
 sandboxes, the ingress sandbox, the node namespace). Each load is one `nft -f -`
-run inside the namespace (`nsenter --net=...`, as netagent.iptables does): one
+run inside the namespace (`nsenter --net=...`, as netagent.kernel.iptables does): one
 atomic transaction that replaces the whole table, so a reader never sees half a
 ruleset and a failed load leaves the old one in place. When only some chains' rules
 changed (a service's backends), just those chains are rewritten, in one transaction
@@ -20,9 +20,9 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from netagent.errors import KernelError
+from netagent.contract.errors import KernelError
+from netagent.kernel.netns import run_tool
 from netagent.lb import libnft, rules
-from netagent.netns import run_tool
 
 log = logging.getLogger(__name__)
 

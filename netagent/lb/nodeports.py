@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from ipaddress import IPv4Address
 
-from netagent.desired import HostPort, IngressState
+from netagent.contract.desired import HostPort, IngressState
 from netagent.lb import rules
 
 

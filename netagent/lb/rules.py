@@ -23,7 +23,7 @@ Three rulesets:
 
 Every map element and rule carries a comment naming the service (and task, where
 there is one). Names put into comments or chain names are checked beforehand by
-netagent.lb.validate, so no quoting is needed here.
+netagent.lb.rule_checks, so no quoting is needed here.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netagent.desired import PortProtocol
-from netagent.identity import IdentityMemo
+from netagent.agent.memo import IdentityMemo
+from netagent.contract.desired import PortProtocol
 
 TABLE = "vxswarm"
 FAMILY = "ip"

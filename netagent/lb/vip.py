@@ -32,7 +32,7 @@ out of the port it came from); Docker's in-task IPVS does not have that limit.
 
 Owned objects, per sandbox with at least one VIP: table ip vxswarm; the VIP
 neighbours on vx-<vni> (state NOARP, flag extern_learn: told apart from the peer
-neighbours, which netagent.overlay keeps PERMANENT and syncs on its own); permanent
+neighbours, which netagent.network.overlay keeps PERMANENT and syncs on its own); permanent
 backend neighbours on br0 (nothing else puts permanent entries there); sysctls
 net.ipv4.ip_forward=1, net.ipv4.conf.{all,br0}.send_redirects=0,
 net.bridge.bridge-nf-call-iptables=1 (the namespace's own values; the node's are
@@ -47,15 +47,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netagent import links, netns
-from netagent.changes import Change
-from netagent.desired import EndpointMode, NetworkState, ServiceEndpoint, service_key, task_mac
-from netagent.identity import IdentityMemo
+from netagent.agent.changes import Change
+from netagent.agent.memo import IdentityMemo
+from netagent.contract.desired import (
+    EndpointMode,
+    NetworkState,
+    ServiceEndpoint,
+    service_key,
+    task_mac,
+)
+from netagent.kernel import links, netns
+from netagent.kernel.naming import SANDBOX_BRIDGE, Names
+from netagent.kernel.neighbours import Programmed, sync_neighbours
+from netagent.kernel.netns import kernel_errors
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
-from netagent.names import SANDBOX_BRIDGE, Names
-from netagent.neighbours import Programmed, sync_neighbours
-from netagent.netns import kernel_errors
 
 log = logging.getLogger(__name__)
 

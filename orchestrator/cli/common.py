@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from netagent.errors import InvalidArgument
-from orchestrator.client import Client, Endpoint
-from orchestrator.durations import parse_duration
+from netagent.contract.errors import InvalidArgument
+from orchestrator.node.client import Client, Endpoint
+from orchestrator.ops.durations import parse_duration
 
 
 def api() -> Client:

@@ -1,7 +1,7 @@
 """`vxswarm capture` and `vxswarm trace`: flags, calls and printing only.
 
 The capturing happens on the node (netagent.capture, through the API); the trace's
-work is orchestrator.trace. This module turns flags into requests and results into
+work is orchestrator.cli.trace. This module turns flags into requests and results into
 lines.
 """
 
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import click
 
-from netagent.capture import filters
-from netagent.capture.directory import Directory, DirTask
-from netagent.capture.pcap import PcapWriter
 from netagent.capture.points import Point, PointKind
 from netagent.capture.sniffer import compile_bpf
 from netagent.capture.stream import End, Ready, read_events
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 from orchestrator.cli.common import api
+from orchestrator.cli.packets import filters
+from orchestrator.cli.packets.pcap import PcapWriter
+from orchestrator.cluster.directory import Directory, DirTask
 
 
 @click.command()
@@ -68,8 +68,8 @@ def capture(
     seen = 0
     # scapy (behind decode and packet_line) costs ~30 MB and a second of start-up: only
     # the commands that decode packets pay for it, not every vxswarm call or the daemon.
-    from netagent.capture.describe import packet_line, timestamp
-    from netagent.capture.packets import decode
+    from orchestrator.cli.packets.decode import decode
+    from orchestrator.cli.packets.describe import packet_line, timestamp
 
     with PcapWriter(write) if write else _NoWriter() as pcap, contextlib.closing(lines):
         try:
@@ -128,7 +128,7 @@ class _NoWriter:
 def trace(source: str, dest: str, proto: str | None, window: float) -> None:
     """Send one probe from FROM (a task, a node or 'client') to DEST (a service, VIP, task,
     NODE:PORT or address) and show every hop it crossed; where it vanished, what is missing."""
-    from orchestrator.trace.runner import run_trace  # scapy: see capture
+    from orchestrator.cli.trace.runner import run_trace  # scapy: see capture
 
     p, report = run_trace(api(), source, dest, proto, window)
     click.echo(f"trace {p.source.label} → {dest} ({p.proto}, probe id {p.ident})")

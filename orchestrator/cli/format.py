@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from orchestrator.durations import human_duration
+from orchestrator.ops.durations import human_duration
 
 MIN_WIDTH = 10
 PADDING = 3

@@ -1,4 +1,4 @@
-"""`vxswarm lab ...`: flags and printing only; the work is in netagent.lab.lab.
+"""`vxswarm lab ...`: flags and printing only; the work is in netagent.lab.verbs.
 
 Mounted into the main CLI by orchestrator.cli.main, which turns every
 VxswarmError into one `Error: ...` line and exit code 1. The lab's core lives in
@@ -20,7 +20,7 @@ from orchestrator.cli.format import echo_json, echo_table
 def _core():
     """The lab's core pulls in pyroute2; load it only when a lab command runs, so that
     every other vxswarm command starts fast."""
-    from netagent.lab import lab
+    from netagent.lab import verbs as lab
 
     return lab
 

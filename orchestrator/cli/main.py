@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from netagent.errors import VxswarmError
+from netagent.contract.errors import VxswarmError
 from orchestrator import ENGINE_VERSION
 from orchestrator.cli.common import api, output_option
 from orchestrator.cli.debug import capture, trace
@@ -24,7 +24,7 @@ from orchestrator.cli.stack import stack
 from orchestrator.cli.swarm import swarm
 from orchestrator.cli.verify import verify
 from orchestrator.cli.visualizer import visualizer
-from orchestrator.client import DEFAULT_STATE_DIR
+from orchestrator.node.client import DEFAULT_STATE_DIR
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,8 +68,8 @@ def daemon(
     """Run the node daemon (agent, and manager after swarm init). Needs root."""
     import socket
 
-    from orchestrator.api.server import run
-    from orchestrator.daemon import DaemonConfig
+    from orchestrator.node.api.listeners import run
+    from orchestrator.node.daemon import DaemonConfig
 
     run(
         DaemonConfig(

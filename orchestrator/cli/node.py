@@ -8,7 +8,7 @@ import click
 
 from orchestrator.cli.common import api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_table, title, when
-from orchestrator.cli.tasks import echo_tasks
+from orchestrator.cli.task_table import echo_tasks
 
 
 @click.group()

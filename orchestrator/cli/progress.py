@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from netagent.desired import TaskState
-from orchestrator.client import Client
+from netagent.contract.desired import TaskState
+from orchestrator.node.client import Client
 
 BAR = 50
 #: Task states in lifecycle order up to running (the bar's scale).

@@ -10,14 +10,14 @@ from typing import Any
 
 import click
 
-from netagent.taskexec import nsenter_argv
+from netagent.tasks.enter import nsenter_argv
 from orchestrator.cli.common import Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
 from orchestrator.cli.progress import follow
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
 from orchestrator.cli.service_pretty import pretty_lines
-from orchestrator.cli.tasks import echo_tasks
-from orchestrator.client import Client
+from orchestrator.cli.task_table import echo_tasks
+from orchestrator.node.client import Client
 
 
 @click.group()

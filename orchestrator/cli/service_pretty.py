@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.cli.format import when
-from orchestrator.durations import format_duration
+from orchestrator.ops.durations import format_duration
 
 
 def restart_policy_lines(spec: dict) -> list[str]:

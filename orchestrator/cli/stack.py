@@ -12,11 +12,11 @@ import os
 
 import click
 
-from netagent.errors import NotFound
+from netagent.contract.errors import NotFound
 from orchestrator.cli.common import api, output_option
 from orchestrator.cli.format import echo_json, echo_listing, echo_table
 from orchestrator.cli.service import SERVICE_HEADERS, service_row
-from orchestrator.cli.tasks import echo_tasks
+from orchestrator.cli.task_table import echo_tasks
 from orchestrator.stack import compose, convert, deploy, loader
 from orchestrator.stack.apply import apply, current, remove_stack
 from orchestrator.stack.deploy import Action, Plan, Step

@@ -15,7 +15,7 @@ import click
 from netagent.drift import Difference, Fix, Kind
 from orchestrator.cli.common import output_option
 from orchestrator.cli.format import echo_json
-from orchestrator.client import Client, Endpoint
+from orchestrator.node.client import Client, Endpoint
 
 #: Settling, DNS round trips and a repair's second look can take a while on a big node.
 TIMEOUT = 300.0

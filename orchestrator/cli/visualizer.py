@@ -1,6 +1,6 @@
 """`vxswarm visualizer`: print where the swarm visualizer is, or forward a local port to it.
 
-The page is served by the managers' API (see orchestrator.api.visualizer for why on
+The page is served by the managers' API (see orchestrator.node.api.visualizer_routes for why on
 that port): the URL printed is the leader's underlay address and API port, reachable
 from any machine on the underlay (the lab client too). With `--port P` the command
 stays in the foreground and forwards http://127.0.0.1:P/ to that page, like
@@ -13,7 +13,7 @@ import errno
 
 import click
 
-from netagent.errors import Conflict, Unavailable
+from netagent.contract.errors import Conflict, Unavailable
 from orchestrator.cli.common import api
 
 LOCAL_ADDR = "127.0.0.1"
@@ -31,7 +31,7 @@ def visualizer(port: int | None) -> None:
     # Here, not at the top: every other command would pay for the server's imports.
     from aiohttp import web
 
-    from orchestrator.api.visualizer import PAGE_PATH, STATE_PATH, forwarder_app
+    from orchestrator.node.api.visualizer_routes import PAGE_PATH, STATE_PATH, forwarder_app
 
     client = api()
     # A manager request: refused outside a swarm and on workers, as docker's are.

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from netagent.errors import Conflict, NotFound, VxswarmError
+from netagent.contract.errors import Conflict, NotFound, VxswarmError
 from orchestrator.stack.deploy import Action, Kind, Plan, Step
 from orchestrator.stack.names import in_stack
 

@@ -37,11 +37,11 @@ from pydantic import (
     model_validator,
 )
 
-from netagent.errors import InvalidArgument
-from orchestrator import constraints as _constraints
-from orchestrator.durations import parse_duration
+from netagent.contract.errors import InvalidArgument
+from orchestrator.ops.durations import parse_duration
+from orchestrator.ops.inputs import check_image
+from orchestrator.placement import constraints as _constraints
 from orchestrator.stack.loader import key_path
-from orchestrator.validation import check_image
 
 
 def _duration(value: Any) -> float:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from netagent.errors import InvalidArgument
-from orchestrator.objects import NetworkSpec, ServiceSpec
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.stack.compose import ComposeFile, Network, Service
 from orchestrator.stack.loader import key_path
 from orchestrator.stack.names import DEFAULT_NETWORK, scoped, stack_labels

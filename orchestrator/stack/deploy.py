@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Network
 
-from netagent.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.objects import ServiceSpec
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound
+from orchestrator.cluster.objects import ServiceSpec
 from orchestrator.stack.convert import MANAGED_FIELDS, StackSpec
 from orchestrator.stack.names import stack_of
 

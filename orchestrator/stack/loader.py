@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 
 #: Docker's label: what marks a service or network as part of a stack.
 NAMESPACE_LABEL = "com.docker.stack.namespace"

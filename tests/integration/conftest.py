@@ -19,9 +19,8 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent import netns
-from netagent.dataplane import DataPlane, wipe_node
-from netagent.desired import (
+from netagent.agent.dataplane import DataPlane, wipe_node
+from netagent.contract.desired import (
     Attachment,
     NetworkState,
     NodeDesiredState,
@@ -30,8 +29,9 @@ from netagent.desired import (
     TaskSpec,
     task_mac,
 )
-from netagent.errors import InvalidArgument
-from netagent.names import Names
+from netagent.contract.errors import InvalidArgument
+from netagent.kernel import netns
+from netagent.kernel.naming import Names
 
 
 def _need_root() -> None:
@@ -129,7 +129,7 @@ HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class StandInWorkloads:
-    """Test stand-in for netagent.workloads: image "host" runs its command as is."""
+    """Test stand-in for netagent.tasks.workloads: image "host" runs its command as is."""
 
     def resolve(self, spec, task) -> list[str]:
         if spec.image != "host":

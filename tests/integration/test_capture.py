@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from netagent.capture import filters
+from netagent.capture import facts, probe
 from netagent.capture.sniffer import Capture, Tap, open_tap
-from netagent.errors import KernelError
+from netagent.contract.errors import KernelError
 from netagent.lab.driver import VXSWARM, SwarmLab, running_lab, wait_for
-from netagent.trace import facts, probe
+from orchestrator.cli.packets import filters
 from tests.integration.conftest import run_in
 
 pytestmark = [pytest.mark.root]

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from netagent import iptables, netns
-from netagent.desired import TaskState
-from netagent.names import GW_BRIDGE
+from netagent.contract.desired import TaskState
+from netagent.kernel import iptables, netns
+from netagent.kernel.naming import GW_BRIDGE
 from tests.integration.conftest import links_in, run_in, run_netns, wait_for
 
 pytestmark = pytest.mark.root

@@ -7,11 +7,12 @@ import signal
 
 import pytest
 
-from netagent import iptables, netns, process
-from netagent.dataplane import wipe_node
-from netagent.desired import TaskState
-from netagent.errors import InvalidArgument
-from netagent.names import GW_BRIDGE
+from netagent.agent.dataplane import wipe_node
+from netagent.contract.desired import TaskState
+from netagent.contract.errors import InvalidArgument
+from netagent.kernel import iptables, netns
+from netagent.kernel.naming import GW_BRIDGE
+from netagent.tasks import spawn as process
 from tests.integration.conftest import links_in, run_in, run_netns, wait_for
 
 pytestmark = pytest.mark.root
@@ -192,7 +193,7 @@ def test_invalid_desired_state_is_refused_before_touching_the_kernel(dp_cluster)
 
 
 def test_exec_target_refuses_a_task_that_is_not_running(dp_cluster):
-    from netagent.errors import Conflict, NotFound
+    from netagent.contract.errors import Conflict, NotFound
 
     c = dp_cluster
     task = c.task(1, cmd=("true",))
@@ -231,9 +232,9 @@ def test_recorded_pid_is_not_signalled_when_its_start_time_differs(dp_cluster):
 AGENT_SCRIPT = """
 import json, sys
 from pathlib import Path
-from netagent.dataplane import DataPlane
-from netagent.desired import NodeDesiredState
-from netagent.names import Names
+from netagent.agent.dataplane import DataPlane
+from netagent.contract.desired import NodeDesiredState
+from netagent.kernel.naming import Names
 from tests.integration.conftest import StandInWorkloads
 
 prefix, state_dir, ip, desired = sys.argv[1:5]

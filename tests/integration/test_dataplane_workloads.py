@@ -1,14 +1,14 @@
-"""The data plane with the real built-in workloads (netagent.workloads), over the overlay."""
+"""The data plane with the real built-in workloads (netagent.tasks.workloads), over the overlay."""
 
 from __future__ import annotations
 
 import pytest
 
-from netagent.desired import TaskState
+from netagent.contract.desired import TaskState
 from tests.integration.conftest import DataPlaneCluster, run_in, wait_for
 
 pytestmark = pytest.mark.root
-workloads = pytest.importorskip("netagent.workloads")
+workloads = pytest.importorskip("netagent.tasks.workloads")
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from ipaddress import IPv4Address
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
-from netagent import netns
-from netagent.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.errors import KernelError, NotFound, Unavailable
 from netagent.dns import Resolver, remove_resolv_conf, resolv_conf_path, write_resolv_conf
-from netagent.errors import KernelError, NotFound, Unavailable
+from netagent.kernel import netns
 from tests.integration.conftest import run_in, wait_for
 
 pytestmark = pytest.mark.root

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from netagent import netns, process
-from netagent.desired import Backend, ServiceEndpoint, TaskState, task_mac
+from netagent.contract.desired import Backend, ServiceEndpoint, TaskState, task_mac
 from netagent.drift.check import check
 from netagent.drift.repair import repair
 from netagent.drift.watch import SelfCheck
+from netagent.kernel import netns
+from netagent.tasks import spawn as process
 from tests.integration.conftest import links_in, run_in, wait_for
 
 pytestmark = pytest.mark.root

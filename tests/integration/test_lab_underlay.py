@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from netagent.errors import KernelError, NotFound, Unavailable
-from netagent.lab import lab, underlay
+from netagent.contract.errors import KernelError, NotFound, Unavailable
+from netagent.lab import underlay
+from netagent.lab import verbs as lab
 from netagent.lab.topology import Topology
 
 pytestmark = [

@@ -18,9 +18,8 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent import netns
-from netagent.dataplane import DataPlane, wipe_node
-from netagent.desired import (
+from netagent.agent.dataplane import DataPlane, wipe_node
+from netagent.contract.desired import (
     Attachment,
     Backend,
     HostPort,
@@ -35,12 +34,13 @@ from netagent.desired import (
     TaskState,
     task_mac,
 )
+from netagent.kernel import netns
+from netagent.kernel.naming import Names
 from netagent.lb import nft
-from netagent.names import Names
 from tests.integration.conftest import FakeNode, run_in, run_netns, wait_for
 
 pytestmark = pytest.mark.root
-workloads = pytest.importorskip("netagent.workloads")
+workloads = pytest.importorskip("netagent.tasks.workloads")
 
 WEB_VIP = IPv4Address("10.0.0.2")
 ECHO_VIP = IPv4Address("10.0.0.100")

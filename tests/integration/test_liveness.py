@@ -12,7 +12,7 @@ pytestmark = pytest.mark.root
 
 PROBE = (
     "import asyncio, sys; from ipaddress import IPv4Address; "
-    "from orchestrator.liveness import answers; "
+    "from orchestrator.dispatch.liveness import answers; "
     "print(asyncio.run(answers(IPv4Address(sys.argv[1]), 2377, 0.3)))"
 )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from netagent.lab.driver import Result, SwarmLab, running_lab, wait_for
-from orchestrator.cli.tasks import TASK_HEADERS
+from orchestrator.cli.task_table import TASK_HEADERS
 from orchestrator.stack.names import NAMESPACE_LABEL
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent.desired import task_mac
+from netagent.contract.desired import task_mac
 from netagent.lab.driver import SwarmLab, running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]

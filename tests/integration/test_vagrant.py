@@ -38,13 +38,13 @@ from typing import Any
 
 import pytest
 
-from netagent import process
-from netagent.errors import NotFound
-from netagent.lab import lab as lab_core
+from netagent.contract.errors import NotFound
 from netagent.lab import nodes, underlay
+from netagent.lab import verbs as lab_core
 from netagent.lab.driver import wait_for
 from netagent.lab.record import ProcessRecord
 from netagent.lab.topology import LabNode, Topology
+from netagent.tasks import spawn as process
 
 REPO = Path(__file__).resolve().parents[2]
 VAGRANTFILE = REPO / "Vagrantfile"

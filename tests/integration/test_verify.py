@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from netagent.desired import task_mac
+from netagent.contract.desired import task_mac
 from netagent.lab.driver import SwarmLab, running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskAssignment, TaskSpec
-from netagent.workloads import environment, resolve
+from netagent.contract.desired import DesiredTaskState, TaskAssignment, TaskSpec
+from netagent.tasks.workloads import environment, resolve
 
 DEADLINE = 15.0
 TASK_ID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8"
@@ -86,7 +86,7 @@ def start(workloads: list[Workload], argv: list[str], env: dict[str, str] | None
 
 
 def module_argv(name: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", f"netagent.workloads.{name}", *args]
+    return [sys.executable, "-m", f"netagent.tasks.workloads.{name}", *args]
 
 
 def http_get(host: str, port: int, path: str = "/", timeout: float = DEADLINE) -> bytes:

@@ -13,7 +13,8 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 
-from netagent.capture.directory import (
+from netagent.contract.desired import PublishedPort, task_mac
+from orchestrator.cluster.directory import (
     DirAttachment,
     Directory,
     DirNetwork,
@@ -21,7 +22,6 @@ from netagent.capture.directory import (
     DirService,
     DirTask,
 )
-from netagent.desired import PublishedPort, task_mac
 
 IP4 = IPv4Address
 WEBNET, INGRESS = "net-web", "net-ingress"

@@ -4,8 +4,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from netagent.errors import Conflict, InvalidArgument
-from orchestrator.allocator import (
+from netagent.contract.errors import Conflict, InvalidArgument
+from orchestrator.cluster.allocator import (
     AddressBook,
     addresses_in_use,
     allocate_address,
@@ -13,7 +13,7 @@ from orchestrator.allocator import (
     allocate_vni,
     parse_subnet,
 )
-from orchestrator.objects import (
+from orchestrator.cluster.objects import (
     Network,
     NetworkAttachmentSpec,
     NetworkSpec,

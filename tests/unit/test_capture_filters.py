@@ -8,9 +8,9 @@ import ctypes.util
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
-from netagent.capture import filters
 from netagent.capture.sniffer import compile_bpf
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cli.packets import filters
 from tests.unit.cluster_sample import echo, inner, syn, synack, vxlan
 
 _pcap = ctypes.CDLL(ctypes.util.find_library("pcap") or "libpcap.so.0.8")

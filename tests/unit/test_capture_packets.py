@@ -10,8 +10,8 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from netagent.capture.describe import packet_line
-from netagent.capture.packets import decode
+from orchestrator.cli.packets.decode import decode
+from orchestrator.cli.packets.describe import packet_line
 from tests.unit.cluster_sample import DIRECTORY, echo, inner, syn, vxlan
 
 IP4 = IPv4Address

@@ -8,9 +8,10 @@ from ipaddress import IPv4Address
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 
-from netagent.capture.packets import decode
+from netagent.capture.facts import LinkFact, NftRule, NftTable, NsFacts
 from netagent.capture.points import Point, PointKind
-from netagent.desired import (
+from netagent.capture.probe import DnsAnswer
+from netagent.contract.desired import (
     Backend,
     NetworkState,
     NodeDesiredState,
@@ -18,11 +19,10 @@ from netagent.desired import (
     ServiceEndpoint,
     task_mac,
 )
-from netagent.trace.facts import LinkFact, NftRule, NftTable, NsFacts
-from netagent.trace.probe import DnsAnswer
-from orchestrator.trace.hops import Evidence, judge
-from orchestrator.trace.observe import Leg, Seen, leg_of
-from orchestrator.trace.plan import plan
+from orchestrator.cli.packets.decode import decode
+from orchestrator.cli.trace.hops import Evidence, judge
+from orchestrator.cli.trace.legs import Leg, Seen, leg_of
+from orchestrator.cli.trace.plan import plan
 from tests.unit.cluster_sample import DIRECTORY, WEBNET, inner, syn, synack, vxlan
 
 IP4 = IPv4Address

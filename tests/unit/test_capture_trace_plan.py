@@ -8,8 +8,8 @@ from ipaddress import IPv4Address
 import pytest
 
 from netagent.capture.points import Point, PointKind
-from netagent.errors import InvalidArgument
-from orchestrator.trace.plan import DestKind, SourceKind, plan, split_dest
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cli.trace.plan import DestKind, SourceKind, plan, split_dest
 from tests.unit.cluster_sample import DIRECTORY
 
 IP4 = IPv4Address

@@ -10,11 +10,11 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from netagent.capture.pcap import PcapWriter
+from netagent.capture.facts import CtEntry, nft_table
 from netagent.capture.sniffer import Frame
 from netagent.capture.stream import End, Ready, _event, read_events
-from netagent.errors import InvalidArgument, NotFound
-from netagent.trace.facts import CtEntry, nft_table
+from netagent.contract.errors import InvalidArgument, NotFound
+from orchestrator.cli.packets.pcap import PcapWriter
 from tests.unit.cluster_sample import DIRECTORY
 
 IP4 = IPv4Address

@@ -3,12 +3,12 @@
 import click
 import pytest
 
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 from orchestrator.cli.format import table
 from orchestrator.cli.service import parse_network_flag
-from orchestrator.cli.tasks import task_rows
-from orchestrator.client import Endpoint
-from orchestrator.durations import format_duration, human_duration, parse_duration
+from orchestrator.cli.task_table import task_rows
+from orchestrator.node.client import Endpoint
+from orchestrator.ops.durations import format_duration, human_duration, parse_duration
 
 
 def test_table_pads_columns_like_docker_tabwriter():

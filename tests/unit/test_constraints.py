@@ -2,10 +2,10 @@
 
 import pytest
 
-from netagent.errors import InvalidArgument
-from orchestrator.constraints import Constraint, ConstraintError, parse, satisfied
-from orchestrator.objects import Node, NodeRole, ServiceSpec
-from orchestrator.validation import validate_spec
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cluster.objects import Node, NodeRole, ServiceSpec
+from orchestrator.ops.inputs import validate_spec
+from orchestrator.placement.constraints import Constraint, ConstraintError, parse, satisfied
 
 NODE = Node(
     id="abcdef0123456789abcdef012",

@@ -7,9 +7,9 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent import gwbridge, iptables, netns, process, taskinit
-from netagent.changes import ApplyResult, Change
-from netagent.desired import (
+from netagent.agent.changes import ApplyResult, Change
+from netagent.agent.inventory import Records, SandboxRecord, TaskRecord, read_exit_file
+from netagent.contract.desired import (
     Attachment,
     NetworkState,
     NodeDesiredState,
@@ -19,10 +19,13 @@ from netagent.desired import (
     TaskState,
     task_mac,
 )
-from netagent.errors import Conflict, InvalidArgument
-from netagent.records import Records, SandboxRecord, TaskRecord, read_exit_file
-from netagent.tasks import REMOVE, RUNNING, SHUTDOWN, classify_exit, to_status
-from netagent.validate import check_desired
+from netagent.contract.errors import Conflict, InvalidArgument
+from netagent.kernel import iptables, netns
+from netagent.network import gwbridge
+from netagent.network.checks import check_desired
+from netagent.tasks import shim as taskinit
+from netagent.tasks import spawn as process
+from netagent.tasks.lifecycle import REMOVE, RUNNING, SHUTDOWN, classify_exit, to_status
 
 NET = NetworkState(id="n1", name="webnet", vni=4097, subnet="10.0.0.0/24", gateway="10.0.0.1")
 
@@ -218,7 +221,7 @@ def test_apply_result_lists_changes_with_reasons():
 
 
 def test_a_forgotten_task_keeps_its_log_among_the_last_kept_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr("netagent.records.KEPT_LOGS", 2)
+    monkeypatch.setattr("netagent.agent.inventory.KEPT_LOGS", 2)
     records = Records(tmp_path)
     records.ensure_dirs()
     ids = [f"{i}" * 25 for i in range(4)]

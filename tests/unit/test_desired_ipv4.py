@@ -5,7 +5,7 @@ from ipaddress import IPv4Address
 import pytest
 from pydantic import ValidationError
 
-from netagent.desired import Backend, RemoteEndpoint
+from netagent.contract.desired import Backend, RemoteEndpoint
 
 
 def backend(ip: object) -> Backend:

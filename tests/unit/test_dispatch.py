@@ -4,9 +4,8 @@ from ipaddress import IPv4Interface, IPv4Network
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskState, TaskStatus
-from orchestrator.dispatch import Dispatcher, advance_status, build_desired_state, digest
-from orchestrator.objects import (
+from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
+from orchestrator.cluster.objects import (
     Network,
     NetworkSpec,
     Node,
@@ -16,7 +15,8 @@ from orchestrator.objects import (
     TaskAttachment,
     TaskObservedStatus,
 )
-from orchestrator.store import Store, store_path
+from orchestrator.cluster.store import Store, store_path
+from orchestrator.dispatch.dispatcher import Dispatcher, advance_status, build_desired_state, digest
 
 
 def _node(name: str, last: int, status: NodeStatus = NodeStatus.READY) -> Node:

@@ -9,7 +9,7 @@ from dnslib import QTYPE, DNSRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netagent.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
 from netagent.dns import wire
 from netagent.dns.records import Tables
 

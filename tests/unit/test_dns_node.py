@@ -2,7 +2,7 @@
 
 from ipaddress import IPv4Address
 
-from netagent.dns.node import read_upstreams
+from netagent.dns.node_resolver import read_upstreams
 
 
 def test_upstreams_are_the_ipv4_nameservers_without_loopback(tmp_path):

@@ -7,7 +7,8 @@ from ipaddress import IPv4Address
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from netagent.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.errors import InvalidArgument
 from netagent.dns import wire
 from netagent.dns.records import (
     PackedNetwork,
@@ -19,7 +20,6 @@ from netagent.dns.records import (
     wire_name,
 )
 from netagent.dns.resolvconf import render
-from netagent.errors import InvalidArgument
 
 IP = IPv4Address
 

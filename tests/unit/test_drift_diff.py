@@ -7,7 +7,15 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent.desired import (
+from netagent.agent.inventory import (
+    IngressRecord,
+    NodeRecord,
+    SandboxRecord,
+    TaskRecord,
+    VethRecord,
+)
+from netagent.capture.facts import NftRule, NftTable
+from netagent.contract.desired import (
     Attachment,
     Backend,
     DesiredTaskState,
@@ -27,10 +35,8 @@ from netagent.drift.diff import diff
 from netagent.drift.expect import Built, Expected, NeighClass, expect
 from netagent.drift.model import Fix, Kind
 from netagent.drift.observe import DnsSeen, LinkSeen, NsSeen, Observed
-from netagent.gwbridge import nat_rule
-from netagent.names import Names
-from netagent.records import IngressRecord, NodeRecord, SandboxRecord, TaskRecord, VethRecord
-from netagent.trace.facts import NftRule, NftTable
+from netagent.kernel.naming import Names
+from netagent.network.gwbridge import nat_rule
 
 NAMES = Names("vx-lab-worker1")
 SB = "vx-lab-worker1-ov-4097"

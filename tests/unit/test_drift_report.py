@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from netagent.contract.errors import InvalidArgument
 from netagent.drift.model import Difference, Fix, Kind
 from netagent.drift.watch import DEFAULT_INTERVAL, interval_from_env, repairable
-from netagent.errors import InvalidArgument
 from orchestrator.cli.verify import report_lines
 
 

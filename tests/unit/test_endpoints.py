@@ -6,9 +6,9 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent.desired import EndpointMode, PortProtocol, PublishedPort, PublishMode
-from netagent.errors import Conflict, InvalidArgument
-from orchestrator.objects import NetworkAttachmentSpec, ServiceSpec
+from netagent.contract.desired import EndpointMode, PortProtocol, PublishedPort, PublishMode
+from netagent.contract.errors import Conflict, InvalidArgument
+from orchestrator.cluster.objects import NetworkAttachmentSpec, ServiceSpec
 from tests.unit.test_manager import Swarm
 
 

@@ -1,8 +1,8 @@
-"""The daemon's collector settings (netagent.gctune)."""
+"""The daemon's collector settings (netagent.agent.gctune)."""
 
 import gc
 
-from netagent import gctune
+from netagent.agent import gctune
 
 
 def test_tune_freezes_what_is_loaded_and_raises_only_the_young_threshold():

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from netagent.errors import Conflict, InvalidArgument, NotFound
-from netagent.lab import demo, lab, record
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound
+from netagent.kernel.naming import Names
+from netagent.lab import demo, record
+from netagent.lab import verbs as lab
 from netagent.lab.record import LabRecord
 from netagent.lab.topology import MAX_NODES, Role, Topology, check_lab_name, lab_root
-from netagent.names import Names
 
 ROOT = Path("/var/lib/vxswarm/labs")
 

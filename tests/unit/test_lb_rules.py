@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
 
-from netagent.desired import (
+from netagent.contract.desired import (
     Backend,
     HostPort,
     IngressPort,

@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent.desired import (
+from netagent.contract.desired import (
     Attachment,
     Backend,
     HostPort,
@@ -18,8 +18,8 @@ from netagent.desired import (
     TaskAssignment,
     TaskSpec,
 )
-from netagent.errors import InvalidArgument
-from netagent.lb.validate import check_lb
+from netagent.contract.errors import InvalidArgument
+from netagent.lb.rule_checks import check_lb
 
 TASK = TaskAssignment(
     id="abcdef0123456789", name="web.1", service_id="s1", service_name="web", slot=1,

@@ -8,8 +8,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from orchestrator.dispatch import HEARTBEAT_GRACE_PERIODS, RESTART_ALLOWANCE
-from orchestrator.liveness import answers
+from orchestrator.dispatch.dispatcher import HEARTBEAT_GRACE_PERIODS, RESTART_ALLOWANCE
+from orchestrator.dispatch.liveness import answers
 from tests.unit.test_manager import PERIOD, Swarm
 
 

@@ -4,11 +4,9 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskState, TaskStatus
-from netagent.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
-from orchestrator.dispatch import digest
-from orchestrator.manager import Manager
-from orchestrator.objects import (
+from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from orchestrator.cluster.objects import (
     NetworkAttachmentSpec,
     NetworkSpec,
     NodeRole,
@@ -17,7 +15,9 @@ from orchestrator.objects import (
     ServiceSpec,
     Task,
 )
-from orchestrator.reconciler import HISTORY_LIMIT
+from orchestrator.dispatch.dispatcher import digest
+from orchestrator.manager import Manager
+from orchestrator.reconcile.reconciler import HISTORY_LIMIT
 
 PERIOD = 5.0
 

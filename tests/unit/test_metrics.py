@@ -14,15 +14,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from dnslib import QTYPE, RCODE, DNSRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from netagent.desired import TaskState, TaskStatus
+from netagent.agent.metrics import ClusterSummary, Metrics, dns_qtype, dns_rcode
+from netagent.contract.desired import TaskState, TaskStatus
+from netagent.contract.errors import InvalidArgument
 from netagent.dns import wire
-from netagent.errors import InvalidArgument
-from netagent.metrics import ClusterSummary, Metrics, dns_qtype, dns_rcode
-from orchestrator.api.observe import cluster_summary
-from orchestrator.api.server import make_app
-from orchestrator.daemon import Daemon, DaemonConfig
+from orchestrator.cluster.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.manager import Manager
-from orchestrator.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
+from orchestrator.node.api.listeners import make_app
+from orchestrator.node.api.metrics_routes import cluster_summary
+from orchestrator.node.daemon import Daemon, DaemonConfig
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netagent.desired import (
+from netagent.agent.session import Assignments, NodeIdentity, Session
+from netagent.contract.desired import (
     Attachment,
     Backend,
     DesiredTaskState,
@@ -19,7 +20,7 @@ from netagent.desired import (
     TaskSpec,
     task_mac,
 )
-from netagent.patch import (
+from netagent.contract.patch import (
     InvalidPatch,
     StatePatch,
     TuplePatch,
@@ -28,9 +29,8 @@ from netagent.patch import (
     diff_states,
     diff_tuple,
 )
-from netagent.session import Assignments, NodeIdentity, Session
-from orchestrator.dispatch import Dispatcher
-from orchestrator.store import Store, store_path
+from orchestrator.cluster.store import Store, store_path
+from orchestrator.dispatch.dispatcher import Dispatcher
 
 
 @given(st.lists(st.integers(0, 20), max_size=40), st.lists(st.integers(0, 20), max_size=40))

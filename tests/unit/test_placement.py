@@ -5,10 +5,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from netagent.desired import DesiredTaskState
-from netagent.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.global_mode import desired_count
-from orchestrator.objects import NodeRole, ServiceMode, Task
+from netagent.contract.desired import DesiredTaskState
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound
+from orchestrator.cluster.objects import NodeRole, ServiceMode, Task
+from orchestrator.placement.global_mode import desired_count
 from tests.unit.test_manager import PERIOD, Swarm
 
 

@@ -6,8 +6,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from netagent.desired import TaskState
-from orchestrator.objects import (
+from netagent.contract.desired import TaskState
+from orchestrator.cluster.objects import (
     Availability,
     Node,
     NodeRole,
@@ -15,7 +15,7 @@ from orchestrator.objects import (
     Task,
     TaskObservedStatus,
 )
-from orchestrator.scheduler import schedule
+from orchestrator.placement.scheduler import schedule
 
 
 def _node(hostname: str, role=NodeRole.WORKER, labels=None, **kw) -> Node:

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from netagent.desired import TaskSpec
-from netagent.readiness import ReadinessWatcher, listening
-from netagent.workloads import ready_port
+from netagent.contract.desired import TaskSpec
+from netagent.tasks.readiness import ReadinessWatcher, listening
+from netagent.tasks.workloads import ready_port
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ through the Manager facade with its moved clock (no sleeping)."""
 import pytest
 from pydantic import ValidationError
 
-from netagent.desired import DesiredTaskState, TaskState, TaskStatus
-from orchestrator import restart_policy
+from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
 from orchestrator.cli.service_pretty import restart_policy_lines
-from orchestrator.objects import ServiceSpec, Task, TaskObservedStatus
+from orchestrator.cluster.objects import ServiceSpec, Task, TaskObservedStatus
+from orchestrator.reconcile import restart_policy
 from tests.unit.test_manager import PERIOD, Swarm
 
 

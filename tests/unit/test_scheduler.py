@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskState
-from orchestrator.objects import (
+from netagent.contract.desired import DesiredTaskState, TaskState
+from orchestrator.cluster.objects import (
     Availability,
     Node,
     NodeRole,
@@ -14,7 +14,7 @@ from orchestrator.objects import (
     Task,
     TaskObservedStatus,
 )
-from orchestrator.scheduler import schedule
+from orchestrator.placement.scheduler import schedule
 
 
 def _node(

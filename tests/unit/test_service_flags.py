@@ -6,7 +6,7 @@ import click
 import pytest
 
 from orchestrator.cli.service_flags import apply_update
-from orchestrator.objects import ServiceSpec
+from orchestrator.cluster.objects import ServiceSpec
 
 
 def spec(**kw) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orchestrator.cli.progress import _slot_lines, converged
 from orchestrator.cli.service_pretty import update_config_lines, update_status_lines
-from orchestrator.objects import ServiceSpec, UpdateConfig
+from orchestrator.cluster.objects import ServiceSpec, UpdateConfig
 
 
 def service(replicas: int = 2, state: str | None = None) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 from orchestrator.stack.compose import parse
 
 

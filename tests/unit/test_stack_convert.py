@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netagent.errors import InvalidArgument
-from orchestrator.objects import NetworkSpec, ServiceSpec
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.stack import convert as convert_mod
 from orchestrator.stack.compose import parse
 from orchestrator.stack.convert import convert

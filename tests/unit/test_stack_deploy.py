@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from netagent.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.objects import ServiceSpec
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound
+from orchestrator.cluster.objects import ServiceSpec
 from orchestrator.stack.compose import parse
 from orchestrator.stack.convert import convert
 from orchestrator.stack.deploy import Action, Kind, plan

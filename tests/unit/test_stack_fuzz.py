@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 from orchestrator.stack.compose import parse
 from orchestrator.stack.convert import convert
 from orchestrator.stack.loader import interpolate, merge_files

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netagent.errors import InvalidArgument
+from netagent.contract.errors import InvalidArgument
 from orchestrator.stack.loader import interpolate, key_path, load, merge_files, read_file
 
 

@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from netagent.errors import InvalidArgument
-from orchestrator.objects import Network, NetworkSpec, Node, NodeRole
-from orchestrator.store import Store, store_path
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cluster.objects import Network, NetworkSpec, Node, NodeRole
+from orchestrator.cluster.store import Store, store_path
 
 
 def _node(node_id: str, hostname: str = "worker1") -> Node:
@@ -116,8 +116,8 @@ def test_writes_survive_a_sigkill_of_the_writer(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal
-        from orchestrator.objects import Node, NodeRole
-        from orchestrator.store import Store
+        from orchestrator.cluster.objects import Node, NodeRole
+        from orchestrator.cluster.store import Store
         s = Store.open({str(path)!r})
         for i in range(20):
             s.put("node", Node(id=f"n{{i:02d}}", hostname="h", role=NodeRole.WORKER,

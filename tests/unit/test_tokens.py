@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from netagent.errors import InvalidArgument, PermissionDenied
-from orchestrator import tokens
-from orchestrator.objects import NodeRole
+from netagent.contract.errors import InvalidArgument, PermissionDenied
+from orchestrator.cluster import tokens
+from orchestrator.cluster.objects import NodeRole
 
 TOKEN_RE = re.compile(r"^SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}$")
 

@@ -6,10 +6,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskState, TaskStatus
-from netagent.errors import Conflict, InvalidArgument
-from orchestrator.dispatch import digest
-from orchestrator.objects import NetworkSpec, NodeRole, Service, Task, UpdateConfig
+from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
+from netagent.contract.errors import Conflict, InvalidArgument
+from orchestrator.cluster.objects import NetworkSpec, NodeRole, Service, Task, UpdateConfig
+from orchestrator.dispatch.dispatcher import digest
 from tests.unit.test_manager import Swarm
 
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from netagent.errors import InvalidArgument, NotFound
-from orchestrator.objects import ServiceSpec
-from orchestrator.validation import (
+from netagent.contract.errors import InvalidArgument, NotFound
+from orchestrator.cluster.objects import ServiceSpec
+from orchestrator.ops.inputs import (
     check_addr,
     check_hostname,
     check_image,
@@ -80,7 +80,7 @@ def test_image_check_uses_the_workloads_catalogue():
 
 
 def test_image_check_stand_in_when_workloads_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "netagent.workloads", None)
+    monkeypatch.setitem(sys.modules, "netagent.tasks.workloads", None)
     assert check_image("whoami") == ("whoami", "latest")
     assert check_image("alpine:3.19") == ("alpine", "3.19")
     with pytest.raises(InvalidArgument) as err:

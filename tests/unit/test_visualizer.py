@@ -7,11 +7,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskState, TaskStatus
-from orchestrator.api.visualizer import STATIC_FILES, forwarder_app, state_of
-from orchestrator.dispatch import digest
+from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
+from orchestrator.cluster.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
+from orchestrator.dispatch.dispatcher import digest
 from orchestrator.manager import Manager
-from orchestrator.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
+from orchestrator.node.api.visualizer_routes import STATIC_FILES, forwarder_app, state_of
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_a_failed_task_in_the_history_is_not_drawn_beside_its_replacement(swarm)
 def test_the_page_is_packaged_and_links_only_its_own_files():
     from importlib import resources
 
-    static = resources.files("orchestrator.api").joinpath("static")
+    static = resources.files("orchestrator.node.api").joinpath("static")
     for name in STATIC_FILES:
         assert static.joinpath(name).read_bytes(), name
     html = static.joinpath("visualizer.html").read_text()

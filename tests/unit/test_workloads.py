@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from netagent.desired import DesiredTaskState, TaskAssignment, TaskSpec
-from netagent.errors import InvalidArgument
-from netagent.workloads import (
+from netagent.contract.desired import DesiredTaskState, TaskAssignment, TaskSpec
+from netagent.contract.errors import InvalidArgument
+from netagent.tasks.workloads import (
     DEFAULT_PATH,
     HOST_DEFAULT_COMMAND,
     check_image,
     environment,
     full_image,
     resolve,
-    server,
     slowreply,
     whoami,
 )
+from netagent.tasks.workloads import httpserver as server
 
 TASK_ID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8"
 
@@ -102,7 +102,7 @@ def test_full_image_keeps_the_users_name_and_makes_the_tag_explicit():
 )
 def test_resolve_runs_server_workloads_with_the_agents_interpreter(image, module):
     task = make_task(image)
-    assert resolve(task.spec, task) == [sys.executable, "-m", f"netagent.workloads.{module}"]
+    assert resolve(task.spec, task) == [sys.executable, "-m", f"netagent.tasks.workloads.{module}"]
 
 
 def test_resolve_passes_flag_only_commands_to_the_default_program():
@@ -110,7 +110,7 @@ def test_resolve_passes_flag_only_commands_to_the_default_program():
     assert resolve(task.spec, task) == [
         sys.executable,
         "-m",
-        "netagent.workloads.whoami",
+        "netagent.tasks.workloads.whoami",
         "--port",
         "8000",
     ]

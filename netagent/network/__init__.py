@@ -1,0 +1,3 @@
+"""What the data plane builds from kernel primitives: overlay sandboxes (bridge + VXLAN),
+the gateway bridge, a task's namespace and interfaces, and the checks run before any of it.
+"""

@@ -1,0 +1,3 @@
+"""The cluster's objects and their store: models, the SQLite store, join tokens, the
+allocator (VNIs, subnets, addresses), VIPs and published ports, the debug directory view.
+"""

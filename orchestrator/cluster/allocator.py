@@ -1,0 +1,194 @@
+"""Allocation of VNIs, subnets and addresses: pure functions over stored objects.
+
+Docker-compatible numbers (see DESIGN.md): user overlays take VNIs from 4097 up
+(4096 is the ingress network) and /24s from 10.0.0.0/8, lowest free first; the
+gateway is the first host; a task gets the lowest free host after the gateway and
+the MAC `02:42:` + its IP bytes.
+
+Nothing here keeps state: what is "in use" is derived from the objects still in
+the store (a task holds its addresses until its object is deleted), so a restarted
+manager allocates exactly as before. The address pool is generic ("lowest free
+address in network N given an in-use set") so service VIPs can share it later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableSet, Sequence
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from netagent.contract.desired import FIRST_USER_VNI, network_gateway, task_mac
+from netagent.contract.errors import Conflict, InvalidArgument
+from orchestrator.cluster.objects import Network, Service, Task, TaskAttachment
+
+DEFAULT_POOL = IPv4Network("10.0.0.0/8")
+DEFAULT_PREFIX = 24
+#: A /29 has 6 hosts: the gateway and five tasks. Anything smaller is no network.
+LONGEST_PREFIX = 29
+MAX_VNI = 16777215
+
+
+def parse_subnet(text: str) -> IPv4Network:
+    """A user's `--subnet`, validated; InvalidArgument naming the value otherwise."""
+    try:
+        subnet = IPv4Network(text.strip(), strict=True)
+    except (ValueError, AttributeError):
+        raise InvalidArgument(
+            f"invalid subnet {text!r}: expected an IPv4 network in CIDR form with the "
+            "host bits zero, e.g. 10.0.9.0/24",
+            obj=str(text),
+            op="create network",
+        ) from None
+    check_subnet(subnet)
+    return subnet
+
+
+def check_subnet(subnet: IPv4Network) -> None:
+    """Refuse networks too small to hold a gateway and tasks."""
+    if subnet.prefixlen > LONGEST_PREFIX:
+        raise InvalidArgument(
+            f"invalid subnet {subnet}: expected a prefix of at most /{LONGEST_PREFIX} "
+            "(room for a gateway and tasks)",
+            obj=str(subnet),
+            op="create network",
+        )
+
+
+def allocate_vni(networks: Iterable[Network]) -> int:
+    """The lowest user VNI (>= 4097) no network holds."""
+    used = {n.vni for n in networks}
+    vni = FIRST_USER_VNI
+    while vni in used:
+        vni += 1
+    if vni > MAX_VNI:
+        raise Conflict("no free VNI left", obj="vni", op="create network")
+    return vni
+
+
+def allocate_subnet(
+    name: str,
+    requested: IPv4Network | None,
+    networks: Sequence[Network],
+    *,
+    pool: IPv4Network = DEFAULT_POOL,
+    prefix: int = DEFAULT_PREFIX,
+) -> IPv4Network:
+    """`requested` if it is free, else the first free /24 of the pool.
+
+    A requested subnet that overlaps another network's is refused with a Conflict
+    naming both; pool subnets skip any /24 overlapping an existing network.
+    """
+    if requested is not None:
+        check_subnet(requested)
+        for net in networks:
+            if requested.overlaps(net.subnet):
+                raise Conflict(
+                    f"subnet {requested} of network {name} overlaps subnet {net.subnet} "
+                    f"of network {net.spec.name}",
+                    obj=name,
+                    op="create network",
+                )
+        return requested
+    taken = sorted((n.subnet for n in networks), key=lambda s: int(s.network_address))
+    for candidate in pool.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    raise Conflict(
+        f"no free /{prefix} left in the address pool {pool} for network {name}",
+        obj=name,
+        op="create network",
+    )
+
+
+def allocate_address(network: Network, in_use: MutableSet[IPv4Address]) -> IPv4Address:
+    """The lowest free host after the gateway; it is added to `in_use`.
+
+    Never the network address, the broadcast address or the gateway. Conflict when
+    every host address is taken.
+    """
+    subnet = network.subnet
+    first = int(subnet.network_address) + 1
+    last = int(subnet.broadcast_address) - 1
+    gateway = int(network.gateway)
+    # Start after the gateway (Docker's order); wrap to the hosts below it, if any.
+    start = gateway + 1 if first <= gateway <= last else first
+    for value in (*range(start, last + 1), *range(first, min(start, gateway))):
+        addr = IPv4Address(value)
+        if value != gateway and addr not in in_use:
+            in_use.add(addr)
+            return addr
+    raise Conflict(
+        f"network {network.spec.name} ({subnet}) has no free address left",
+        obj=network.spec.name,
+        op="allocate address",
+    )
+
+
+def addresses_in_use(network_id: str, tasks: Iterable[Task]) -> set[IPv4Address]:
+    """Addresses held on `network_id` by every task that still exists."""
+    return {a.address.ip for t in tasks for a in t.attachments if a.network_id == network_id}
+
+
+class AddressBook:
+    """In-use sets per network for one batch of allocations (one reconcile tick).
+
+    Built from a snapshot of the stored tasks; each allocation updates it, so two
+    tasks created in the same tick never get the same address.
+    """
+
+    def __init__(
+        self,
+        networks: Mapping[str, Network],
+        tasks: Iterable[Task],
+        reserved: Iterable[tuple[str, IPv4Address]] = (),
+    ):
+        """`reserved`: (network id, address) pairs held by others (VIPs, ingress sandboxes)."""
+        self.networks = networks
+        self._in_use: dict[str, set[IPv4Address]] = {nid: set() for nid in networks}
+        for t in tasks:
+            for a in t.attachments:
+                self._in_use.setdefault(a.network_id, set()).add(a.address.ip)
+        for nid, ip in reserved:
+            self._in_use.setdefault(nid, set()).add(ip)
+        self.ingress_id = next((n.id for n in networks.values() if n.spec.ingress), None)
+
+    def allocate(self, network_id: str) -> IPv4Interface:
+        """The lowest free address of one network, with the network's prefix."""
+        network = self.networks[network_id]
+        ip = allocate_address(network, self._in_use.setdefault(network_id, set()))
+        return IPv4Interface(f"{ip}/{network.subnet.prefixlen}")
+
+    def attach(self, service: Service) -> list[TaskAttachment]:
+        """One attachment per network of `service`, all or none (Conflict if one is full)."""
+        made: list[TaskAttachment] = []
+        wanted = [
+            (nid, list(spec.aliases))
+            for spec, nid in zip(service.spec.networks, service.network_ids, strict=True)
+        ]
+        if service.spec.ingress_ports and self.ingress_id:
+            # The routing mesh reaches the task on the ingress network, after its own ones.
+            wanted.append((self.ingress_id, []))
+        try:
+            for nid, aliases in wanted:
+                address = self.allocate(nid)
+                made.append(
+                    TaskAttachment(
+                        network_id=nid,
+                        address=address,
+                        mac=task_mac(address.ip),
+                        aliases=aliases,
+                    )
+                )
+        except BaseException:
+            self.release(made)
+            raise
+        return made
+
+    def release(self, attachments: Iterable[TaskAttachment]) -> None:
+        """Give addresses back (the task holding them was deleted)."""
+        for a in attachments:
+            self._in_use.get(a.network_id, set()).discard(a.address.ip)
+
+
+def gateway_for(subnet: IPv4Network) -> IPv4Address:
+    """The network's gateway: its first host, as Docker's IPAM picks."""
+    return network_gateway(subnet)

@@ -1,0 +1,393 @@
+"""Cluster objects as the manager stores them and the API returns them.
+
+Specs (what the user asked for) are kept apart from the allocated and observed
+fields (what the manager and agents made of it), as in swarmkit. Every object
+is a pydantic model so that it crosses the store, the API and the CLI validated.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from netagent.contract.desired import (
+    DesiredTaskState,
+    EndpointMode,
+    PublishedPort,
+    PublishMode,
+    TaskState,
+)
+from orchestrator.placement import constraints as _constraints
+from orchestrator.placement import preferences as _preferences
+
+#: A DNS label: what service and network names must be (they become DNS names).
+NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
+
+
+def new_id() -> str:
+    """A 25-character lower-case hex id; the first 12 are the short form shown in tables."""
+    return secrets.token_hex(13)[:25]
+
+
+def now() -> float:
+    return time.time()
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NodeRole(StrEnum):
+    MANAGER = "manager"
+    WORKER = "worker"
+
+
+class NodeStatus(StrEnum):
+    UNKNOWN = "unknown"
+    READY = "ready"
+    DOWN = "down"
+    DISCONNECTED = "disconnected"
+
+
+class Availability(StrEnum):
+    ACTIVE = "active"
+    PAUSE = "pause"
+    DRAIN = "drain"
+
+
+class Node(Model):
+    id: str
+    hostname: str
+    role: NodeRole
+    addr: IPv4Address  # underlay address: the manager reaches it here and it is its VTEP
+    status: NodeStatus = NodeStatus.UNKNOWN
+    status_message: str = ""
+    availability: Availability = Availability.ACTIVE
+    engine_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    leader: bool = False
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    last_heartbeat: float = 0.0
+    #: This node's ingress sandbox address on the ingress network (the routing mesh).
+    ingress_addr: IPv4Interface | None = None
+    #: When `node rm --force` of this node, up and running tasks, began (0: it did
+    #: not): drained first (its tasks leave every backend before they stop), it is
+    #: deleted once none of its tasks runs, or at node_ops.REMOVAL_TIMEOUT.
+    removing_since: float = 0.0
+
+
+class Cluster(Model):
+    """The swarm itself: identity, join secrets and the dispatcher's settings."""
+
+    id: str
+    #: The digest in join tokens; stands for Swarm's root CA fingerprint.
+    digest: str
+    worker_secret: str
+    manager_secret: str
+    heartbeat_period: float = 5.0
+    created_at: float = Field(default_factory=now)
+    #: Key node secrets are derived from (HMAC of the node id): never leaves the manager.
+    node_key: str = Field(default_factory=lambda: secrets.token_hex(32))
+
+
+class NetworkSpec(Model):
+    name: str
+    driver: str = "overlay"
+    subnet: IPv4Network | None = None
+    attachable: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: The routing mesh's network (made by `swarm init`, VNI 4096, 10.255.0.0/16).
+    ingress: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_label(cls, v: str) -> str:
+        return check_name(v, "network")
+
+    @field_validator("driver")
+    @classmethod
+    def _overlay_only(cls, v: str) -> str:
+        if v != "overlay":
+            raise ValueError(f"driver {v!r} is not supported: expected 'overlay'")
+        return v
+
+
+class Network(Model):
+    id: str
+    spec: NetworkSpec
+    vni: int
+    subnet: IPv4Network
+    gateway: IPv4Address
+    created_at: float = Field(default_factory=now)
+
+
+class ServiceMode(StrEnum):
+    #: `replicas` tasks, spread by the scheduler.
+    REPLICATED = "replicated"
+    #: One task on every node that is ready, not drained and satisfies the constraints.
+    GLOBAL = "global"
+
+
+#: A placement constraint, parsed (and refused with one line naming it) at validation.
+ConstraintText = Annotated[str, AfterValidator(_constraints.check)]
+#: A placement preference ("spread=node.labels.zone"), checked at validation.
+PreferenceText = Annotated[str, AfterValidator(_preferences.check)]
+
+
+class RestartCondition(StrEnum):
+    """When a task that ended on its own gets a replacement (swarmkit's restart policy)."""
+
+    ANY = "any"
+    ON_FAILURE = "on-failure"
+    NONE = "none"
+
+
+class UpdateOrder(StrEnum):
+    """Whether a slot's old task stops before its replacement starts, or after it runs."""
+
+    STOP_FIRST = "stop-first"
+    START_FIRST = "start-first"
+
+
+class FailureAction(StrEnum):
+    """What a rolling update does when an updated task fails within its monitor period."""
+
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+
+
+class UpdateConfig(Model):
+    """Swarm's UpdateConfig (and RollbackConfig): how tasks are replaced after a change."""
+
+    #: Slots replaced at the same time (0: all at once).
+    parallelism: int = Field(default=1, ge=0)
+    #: Seconds between a replaced slot's new task running and the next slot starting.
+    delay: float = Field(default=0.0, ge=0)
+    failure_action: FailureAction = FailureAction.PAUSE
+    #: Seconds after an updated task starts during which its failure counts against the update.
+    monitor: float = Field(default=5.0, ge=0)
+    #: Failed fraction of the service's slots tolerated before the failure action.
+    max_failure_ratio: float = Field(default=0.0, ge=0, le=1)
+    order: UpdateOrder = UpdateOrder.STOP_FIRST
+
+
+class UpdateState(StrEnum):
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
+
+    @property
+    def rollback(self) -> bool:
+        return self.value.startswith("rollback")
+
+
+class UpdateStatus(Model):
+    """Where the service's last rolling update (or rollback) is (inspect's UpdateStatus)."""
+
+    state: UpdateState
+    started_at: float
+    completed_at: float = 0.0
+    message: str = ""
+    #: The update (or rollback) config this run follows, fixed when it started.
+    config: UpdateConfig = Field(default_factory=UpdateConfig)
+
+
+class NetworkAttachmentSpec(Model):
+    target: str  # network name or id, as the user gave it
+    aliases: list[str] = Field(default_factory=list)
+
+
+class ServiceSpec(Model):
+    name: str
+    image: str
+    command: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)  # "K=V", as docker keeps it
+    replicas: int = Field(default=1, ge=0)
+    networks: list[NetworkAttachmentSpec] = Field(default_factory=list)
+    stop_grace_period: float = Field(default=10.0, ge=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: Seconds between a task's failure and its replacement (Swarm's restart delay, 5 s).
+    restart_delay: float = Field(default=5.0, ge=0)
+    endpoint_mode: EndpointMode = EndpointMode.VIP
+    ports: list[PublishedPort] = Field(default_factory=list)
+    mode: ServiceMode = ServiceMode.REPLICATED
+    #: Placement constraints ("node.role==manager"), all of which a node must satisfy.
+    constraints: list[ConstraintText] = Field(default_factory=list)
+    #: At most this many of the service's tasks on one node (0: no limit).
+    max_replicas_per_node: int = Field(default=0, ge=0)
+    #: Spread preferences, outermost first ("spread=node.labels.zone").
+    placement_preferences: list[PreferenceText] = Field(default_factory=list)
+    #: Which ended tasks are replaced (see orchestrator.reconcile.restart_policy).
+    restart_condition: RestartCondition = RestartCondition.ANY
+    #: Restarts allowed per slot (within `restart_window`, if set); 0: unlimited.
+    restart_max_attempts: int = Field(default=0, ge=0)
+    #: Seconds over which restarts are counted; 0: unbounded (all restarts count).
+    restart_window: float = Field(default=0.0, ge=0)
+    update_config: UpdateConfig = Field(default_factory=UpdateConfig)
+    rollback_config: UpdateConfig = Field(default_factory=UpdateConfig)
+    #: Bumped by `service update --force`: every task is replaced though nothing else changed.
+    force_update: int = Field(default=0, ge=0)
+    #: Beyond Swarm: move tasks, one update step at a time, to nodes that become available.
+    rebalance: bool = False
+
+    @field_validator("rollback_config")
+    @classmethod
+    def _rollback_cannot_roll_back(cls, v: UpdateConfig) -> UpdateConfig:
+        if v.failure_action == FailureAction.ROLLBACK:
+            raise ValueError(
+                "invalid rollback failure action 'rollback': expected pause or continue"
+            )
+        return v
+
+    @field_validator("max_replicas_per_node")
+    @classmethod
+    def _max_per_node_is_replicated_only(cls, v: int, info: ValidationInfo) -> int:
+        if v and info.data.get("mode") == ServiceMode.GLOBAL:
+            raise ValueError("replicas-max-per-node can only be used with replicated mode")
+        return v
+
+    @model_validator(mode="after")
+    def _ports_fit_the_endpoint(self) -> ServiceSpec:
+        seen: set[tuple[int, str]] = set()
+        for p in self.ports:
+            key = (p.published, str(p.protocol))
+            if key in seen:
+                raise ValueError(f"invalid ports: {p.published}/{p.protocol} is published twice")
+            seen.add(key)
+            if p.mode == PublishMode.INGRESS and self.endpoint_mode == EndpointMode.DNSRR:
+                raise ValueError(
+                    f"invalid ports: port {p.published} is published in ingress mode, which "
+                    "can't be used with endpoint mode dnsrr (use mode=host)"
+                )
+        return self
+
+    @property
+    def ingress_ports(self) -> list[PublishedPort]:
+        return [p for p in self.ports if p.mode == PublishMode.INGRESS]
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_label(cls, v: str) -> str:
+        return check_name(v, "service")
+
+    @field_validator("env")
+    @classmethod
+    def _env_pairs(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if "=" not in item or not item.split("=", 1)[0]:
+                raise ValueError(f"invalid environment variable {item!r}: expected KEY=VALUE")
+        return v
+
+
+class Service(Model):
+    id: str
+    spec: ServiceSpec
+    #: Network ids resolved from spec.networks at create time.
+    network_ids: list[str] = Field(default_factory=list)
+    #: The service's virtual IP on each of its networks (endpoint mode vip).
+    vips: dict[str, IPv4Interface] = Field(default_factory=dict)
+    #: The spec before the last update: what `service rollback` goes back to.
+    previous_spec: ServiceSpec | None = None
+    update_status: UpdateStatus | None = None
+    version: int = 1
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+
+class TaskAttachment(Model):
+    network_id: str
+    address: IPv4Interface
+    mac: str
+    aliases: list[str] = Field(default_factory=list)
+
+
+class TaskObservedStatus(Model):
+    state: TaskState = TaskState.NEW
+    message: str = ""
+    err: str = ""
+    timestamp: float = Field(default_factory=now)
+    pid: int | None = None
+    exit_code: int | None = None
+    netns: str = ""
+
+
+class Task(Model):
+    id: str
+    service_id: str
+    service_name: str
+    slot: int
+    node_id: str | None = None
+    image: str
+    command: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    stop_grace_period: float = 10.0
+    desired_state: DesiredTaskState = DesiredTaskState.RUNNING
+    status: TaskObservedStatus = Field(default_factory=TaskObservedStatus)
+    attachments: list[TaskAttachment] = Field(default_factory=list)
+    service_version: int = 1
+    created_at: float = Field(default_factory=now)
+    #: Set when the task died on its own: the manager's time after which its slot may
+    #: get a replacement (now + the service's restart delay). 0.0 = no delay pending.
+    restart_at: float = 0.0
+    #: When the manager began taking this task out of DNS and load balancers before
+    #: stopping it (0: not draining). It gets SIGTERM only once every node has applied that.
+    draining_since: float = 0.0
+    #: The service's placement at creation (the scheduler sees tasks, not services).
+    constraints: list[str] = Field(default_factory=list)
+    max_replicas_per_node: int = 0
+    placement_preferences: list[str] = Field(default_factory=list)
+    #: Manager times of the restarts this slot has had under the restart policy,
+    #: carried from task to task (kept only when max attempts are set, pruned to
+    #: the window): what `restart_max_attempts` is checked against.
+    restart_history: list[float] = Field(default_factory=list)
+    #: Set when this task ended on its own and the restart policy refused it a
+    #: replacement: its slot stays empty until the service changes.
+    restart_refused: bool = False
+    #: Digest of what the task runs and where it is attached (see `updates.task_key`):
+    #: a task whose key differs from its service's is replaced by a rolling update.
+    spec_key: str = ""
+    #: Manager time the task was first seen RUNNING (0: never): the update monitor's clock.
+    started_at: float = 0.0
+    #: Chosen by `--rebalance` to move to another node: replaced like an outdated task.
+    moving: bool = False
+    #: Draining, but kept in the load balancers: every other task of its service is
+    #: stopping too and a replacement is still starting (see Reconciler._stop).
+    held: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.service_name}.{self.slot}"
+
+
+def check_name(value: str, kind: str) -> str:
+    """Service and network names become DNS labels; refuse anything else."""
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"invalid {kind} name {value!r}: expected a DNS label "
+            "(letters, digits, '-' or '_', 1-63 characters, starting and ending "
+            "with a letter or digit)"
+        )
+    return value

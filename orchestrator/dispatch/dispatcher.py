@@ -1,0 +1,373 @@
+"""The dispatcher: what each node must run, and whether each node is alive.
+
+Owns three jobs, all between the store and the agents:
+- `desired_state(node_id)`: the node's `NodeDesiredState` (the one contract with
+  the data plane), sorted so that equal content serialises to equal bytes and
+  `digest()` can tell a long-poll whether the agent already has it. `sending()`
+  tells whether it can go as a patch of the state last sent to the node: when the
+  node polls with that state's digest (it applied it); whole otherwise (netagent.contract.patch).
+- `heartbeat(...)`: checks the node secret, marks the node READY, and moves each
+  reported task status forward (never back; terminal is final).
+- `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN; one whose
+  machine answered a probe since its last heartbeat (its daemon is restarting, its
+  tasks still run) gets RESTART_ALLOWANCE more, so a slow restart moves no task.
+
+Heartbeat times live in memory, as in swarmkit: a heartbeat that changes nothing
+writes nothing, so the store revision (which wakes every long-poll) moves only on
+real changes. The price: after a manager restart no node has a heartbeat time, so
+every node gets one fresh grace of 3 periods from the restart before it can be
+marked DOWN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+
+from netagent.contract.desired import (
+    Attachment,
+    DesiredTaskState,
+    NetworkState,
+    NodeDesiredState,
+    RemoteEndpoint,
+    TaskAssignment,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+)
+from netagent.contract.errors import NotFound
+from orchestrator.cluster.objects import (
+    Cluster,
+    Network,
+    Node,
+    NodeStatus,
+    Service,
+    Task,
+    TaskObservedStatus,
+)
+from orchestrator.cluster.store import Store
+from orchestrator.cluster.tokens import check_node_secret
+from orchestrator.cluster.vips_ports import ingress_network
+from orchestrator.dispatch.service_view import (
+    host_ports,
+    ingress_sandbox_peers,
+    ingress_state,
+    service_endpoints,
+)
+
+log = logging.getLogger(__name__)
+
+#: A node is DOWN after this many heartbeat periods of silence (swarmkit's grace).
+HEARTBEAT_GRACE_PERIODS = 3
+HEARTBEAT_FAILURE = "heartbeat failure"
+#: Seconds added to the grace of a silent node whose machine answers probes: a daemon
+#: restart (interpreter, imports, adopting the tasks) takes about 2 s on a loaded box,
+#: whatever the heartbeat period, so this is a time, not a number of periods.
+RESTART_ALLOWANCE = 5.0
+
+
+def on_node(task: Task, node_id: str) -> bool:
+    """Does `node_id`'s agent still have to act on this task?"""
+    if task.node_id != node_id:
+        return False
+    return task.desired_state == DesiredTaskState.RUNNING or not task.status.state.terminal
+
+
+def is_live_endpoint(task: Task, nodes: dict[str, Node]) -> bool:
+    """A task other nodes must be able to reach: placed, meant to run, not dead, node up."""
+    if task.node_id is None or task.desired_state != DesiredTaskState.RUNNING:
+        return False
+    node = nodes.get(task.node_id)
+    return node is not None and node.status != NodeStatus.DOWN and not task.status.state.terminal
+
+
+def _task_spec(task: Task) -> TaskSpec:
+    env = tuple(tuple(item.split("=", 1)) for item in task.env)
+    return TaskSpec(
+        image=task.image,
+        command=tuple(task.command),
+        env=env,  # type: ignore[arg-type]
+        stop_grace_period=task.stop_grace_period,
+    )
+
+
+def build_desired_state(
+    node_id: str,
+    version: int,
+    nodes: Sequence[Node],
+    networks: Sequence[Network],
+    tasks: Sequence[Task],
+    services: Sequence[Service] = (),
+) -> NodeDesiredState:
+    """The node's desired state from a snapshot of the store (pure)."""
+    by_node = {n.id: n for n in nodes}
+    by_net = {n.id: n for n in networks}
+    ingress_net = ingress_network(networks)
+    ingress = (
+        ingress_state(by_node[node_id], ingress_net, services, tasks, by_node)
+        if ingress_net and node_id in by_node
+        else None
+    )
+    mine = sorted(
+        (t for t in tasks if on_node(t, node_id)),
+        key=lambda t: (t.service_name, t.slot, t.created_at, t.id),
+    )
+    assignments = []
+    net_ids: set[str] = set()
+    for t in mine:
+        # Attachment order is kept: it is the eth0, eth1, ... order inside the task.
+        attachments = tuple(
+            Attachment(
+                network_id=a.network_id,
+                address=a.address,
+                mac=a.mac,
+                aliases=tuple(a.aliases),
+            )
+            for a in t.attachments
+            if a.network_id in by_net
+        )
+        net_ids.update(a.network_id for a in attachments)
+        assignments.append(
+            TaskAssignment(
+                id=t.id,
+                name=t.name,
+                service_id=t.service_id,
+                service_name=t.service_name,
+                slot=t.slot,
+                spec=_task_spec(t),
+                desired_state=t.desired_state,
+                attachments=attachments,
+            )
+        )
+    if ingress is not None:
+        net_ids.add(ingress.network_id)
+    peers: dict[str, list[RemoteEndpoint]] = {nid: [] for nid in net_ids}
+    if ingress is not None:
+        peers[ingress.network_id] += ingress_sandbox_peers(node_id, by_node)
+    for t in tasks:
+        if t.node_id == node_id or not is_live_endpoint(t, by_node):
+            continue
+        vtep = by_node[t.node_id].addr  # type: ignore[index]
+        for a in t.attachments:
+            if a.network_id in peers:
+                peers[a.network_id].append(
+                    RemoteEndpoint(
+                        ip=a.address.ip, mac=a.mac, vtep=vtep, task_id=t.id, task_name=t.name
+                    )
+                )
+    states = [
+        NetworkState(
+            id=nid,
+            name=by_net[nid].spec.name,
+            vni=by_net[nid].vni,
+            subnet=by_net[nid].subnet,
+            gateway=by_net[nid].gateway,
+            peers=tuple(sorted(peers[nid], key=lambda p: (int(p.ip), p.task_id))),
+            services=(
+                () if by_net[nid].spec.ingress else service_endpoints(nid, services, tasks, by_node)
+            ),
+            ingress=by_net[nid].spec.ingress,
+        )
+        for nid in net_ids
+    ]
+    states.sort(key=lambda n: (n.vni, n.id))
+    return NodeDesiredState(
+        node_id=node_id,
+        version=version,
+        networks=tuple(states),
+        tasks=tuple(assignments),
+        ingress=ingress,
+        host_ports=host_ports(node_id, services, tasks),
+    )
+
+
+def digest(state: NodeDesiredState) -> str:
+    """sha256 of the state without its version: equal digests mean nothing to do."""
+    body = json.dumps(state.model_dump(mode="json", exclude={"version"}), sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
+    """The task with `report` applied, or None if the report is stale or changes nothing.
+
+    The observed state only moves forward; a terminal state is final. The time
+    stored is the manager's (`now`), so restart delays and "x seconds ago" do not
+    depend on agents' clocks.
+    """
+    current = task.status
+    if current.state.terminal or report.state.order < current.state.order:
+        return None
+    status = TaskObservedStatus(
+        state=report.state,
+        message=report.message,
+        err=report.err,
+        timestamp=now if report.state != current.state else current.timestamp,
+        pid=report.pid,
+        exit_code=report.exit_code,
+        netns=report.netns,
+    )
+    same = status.model_dump(exclude={"timestamp"}) == current.model_dump(exclude={"timestamp"})
+    if same:
+        return None
+    changes: dict[str, object] = {"status": status}
+    if report.state == TaskState.RUNNING and not task.started_at:
+        changes["started_at"] = now  # the update monitor counts from here
+    return task.model_copy(update=changes)
+
+
+class Dispatcher:
+    """Per-node desired state, heartbeats and node liveness over one store."""
+
+    def __init__(self, store: Store, *, started_at: float):
+        self._store = store
+        self._started_at = started_at
+        self._last_seen: dict[str, float] = {}
+        #: When a probe last found each node's machine up (see orchestrator.dispatch.liveness).
+        self._answered: dict[str, float] = {}
+        #: The digest of the desired state each node last reported as applied.
+        self._applied: dict[str, str] = {}
+        #: Per node, the last state its long-poll was answered with, and its digest.
+        self._sent: dict[str, tuple[str, NodeDesiredState]] = {}
+
+    def last_seen(self, node_id: str) -> float:
+        """When the node last heartbeated (this manager's run); 0.0 if not since start."""
+        return self._last_seen.get(node_id, 0.0)
+
+    def seen(self, node_id: str, now: float) -> None:
+        self._last_seen[node_id] = now
+
+    def forget(self, node_id: str) -> None:
+        self._last_seen.pop(node_id, None)
+        self._answered.pop(node_id, None)
+        self._sent.pop(node_id, None)
+
+    def answered(self, node_id: str, now: float) -> None:
+        """A probe found the node's machine up: its silence is a daemon restarting."""
+        self._answered[node_id] = now
+
+    def desired_state(self, node_id: str) -> NodeDesiredState:
+        if self._store.get("node", node_id, Node) is None:
+            raise NotFound(f"node {node_id} not found", obj=node_id, op="desired state")
+        return build_desired_state(
+            node_id,
+            self._store.revision,
+            self._store.list("node", Node),
+            self._store.list("network", Network),
+            self._store.list("task", Task),
+            self._store.list("service", Service),
+        )
+
+    def sending(
+        self, node_id: str, have: str, state: NodeDesiredState, d: str
+    ) -> NodeDesiredState | None:
+        """Record that `state` (digest `d`) is sent to the node; the state it can be sent
+        as a patch of: the last one sent, if `have` says the node applied it. None: send
+        it whole (a new session, a failed apply, another manager before this one)."""
+        sent = self._sent.get(node_id)
+        self._sent[node_id] = (d, state)
+        return sent[1] if have and sent is not None and sent[0] == have else None
+
+    def synced(self) -> bool:
+        """Has every READY node applied exactly what it should have now?"""
+        for node in self._store.list("node", Node):
+            if node.status != NodeStatus.READY:
+                continue
+            if self._applied.get(node.id) != digest(self.desired_state(node.id)):
+                return False
+        return True
+
+    def authenticate(self, cluster: Cluster, node_id: str, secret: str) -> Node:
+        """The node, if `secret` is its node secret; NotFound / PermissionDenied otherwise."""
+        node = self._store.get("node", node_id, Node)
+        if node is None:
+            raise NotFound(
+                f"node {node_id} is not part of this swarm", obj=node_id, op="authenticate"
+            )
+        check_node_secret(cluster, node_id, secret)
+        return node
+
+    def heartbeat(
+        self,
+        cluster: Cluster,
+        node_id: str,
+        secret: str,
+        statuses: Iterable[TaskStatus],
+        now: float,
+        applied_digest: str = "",
+    ) -> set[str]:
+        """Record a heartbeat; returns the ids of services whose tasks changed."""
+        node = self.authenticate(cluster, node_id, secret)
+        self._last_seen[node_id] = now
+        self._applied[node_id] = applied_digest
+        touched: set[str] = set()
+        with self._store.tx():
+            if node.status != NodeStatus.READY:
+                log.info("node %s (%s) is READY", node.hostname, node_id)
+                update = {
+                    "status": NodeStatus.READY,
+                    "status_message": "",
+                    "updated_at": now,
+                    "last_heartbeat": now,
+                }
+                self._store.put("node", node.model_copy(update=update))
+            for report in statuses:
+                task = self._store.get("task", report.task_id, Task)
+                if task is None or task.node_id != node_id:
+                    continue  # deleted meanwhile, or a report about someone else's task
+                updated = advance_status(task, report, now)
+                if updated is not None:
+                    self._store.put("task", updated)
+                    touched.add(task.service_id)
+        return touched
+
+    def check_nodes(self, now: float, period: float) -> set[str]:
+        """Mark silent nodes DOWN; returns the ids of the nodes newly DOWN."""
+        grace = HEARTBEAT_GRACE_PERIODS * period
+        down: set[str] = set()
+        with self._store.tx():
+            for node in self._store.list("node", Node):
+                if node.status == NodeStatus.DOWN:
+                    continue
+                since = self._silent_since(node)
+                restarting = self._answered.get(node.id, 0.0) > since
+                if now - since > grace + (RESTART_ALLOWANCE if restarting else 0.0):
+                    self._mark_down(node, now, HEARTBEAT_FAILURE)
+                    down.add(node.id)
+        return down
+
+    def silent(self, now: float, silence: float) -> list[Node]:
+        """Nodes not DOWN whose last heartbeat is more than `silence` seconds old."""
+        return [
+            n
+            for n in self._store.list("node", Node)
+            if n.status != NodeStatus.DOWN and now - self._silent_since(n) > silence
+        ]
+
+    def mark_unreachable(self, node_id: str, now: float, why: str, probed_at: float) -> bool:
+        """A probe found the node's machine gone: DOWN now, without the rest of the
+        grace. False if it is DOWN already or sent a heartbeat since `probed_at`."""
+        node = self._store.get("node", node_id, Node)
+        if node is None or node.status == NodeStatus.DOWN or self.last_seen(node_id) > probed_at:
+            return False
+        with self._store.tx():
+            self._mark_down(node, now, f"{HEARTBEAT_FAILURE}: {why}")
+        return True
+
+    def _silent_since(self, node: Node) -> float:
+        return self._last_seen.get(node.id, self._started_at)
+
+    def _mark_down(self, node: Node, now: float, message: str) -> None:
+        log.warning("node %s (%s) is DOWN: %s", node.hostname, node.id, message)
+        self._store.put(
+            "node",
+            node.model_copy(
+                update={
+                    "status": NodeStatus.DOWN,
+                    "status_message": message,
+                    "updated_at": now,
+                    "last_heartbeat": max(node.last_heartbeat, self._silent_since(node)),
+                }
+            ),
+        )

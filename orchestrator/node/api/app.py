@@ -1,0 +1,106 @@
+"""aiohttp plumbing: error mapping, JSON helpers, request validation, proxying.
+
+Handlers raise `VxswarmError`s; the middleware turns them into
+`{"error": {"kind", "message"}}` with the error's HTTP status, which the client
+turns back into the same class. Pydantic validation errors become one-line
+`InvalidArgument`s naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from netagent.contract.errors import InvalidArgument, Unavailable, VxswarmError
+from orchestrator.ops.inputs import one_line, validate_spec
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(jsonable(data), status=status)
+
+
+def jsonable(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [jsonable(d) for d in data]
+    if isinstance(data, dict):
+        return {k: jsonable(v) for k, v in data.items()}
+    return data
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    try:
+        data = await request.json()
+    except ValueError as err:
+        raise InvalidArgument(f"request body is not valid JSON: {err}") from None
+    return validate_spec(model, data)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except VxswarmError as err:
+        return web.json_response(
+            {"error": {"kind": type(err).__name__, "message": str(err)}}, status=err.http_status
+        )
+    except ValidationError as err:
+        return web.json_response(
+            {"error": {"kind": "InvalidArgument", "message": one_line(err)}},
+            status=400,
+        )
+
+
+async def proxy(
+    request: web.Request,
+    base_url: str,
+    *,
+    path: str | None = None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """Forward a request to another daemon and stream its answer back unchanged.
+
+    By default the request goes as it came (method, path, query, body); `path` and
+    `body` make it a POST of that body to that path instead (node-to-node calls).
+    """
+    if body is None:
+        body = await request.read()
+        method, params = request.method, list(request.rel_url.query.items())
+    else:
+        method, params = "POST", []
+    async with httpx.AsyncClient(base_url=base_url, timeout=None) as client:
+        upstream = client.build_request(
+            method,
+            path or request.rel_url.path,
+            params=params,
+            content=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            resp = await client.send(upstream, stream=True)
+        except httpx.TransportError as err:
+            raise Unavailable(f"cannot reach {base_url}: {err}") from None
+        try:
+            out = web.StreamResponse(status=resp.status_code)
+            out.content_type = resp.headers.get("content-type", "application/json").split(";")[0]
+            await out.prepare(request)
+            # The client may leave a stream early (Ctrl-C on exec, capture -c N): not an error.
+            with contextlib.suppress(ConnectionError):
+                async for chunk in resp.aiter_raw():
+                    await out.write(chunk)
+                await out.write_eof()
+            return out
+        finally:
+            await resp.aclose()

@@ -1,0 +1,3 @@
+"""Object operations: creating, changing and removing services, networks and nodes,
+validation first, then one write; the input checks and duration parsing they share.
+"""

@@ -1,0 +1,117 @@
+"""Input checks and lookups shared by the manager's public methods.
+
+Everything here runs before any write: raw values from the API become typed,
+validated values, or one `InvalidArgument` / `NotFound` line naming the bad value.
+Lookups follow Docker's order: full id, exact name, then unique id prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from netagent.contract.errors import InvalidArgument, NotFound
+
+T = TypeVar("T")
+S = TypeVar("S", bound=BaseModel)
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: Used only until netagent.tasks.workloads (another helper's module) exists.
+_STANDIN_IMAGES = ("alpine", "busybox", "host", "nginx", "slowreply", "whoami")
+
+
+def check_image(image: str) -> tuple[str, str]:
+    """(workload, tag) of a known built-in image; InvalidArgument listing the known ones."""
+    try:
+        from netagent.tasks.workloads import check_image as workloads_check_image
+    except ModuleNotFoundError as e:
+        if e.name != "netagent.tasks.workloads":
+            raise
+    else:
+        return workloads_check_image(image)
+    name, _, tag = image.partition(":")
+    if name not in _STANDIN_IMAGES or (":" in image and not _TAG_RE.match(tag)):
+        raise InvalidArgument(
+            f"unknown image {image!r}: expected one of {', '.join(_STANDIN_IMAGES)} "
+            "(optionally :TAG)",
+            obj=image,
+            op="create service",
+        )
+    return name, tag or "latest"
+
+
+def validate_spec(model: type[S], data: Any) -> S:
+    """`data` (a dict or a model) validated as `model`; InvalidArgument naming the bad field.
+
+    The API should build specs with this so that bad input becomes one clear line.
+    """
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise InvalidArgument(one_line(e, model.__name__), op="validate") from None
+
+
+def one_line(e: ValidationError, what: str = "value") -> str:
+    """The first problem of a pydantic error, as one line naming the field and the value."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or what
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"invalid {where} {err.get('input')!r}: {msg}"
+
+
+def check_hostname(hostname: str) -> str:
+    if not isinstance(hostname, str) or not _HOSTNAME_RE.match(hostname):
+        raise InvalidArgument(
+            f"invalid hostname {hostname!r}: expected letters, digits, '.' and '-'",
+            obj=str(hostname),
+            op="join",
+        )
+    return hostname
+
+
+def check_addr(addr: IPv4Address | str) -> IPv4Address:
+    try:
+        return IPv4Address(str(addr))
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid node address {addr!r}: expected an IPv4 address", obj=str(addr), op="join"
+        ) from None
+
+
+def resolve(
+    kind: str, ref: str, objects: Iterable[T], ident: Callable[[T], str], name: Callable[[T], str]
+) -> T:
+    """Docker's lookup order: full id, then exact name, then unique id prefix."""
+    items = list(objects)
+    for obj in items:
+        if ident(obj) == ref:
+            return obj
+    named = [o for o in items if name(o) == ref]
+    if len(named) == 1:
+        return named[0]
+    matches = named or ([o for o in items if ident(o).startswith(ref)] if ref else [])
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InvalidArgument(
+            f"{kind} {ref!r} is ambiguous: it matches {len(matches)} {kind}s",
+            obj=ref,
+            op=f"find {kind}",
+        )
+    raise NotFound(f"{kind} {ref} not found", obj=ref, op=f"find {kind}")
+
+
+def check_replicas(replicas: object) -> int:
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise InvalidArgument(
+            f"invalid replicas {replicas!r}: expected an integer >= 0",
+            obj=str(replicas),
+            op="scale",
+        )
+    return replicas

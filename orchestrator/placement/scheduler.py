@@ -1,0 +1,219 @@
+"""The scheduler: which node runs each new task. Pure and deterministic.
+
+Shaped like swarmkit's: a pipeline of small filters, each with `check(node)` and
+`explain(n)`, decides which nodes are eligible; among them the spread strategy
+picks the node with the fewest tasks of this service, then the fewest tasks in
+all, then the lowest (hostname, id). Decisions are taken on a snapshot of the
+nodes and tasks, and each placement updates the counts before the next one, so
+a batch of N tasks spreads exactly as N one-by-one placements would.
+
+When no node passes, the task stays unplaced and the reason counts the nodes each
+filter rejected, in swarmkit's words:
+"no suitable node (2 nodes not available for new tasks)".
+
+Placement preferences (`spread=node.labels.zone`) rank the eligible nodes before
+the spread key: fewest tasks of the service in the node's label group first.
+
+Filters, in order (a rejected node counts for the first filter that refused it):
+ready and active; the task's placement constraints; the service's max replicas
+per node. A task already bound to a node (global mode makes one per node) is only
+checked against that node.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from netagent.contract.desired import DesiredTaskState
+from orchestrator.cluster.objects import Availability, Node, NodeStatus, Task
+from orchestrator.placement import preferences
+from orchestrator.placement.constraints import Constraint, parse_all, satisfied
+
+NO_SUITABLE_NODE = "no suitable node"
+
+
+@dataclass
+class NodeInfo:
+    """A node plus the task counts the spread strategy and filters need."""
+
+    node: Node
+    service_counts: Counter[str] = field(default_factory=Counter)
+    total: int = 0
+
+    def add(self, task: Task) -> None:
+        self.service_counts[task.service_id] += 1
+        self.total += 1
+
+    def spread_key(self, service_id: str) -> tuple[int, int, str, str]:
+        return (self.service_counts[service_id], self.total, self.node.hostname, self.node.id)
+
+
+def _nodes(n: int, one: str, many: str) -> str:
+    """An explain phrase with swarmkit's singular/plural."""
+    return f"1 node {one}" if n == 1 else f"{n} nodes {many}"
+
+
+class Filter:
+    """One reason a node may not take a task. Subclasses override `check`/`explain`."""
+
+    def __init__(self) -> None:
+        self.task: Task | None = None
+
+    def set_task(self, task: Task) -> bool:
+        """Remember the task; False when this filter does not apply to it."""
+        self.task = task
+        return True
+
+    def check(self, node: NodeInfo) -> bool:
+        raise NotImplementedError
+
+    def explain(self, nodes: int) -> str:
+        raise NotImplementedError
+
+
+class ReadyFilter(Filter):
+    """Only READY nodes with availability ACTIVE take new tasks."""
+
+    def check(self, node: NodeInfo) -> bool:
+        return node.node.status == NodeStatus.READY and (
+            node.node.availability == Availability.ACTIVE
+        )
+
+    def explain(self, nodes: int) -> str:
+        return _nodes(nodes, "not available for new tasks", "not available for new tasks")
+
+
+class ConstraintFilter(Filter):
+    """Nodes that satisfy every placement constraint of the task's service."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._constraints: list[Constraint] = []
+
+    def set_task(self, task: Task) -> bool:
+        self.task = task
+        self._constraints = parse_all(task.constraints)
+        return bool(self._constraints)
+
+    def check(self, node: NodeInfo) -> bool:
+        return satisfied(self._constraints, node.node)
+
+    def explain(self, nodes: int) -> str:
+        return _nodes(nodes, "does not satisfy constraints", "do not satisfy constraints")
+
+
+class MaxReplicasFilter(Filter):
+    """Nodes holding fewer than the service's max replicas per node (0: no limit)."""
+
+    def set_task(self, task: Task) -> bool:
+        self.task = task
+        return task.max_replicas_per_node > 0
+
+    def check(self, node: NodeInfo) -> bool:
+        assert self.task is not None
+        return node.service_counts[self.task.service_id] < self.task.max_replicas_per_node
+
+    def explain(self, nodes: int) -> str:
+        return _nodes(
+            nodes, "has reached max replicas per node", "have reached max replicas per node"
+        )
+
+
+DEFAULT_FILTERS: tuple[type[Filter], ...] = (ReadyFilter, ConstraintFilter, MaxReplicasFilter)
+
+
+class Pipeline:
+    """Runs the filters over nodes for one task and explains what it rejected."""
+
+    def __init__(self, filter_types: Sequence[type[Filter]] = DEFAULT_FILTERS):
+        self._all = [f() for f in filter_types]
+        self._active: list[Filter] = []
+        self._rejected: Counter[int] = Counter()
+
+    def set_task(self, task: Task) -> None:
+        self._active = [f for f in self._all if f.set_task(task)]
+        self._rejected = Counter()
+
+    def process(self, node: NodeInfo) -> bool:
+        """True if every active filter accepts; a rejection counts for the first refuser."""
+        for i, f in enumerate(self._active):
+            if not f.check(node):
+                self._rejected[i] += 1
+                return False
+        return True
+
+    def explain(self) -> str:
+        parts = [
+            f.explain(self._rejected[i]) for i, f in enumerate(self._active) if self._rejected[i]
+        ]
+        return f"{NO_SUITABLE_NODE} ({'; '.join(parts)})" if parts else NO_SUITABLE_NODE
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Where each task goes (None: nowhere) and, for the unplaced, why."""
+
+    placements: dict[str, str | None]
+    reasons: dict[str, str]
+
+
+def counts_toward_spread(task: Task) -> bool:
+    """Tasks that occupy a node: assigned, meant to run, not yet dead."""
+    return (
+        task.node_id is not None
+        and task.desired_state == DesiredTaskState.RUNNING
+        and not task.status.state.terminal
+    )
+
+
+def _ranking(task: Task, eligible: Sequence[NodeInfo]) -> Callable[[NodeInfo], tuple]:
+    """The spread strategy's order, under the task's placement preferences if any."""
+    sid = task.service_id
+    if not task.placement_preferences:
+        return lambda i: i.spread_key(sid)
+    keys = preferences.label_keys(task.placement_preferences)
+    counts: Counter[tuple[str, ...]] = Counter()
+    for info in eligible:
+        path = preferences.groups(info.node.labels, keys)
+        for level in range(1, len(path) + 1):
+            counts[path[:level]] += info.service_counts[sid]
+    return lambda i: (
+        preferences.rank(preferences.groups(i.node.labels, keys), counts),
+        i.spread_key(sid),
+    )
+
+
+def schedule(
+    tasks_to_place: Sequence[Task],
+    nodes: Iterable[Node],
+    existing_tasks: Iterable[Task],
+    filters: Sequence[type[Filter]] = DEFAULT_FILTERS,
+) -> Decisions:
+    """Place `tasks_to_place` in the given order on a snapshot of `nodes`."""
+    infos = {n.id: NodeInfo(n) for n in nodes}
+    placing = {t.id for t in tasks_to_place}
+    for t in existing_tasks:
+        if t.id not in placing and counts_toward_spread(t) and t.node_id in infos:
+            infos[t.node_id].add(t)
+    ordered = sorted(infos.values(), key=lambda i: (i.node.hostname, i.node.id))
+    pipeline = Pipeline(filters)
+    placements: dict[str, str | None] = {}
+    reasons: dict[str, str] = {}
+    for task in tasks_to_place:
+        pipeline.set_task(task)
+        if task.node_id is not None:
+            # Bound to its node (global mode): only that node is checked.
+            candidates = [infos[task.node_id]] if task.node_id in infos else []
+        else:
+            candidates = ordered
+        eligible = [i for i in candidates if pipeline.process(i)]
+        if not eligible:
+            placements[task.id] = None
+            reasons[task.id] = pipeline.explain()
+            continue
+        best = min(eligible, key=_ranking(task, eligible))
+        placements[task.id] = best.node.id
+        best.add(task)
+    return Decisions(placements, reasons)
