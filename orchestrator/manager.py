@@ -24,7 +24,6 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from netagent.agent.session import Assignments
 from netagent.contract.desired import (
     DesiredTaskState,
     NodeDesiredState,
@@ -32,6 +31,7 @@ from netagent.contract.desired import (
     TaskStatus,
 )
 from netagent.contract.errors import Conflict, InvalidArgument, Unavailable
+from netagent.contract.messages import Assignments
 from netagent.contract.patch import diff_states
 from orchestrator.cluster import tokens
 from orchestrator.cluster.objects import (

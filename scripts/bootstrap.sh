@@ -2,7 +2,7 @@
 # Bring a fresh Debian 12 box (as root) to a working vxswarm, then run the demo or the tests.
 #
 #   bash scripts/bootstrap.sh demo      # install what is missing, run `vxswarm lab demo`
-#   bash scripts/bootstrap.sh test      # install what is missing, lint + the whole test suite
+#   bash scripts/bootstrap.sh test      # install what is missing, lint, import rules + the whole test suite
 #   bash scripts/bootstrap.sh install   # install what is missing, nothing more
 #   bash scripts/bootstrap.sh node      # only what a node runs (no test/bench tools): Vagrant VMs
 #
@@ -110,6 +110,8 @@ case "$mode" in
   test)
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
+    # The layout's import rules (pyproject.toml [tool.importlinter], docs/architecture.md).
+    "$VENV/bin/lint-imports" --no-cache
     exec "$VENV/bin/pytest" -q
     ;;
   install | node) ;;

@@ -1,3 +1,3 @@
 """The agent: one node's reconciler (`DataPlane`), its session with the manager, its
-records on disk, the memo of per-item work, metrics and memory tuning.
+metrics and memory tuning. What it remembers lives in netagent.ledger.
 """

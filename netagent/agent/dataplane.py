@@ -32,8 +32,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from netagent.agent.changes import ApplyResult, Change
-from netagent.agent.inventory import NodeRecord, Records, TaskRecord, read_exit_file
+from netagent.agent.built import Built
 from netagent.agent.metrics import Metrics
 from netagent.agent.wipe import remove_all, stop_all, wipe_node
 from netagent.contract.desired import (
@@ -47,10 +46,11 @@ from netagent.contract.desired import (
 )
 from netagent.contract.errors import Conflict, NotFound, Unavailable, VxswarmError
 from netagent.dns.node_resolver import NodeDns
-from netagent.drift.expect import Built
 from netagent.kernel import netns
 from netagent.kernel.naming import Names
 from netagent.lb import LoadBalancer
+from netagent.ledger.changes import ApplyResult, Change
+from netagent.ledger.inventory import NodeRecord, Records, TaskRecord, read_exit_file
 from netagent.network import gwbridge, overlay
 from netagent.network import task_ns as endpoint
 from netagent.network.checks import check_desired

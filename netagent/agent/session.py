@@ -1,7 +1,7 @@
 """The agent's session with its manager: join, heartbeats, assignments.
 
-Wire models of the dispatcher protocol live here (the data plane owns its side
-of the contract; the orchestrator imports them). Two threads per session:
+The wire models of the dispatcher protocol are part of the contract
+(netagent.contract.messages). Two threads per session:
 
 - heartbeats: every period, or at once when a task's status changed, POST the
   node's task statuses; the answer carries the current heartbeat period.
@@ -17,73 +17,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Address
-from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, ConfigDict
 
 from netagent.contract.desired import NodeDesiredState, TaskStatus
-from netagent.contract.patch import InvalidPatch, StatePatch, apply_patch
+from netagent.contract.messages import (
+    SECRET_HEADER,
+    Assignments,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    NodeIdentity,
+)
+from netagent.contract.patch import InvalidPatch, apply_patch
 
 log = logging.getLogger(__name__)
-SECRET_HEADER = "X-Vxswarm-Secret"
 LONG_POLL_SECONDS = 15.0
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class JoinRequest(_Wire):
-    token: str
-    hostname: str
-    addr: IPv4Address
-    engine_version: str
-
-
-class NodeIdentity(_Wire):
-    """Who this node is in its swarm; persisted so a restarted daemon rejoins alone."""
-
-    node_id: str
-    secret: str
-    role: str
-    cluster_id: str
-    manager_addr: str  # "ip:port" of the leader
-    addr: IPv4Address
-    heartbeat_period: float
-
-    @classmethod
-    def load(cls, path: Path) -> NodeIdentity | None:
-        return cls.model_validate_json(path.read_text()) if path.exists() else None
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        tmp.replace(path)
-
-
-class HeartbeatRequest(_Wire):
-    node_id: str
-    statuses: list[TaskStatus] = []
-    #: Digest of the last desired state this node applied: the manager waits on it
-    #: before it stops a task that is leaving the load balancers.
-    applied_digest: str = ""
-
-
-class HeartbeatResponse(_Wire):
-    heartbeat_period: float
-
-
-class Assignments(_Wire):
-    """The node's desired state (digest `digest`): whole in `state`, or in `patch` as a
-    change to the state of digest `base`, the one the node said it applied."""
-
-    digest: str
-    state: NodeDesiredState | None = None
-    base: str = ""
-    patch: StatePatch | None = None
 
 
 class Session:

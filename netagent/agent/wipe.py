@@ -2,7 +2,7 @@
 
 Used by `DataPlane.teardown` (a running agent leaving the swarm) and by
 `wipe_node` (no agent running: the lab powering a node off, or cleaning up
-after a crash). Works from the records alone (netagent.agent.inventory), so it deletes
+after a crash). Works from the records alone (netagent.ledger.inventory), so it deletes
 exactly what the agent made: processes are signalled only when their recorded
 start time still matches, and a record naming a namespace outside this node's
 prefix is refused before anything is deleted.
@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from netagent import lb
-from netagent.agent.changes import Change
-from netagent.agent.inventory import NodeRecord, Records, TaskRecord
 from netagent.contract.errors import InvalidArgument
 from netagent.kernel import netns
 from netagent.kernel.naming import Names
+from netagent.ledger.changes import Change
+from netagent.ledger.inventory import NodeRecord, Records, TaskRecord
 from netagent.network import gwbridge, overlay
 from netagent.network import task_ns as endpoint
 from netagent.tasks import spawn as process

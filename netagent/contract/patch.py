@@ -10,7 +10,7 @@ kept and which items are new; only the new items are sent and decoded.
 
 A kept item is the agent's own object, reused as is (the models are frozen), so the
 data plane can tell "the same as last apply" by identity and skip its work for it
-(see netagent.agent.memo). `apply_patch(old, diff_states(old, new)) == new` always.
+(see netagent.ledger.memo). `apply_patch(old, diff_states(old, new)) == new` always.
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Generic, TypeVar
 
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import EndpointMode, NetworkState, ServiceEndpoint
 from netagent.contract.errors import InvalidArgument
+from netagent.ledger.memo import IdentityMemo
 
 TYPE_A = 1
 TYPE_PTR = 12

@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address
 
+from netagent.agent.built import NODE_NS_LABEL, Built
 from netagent.contract.desired import DesiredTaskState, NodeDesiredState
 from netagent.drift.expect import (
-    NODE_NS_LABEL,
-    Built,
     Expected,
     NeighClass,
     Via,

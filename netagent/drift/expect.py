@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address
 
-from netagent.agent.inventory import NodeRecord, TaskRecord
+from netagent.agent.built import NODE_NS_LABEL, Built
 from netagent.contract.desired import (
     VXLAN_PORT,
     DesiredTaskState,
@@ -39,35 +39,13 @@ from netagent.contract.desired import (
 )
 from netagent.dns.records import network_records
 from netagent.drift.model import Fix
-from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE, Names
+from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE
 from netagent.lb.ingress import INGRESS_SYSCTLS, ingress_rules
 from netagent.lb.nodeports import node_ports
 from netagent.lb.vip import SANDBOX_SYSCTLS, vip_services
+from netagent.ledger.inventory import TaskRecord
 from netagent.network.gwbridge import GW_GATEWAY, GW_SUBNET
 from netagent.tasks.lifecycle import RUNNING
-
-NODE_NS_LABEL = "node ns"
-
-
-@dataclass(frozen=True)
-class Built:
-    """What the data plane says it built (read under its lock; never changed here)."""
-
-    names: Names
-    node_ns: str | None
-    underlay_ip: IPv4Address
-    node: NodeRecord
-    tasks: Mapping[str, TaskRecord]
-    #: Tasks whose exit the watcher is still waiting for (an exit seen there is reported).
-    watched: frozenset[str] = frozenset()
-    #: The node runs the embedded resolver (tasks get cluster DNS).
-    dns: bool = True
-    #: Tasks the load balancer counted as running at the last apply (None: use the records).
-    applied_live: frozenset[str] | None = None
-
-    @property
-    def node_label(self) -> str:
-        return self.node_ns or NODE_NS_LABEL
 
 
 @dataclass(frozen=True)

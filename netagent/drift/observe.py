@@ -23,11 +23,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from netagent.agent.built import Built
 from netagent.capture import probe
 from netagent.capture.facts import NftTable, nft_table
 from netagent.contract.errors import VxswarmError
 from netagent.drift import rtnl
-from netagent.drift.expect import Built, Expected, NeighClass, WantDns, WantNs
+from netagent.drift.expect import Expected, NeighClass, WantDns, WantNs
 from netagent.kernel import iptables, netns
 from netagent.kernel.naming import SANDBOX_BRIDGE
 from netagent.kernel.neighbours import NUD_PERMANENT

@@ -16,9 +16,9 @@ from ipaddress import IPv4Address, IPv4Interface
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netagent.agent.changes import Change
 from netagent.contract.errors import KernelError
 from netagent.kernel.netns import kernel_errors, wait_until
+from netagent.ledger.changes import Change
 
 IFF_UP = 0x1
 

@@ -17,7 +17,7 @@ from socket import AF_INET
 
 from pyroute2 import IPRoute
 
-from netagent.agent.changes import Change
+from netagent.ledger.changes import Change
 
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02

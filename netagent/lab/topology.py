@@ -46,7 +46,7 @@ SWITCH_BRIDGE = "underlay"
 NODE_IFNAME = "eth0"
 CLIENT = "client"
 SOCKET_NAME = "vxswarm.sock"
-#: The daemon keeps its data plane records (netagent.agent.inventory) in <state dir>/agent
+#: The daemon keeps its data plane records (netagent.ledger.inventory) in <state dir>/agent
 #: (orchestrator/node/daemon.py); `lab stop`/`down` wipe a node offline from there.
 AGENT_SUBDIR = "agent"
 LOG_NAME = "daemon.log"

@@ -20,9 +20,6 @@ import threading
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 
-from netagent.agent.changes import Change
-from netagent.agent.inventory import NodeRecord, TaskRecord
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import NodeDesiredState, ServiceEndpoint
 from netagent.kernel import netns
 from netagent.kernel.naming import Names
@@ -31,6 +28,9 @@ from netagent.lb.ingress import IngressSandbox
 from netagent.lb.nodeports import node_ports
 from netagent.lb.rule_checks import check_lb
 from netagent.lb.vip import VipBalancer
+from netagent.ledger.changes import Change
+from netagent.ledger.inventory import NodeRecord, TaskRecord
+from netagent.ledger.memo import IdentityMemo
 
 __all__ = ["LoadBalancer", "remove_recorded"]
 

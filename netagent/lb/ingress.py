@@ -25,14 +25,14 @@ import logging
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Interface
 
-from netagent.agent.changes import Change
-from netagent.agent.inventory import IngressRecord, NodeRecord
 from netagent.contract.desired import IngressState, NetworkState, task_mac
 from netagent.kernel import links, netns
 from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE, Names
 from netagent.kernel.netns import kernel_errors
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
+from netagent.ledger.changes import Change
+from netagent.ledger.inventory import IngressRecord, NodeRecord
 from netagent.network import gwbridge
 from netagent.network import task_ns as endpoint
 from netagent.network.gwbridge import GW_GATEWAY, GW_MTU

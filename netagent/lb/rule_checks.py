@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address, IPv4Network
 
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import NetworkState, NodeDesiredState, ServiceEndpoint, service_key
 from netagent.contract.errors import InvalidArgument
+from netagent.ledger.memo import IdentityMemo
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -73,7 +73,7 @@ def check_services(net: NetworkState) -> None:
         vips[vip] = svc.name
 
 
-#: Per network, the services checked at the last apply, by object (netagent.agent.memo).
+#: Per network, the services checked at the last apply, by object (netagent.ledger.memo).
 _checked: dict[tuple[str, IPv4Network, IPv4Address], IdentityMemo[ServiceEndpoint, int | None]] = {}
 
 

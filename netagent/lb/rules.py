@@ -32,8 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import PortProtocol
+from netagent.ledger.memo import IdentityMemo
 
 TABLE = "vxswarm"
 FAMILY = "ip"

@@ -47,8 +47,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netagent.agent.changes import Change
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import (
     EndpointMode,
     NetworkState,
@@ -62,6 +60,8 @@ from netagent.kernel.neighbours import Programmed, sync_neighbours
 from netagent.kernel.netns import kernel_errors
 from netagent.lb import rules
 from netagent.lb.nft import TableLoader
+from netagent.ledger.changes import Change
+from netagent.ledger.memo import IdentityMemo
 
 log = logging.getLogger(__name__)
 

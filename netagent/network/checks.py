@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Network
 
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import (
     NetworkState,
     NodeDesiredState,
@@ -21,6 +20,7 @@ from netagent.contract.desired import (
     peer_key,
 )
 from netagent.contract.errors import InvalidArgument
+from netagent.ledger.memo import IdentityMemo
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 TASK_ID_RE = re.compile(r"^[a-z0-9]{12,64}$")
@@ -42,7 +42,7 @@ def check_mac(mac: str, what: str) -> None:
 
 #: Peers already found valid, per subnet: an apply checks only the endpoints that are new.
 _valid_peers: dict[IPv4Network, set[tuple[int, str, int]]] = {}
-#: Per network, the peers checked at the last apply, by object (netagent.agent.memo).
+#: Per network, the peers checked at the last apply, by object (netagent.ledger.memo).
 _checked_peers: dict[tuple[str, IPv4Network], IdentityMemo[RemoteEndpoint, None]] = {}
 
 

@@ -20,11 +20,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from pyroute2 import IPRoute
 
-from netagent.agent.changes import Change
-from netagent.agent.inventory import NodeRecord
 from netagent.contract.errors import Conflict
 from netagent.kernel import iptables, links, netns
 from netagent.kernel.naming import GW_BRIDGE
+from netagent.ledger.changes import Change
+from netagent.ledger.inventory import NodeRecord
 
 GW_SUBNET = IPv4Network("172.18.0.0/16")
 GW_GATEWAY = IPv4Address("172.18.0.1")

@@ -27,14 +27,14 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from pyroute2 import IPRoute
 
-from netagent.agent.changes import Change
-from netagent.agent.inventory import SandboxRecord
-from netagent.agent.memo import IdentityMemo
 from netagent.contract.desired import VXLAN_PORT, NetworkState, RemoteEndpoint, peer_key, task_mac
 from netagent.kernel import links, netns
 from netagent.kernel.naming import SANDBOX_BRIDGE, Names
 from netagent.kernel.neighbours import Programmed, sync_fdb, sync_neighbours
 from netagent.kernel.netns import kernel_errors
+from netagent.ledger.changes import Change
+from netagent.ledger.inventory import SandboxRecord
+from netagent.ledger.memo import IdentityMemo
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from ipaddress import IPv4Interface
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netagent.agent.changes import Change
-from netagent.agent.inventory import TaskRecord, VethRecord
 from netagent.contract.desired import NetworkState, TaskAssignment
 from netagent.kernel import links, netns
 from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE, Names
 from netagent.kernel.netns import kernel_errors
+from netagent.ledger.changes import Change
+from netagent.ledger.inventory import TaskRecord, VethRecord
 from netagent.network.gwbridge import GW_GATEWAY, GW_MTU
 from netagent.network.overlay import IPV6_OFF
 

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from netagent.agent.inventory import TaskRecord
 from netagent.contract.desired import TaskAssignment, TaskSpec, TaskState, TaskStatus
+from netagent.ledger.inventory import TaskRecord
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,8 @@ is a pydantic model so that it crosses the store, the API and the CLI validated.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
 import time
@@ -31,8 +33,7 @@ from netagent.contract.desired import (
     PublishMode,
     TaskState,
 )
-from orchestrator.placement import constraints as _constraints
-from orchestrator.placement import preferences as _preferences
+from orchestrator.cluster.placement_text import check_constraint, check_preference
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
@@ -144,9 +145,9 @@ class ServiceMode(StrEnum):
 
 
 #: A placement constraint, parsed (and refused with one line naming it) at validation.
-ConstraintText = Annotated[str, AfterValidator(_constraints.check)]
+ConstraintText = Annotated[str, AfterValidator(check_constraint)]
 #: A placement preference ("spread=node.labels.zone"), checked at validation.
-PreferenceText = Annotated[str, AfterValidator(_preferences.check)]
+PreferenceText = Annotated[str, AfterValidator(check_preference)]
 
 
 class RestartCondition(StrEnum):
@@ -213,6 +214,11 @@ class UpdateStatus(Model):
     message: str = ""
     #: The update (or rollback) config this run follows, fixed when it started.
     config: UpdateConfig = Field(default_factory=UpdateConfig)
+
+    @classmethod
+    def begin(cls, state: UpdateState, config: UpdateConfig, now: float, message: str):
+        """A run (update or rollback) that starts now, following `config`."""
+        return cls(state=state, started_at=now, message=message, config=config)
 
 
 class NetworkAttachmentSpec(Model):
@@ -316,6 +322,27 @@ class Service(Model):
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
 
+    def task_key(self) -> str:
+        """A digest of the task-level spec: a task whose key differs is replaced."""
+        spec = self.spec
+        body = {
+            "image": spec.image,
+            "command": spec.command,
+            "env": spec.env,
+            "stop_grace_period": spec.stop_grace_period,
+            "networks": [
+                [nid, sorted(a.aliases)]
+                for nid, a in zip(self.network_ids, spec.networks, strict=False)
+            ],
+            # Joining or leaving the routing mesh adds or removes an interface.
+            "ingress": bool(spec.ingress_ports),
+            "constraints": sorted(c.replace(" ", "") for c in spec.constraints),
+            "max_replicas_per_node": spec.max_replicas_per_node,
+            "placement_preferences": spec.placement_preferences,
+            "force_update": spec.force_update,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
 
 class TaskAttachment(Model):
     network_id: str
@@ -366,7 +393,7 @@ class Task(Model):
     #: Set when this task ended on its own and the restart policy refused it a
     #: replacement: its slot stays empty until the service changes.
     restart_refused: bool = False
-    #: Digest of what the task runs and where it is attached (see `updates.task_key`):
+    #: Digest of what the task runs and where it is attached (see `Service.task_key`):
     #: a task whose key differs from its service's is replaced by a rolling update.
     spec_key: str = ""
     #: Manager time the task was first seen RUNNING (0: never): the update monitor's clock.

@@ -23,9 +23,10 @@ import logging
 import socket
 import time
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from netagent.contract.desired import MANAGER_PORT
-from orchestrator.manager import Manager
+from orchestrator.cluster.objects import Cluster, Node
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,23 @@ async def answers(addr: IPv4Address, port: int, timeout: float = PROBE_TIMEOUT) 
     return await asyncio.to_thread(_answers_blocking, addr, port, timeout)
 
 
+class Watched(Protocol):
+    """What the prober needs of the manager (the manager sits above the dispatcher)."""
+
+    @property
+    def cluster(self) -> Cluster: ...
+
+    def silent_nodes(self, silence: float) -> list[Node]: ...
+
+    def mark_answered(self, node_id: str) -> None: ...
+
+    def mark_unreachable(self, node_id: str, why: str, probed_at: float) -> None: ...
+
+
 class Prober:
     """Probes silent nodes for one manager; call `check()` from the manager's tick loop."""
 
-    def __init__(self, manager: Manager, port: int = MANAGER_PORT):
+    def __init__(self, manager: Watched, port: int = MANAGER_PORT):
         self.manager = manager
         self._port = port
         self._probing: dict[str, asyncio.Task[None]] = {}

@@ -27,9 +27,10 @@ import httpx
 
 from netagent.agent.dataplane import DataPlane
 from netagent.agent.metrics import Metrics
-from netagent.agent.session import JoinRequest, NodeIdentity, Session
+from netagent.agent.session import Session
 from netagent.contract.desired import MANAGER_PORT
 from netagent.contract.errors import Conflict, InvalidArgument, PermissionDenied, Unavailable
+from netagent.contract.messages import JoinRequest, NodeIdentity
 from netagent.dns.node_resolver import NodeDns
 from netagent.drift.watch import SelfCheck, interval_from_env
 from netagent.kernel.hostaddr import choose_advertise_addr, source_addr_towards

@@ -19,29 +19,6 @@ from netagent.contract.errors import InvalidArgument, NotFound
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-#: Used only until netagent.tasks.workloads (another helper's module) exists.
-_STANDIN_IMAGES = ("alpine", "busybox", "host", "nginx", "slowreply", "whoami")
-
-
-def check_image(image: str) -> tuple[str, str]:
-    """(workload, tag) of a known built-in image; InvalidArgument listing the known ones."""
-    try:
-        from netagent.tasks.workloads import check_image as workloads_check_image
-    except ModuleNotFoundError as e:
-        if e.name != "netagent.tasks.workloads":
-            raise
-    else:
-        return workloads_check_image(image)
-    name, _, tag = image.partition(":")
-    if name not in _STANDIN_IMAGES or (":" in image and not _TAG_RE.match(tag)):
-        raise InvalidArgument(
-            f"unknown image {image!r}: expected one of {', '.join(_STANDIN_IMAGES)} "
-            "(optionally :TAG)",
-            obj=image,
-            op="create service",
-        )
-    return name, tag or "latest"
 
 
 def validate_spec(model: type[S], data: Any) -> S:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from netagent.contract.desired import EndpointMode
 from netagent.contract.errors import Conflict, InvalidArgument, NotFound
+from netagent.contract.images import check_image
 from orchestrator.cluster.allocator import AddressBook
 from orchestrator.cluster.objects import (
     Network,
@@ -16,12 +17,12 @@ from orchestrator.cluster.objects import (
     ServiceSpec,
     Task,
     UpdateState,
+    UpdateStatus,
     new_id,
 )
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, allocate_vips, check_ports
-from orchestrator.ops.inputs import check_image, resolve, validate_spec
-from orchestrator.reconcile import updates
+from orchestrator.ops.inputs import resolve, validate_spec
 
 
 def resolve_networks(
@@ -130,14 +131,16 @@ def update_service(
     updated = respec(service, spec, networks, book, now)
     status = service.update_status
     if rollback:
-        status = updates.start(
+        status = UpdateStatus.begin(
             UpdateState.ROLLBACK_STARTED,
             service.spec.rollback_config,
             now,
             "manually requested rollback",
         )
-    elif updates.task_key(updated) != updates.task_key(service):
-        status = updates.start(UpdateState.UPDATING, spec.update_config, now, "update in progress")
+    elif updated.task_key() != service.task_key():
+        status = UpdateStatus.begin(
+            UpdateState.UPDATING, spec.update_config, now, "update in progress"
+        )
     updated = updated.model_copy(update={"previous_spec": service.spec, "update_status": status})
     store.put("service", updated)
     return updated

@@ -11,21 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from orchestrator.placement.constraints import LABEL_PREFIX
-
-SPREAD = "spread="
-EXPECTED = "expected spread=node.labels.<key>"
-
-
-def check(pref: str) -> str:
-    """A preference as written, or ValueError naming it (run at spec validation)."""
-    strategy, sep, descriptor = pref.partition("=")
-    if not sep or strategy != "spread":
-        raise ValueError(f"invalid placement preference {pref!r}: {EXPECTED}")
-    key = descriptor.removeprefix(LABEL_PREFIX)
-    if not descriptor.startswith(LABEL_PREFIX) or not key:
-        raise ValueError(f"invalid placement preference {pref!r}: {EXPECTED}")
-    return pref
+from orchestrator.cluster.placement_text import LABEL_PREFIX, SPREAD
 
 
 def label_keys(prefs: Iterable[str]) -> list[str]:

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 from netagent.contract.desired import DesiredTaskState
 from orchestrator.cluster.objects import Availability, Node, NodeStatus, Task
+from orchestrator.cluster.placement_text import Constraint
 from orchestrator.placement import preferences
-from orchestrator.placement.constraints import Constraint, parse_all, satisfied
+from orchestrator.placement.constraints import parse_all, satisfied
 
 NO_SUITABLE_NODE = "no suitable node"
 

@@ -405,7 +405,7 @@ class Reconciler:
             stop_grace_period=svc.spec.stop_grace_period,
             status=_status(TaskState.NEW, now, "created"),
             service_version=svc.version,
-            spec_key=updates.task_key(svc),
+            spec_key=svc.task_key(),
             created_at=now,
             restart_history=restart_policy.inherited(predecessors),
         )

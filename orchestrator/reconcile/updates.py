@@ -4,7 +4,7 @@ Pure decisions for the reconciler, which owns the writes. Swarmkit's updater,
 driven by ticks instead of a goroutine per update:
 
 - A task is *outdated* when its `spec_key` (what it runs and where it is attached,
-  see `task_key`) is not its service's, or when `--rebalance` chose it to move.
+  see `Service.task_key`) is not its service's, or when `--rebalance` chose it to move.
   Only outdated tasks are replaced; a change of replicas or ports alone replaces none.
 - A slot (a replica number; a node for a global service) is *busy* while it is
   being replaced: its old task drains, or its new task is not running yet, or
@@ -23,8 +23,6 @@ driven by ticks instead of a goroutine per update:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -36,7 +34,6 @@ from orchestrator.cluster.objects import (
     Service,
     ServiceMode,
     Task,
-    UpdateConfig,
     UpdateOrder,
     UpdateState,
     UpdateStatus,
@@ -46,31 +43,6 @@ from orchestrator.reconcile import restart_policy
 
 #: Ways a task ends on its own (not stopped by the manager): what the monitor counts.
 _DIED = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED})
-
-
-def task_key(svc: Service) -> str:
-    """A digest of the task-level spec: a task whose key differs is replaced."""
-    spec = svc.spec
-    body = {
-        "image": spec.image,
-        "command": spec.command,
-        "env": spec.env,
-        "stop_grace_period": spec.stop_grace_period,
-        "networks": [
-            [nid, sorted(a.aliases)] for nid, a in zip(svc.network_ids, spec.networks, strict=False)
-        ],
-        # Joining or leaving the routing mesh adds or removes an interface.
-        "ingress": bool(spec.ingress_ports),
-        "constraints": sorted(c.replace(" ", "") for c in spec.constraints),
-        "max_replicas_per_node": spec.max_replicas_per_node,
-        "placement_preferences": spec.placement_preferences,
-        "force_update": spec.force_update,
-    }
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def start(state: UpdateState, config: UpdateConfig, now: float, message: str) -> UpdateStatus:
-    return UpdateStatus(state=state, started_at=now, message=message, config=config)
 
 
 @dataclass
@@ -181,7 +153,7 @@ def _settled(slots: Iterable[_Slot], since: float, monitor: float, now: float) -
 
 def step(svc: Service, tasks: list[Task], nodes: dict[str, Node], now: float) -> Step:
     """Decide this tick's part of the service's update, rollback or rebalance."""
-    key = task_key(svc)
+    key = svc.task_key()
     out = Step()
     slots = _slots(svc, tasks, key)
     # start-first: a slot whose new task runs lets its old one go (also when paused).
@@ -241,7 +213,7 @@ def _failure_action(
         return None
     why = f"due to failure or early termination of task {failed[0].id}"
     if config.failure_action == FailureAction.ROLLBACK and not status.state.rollback:
-        return start(
+        return UpdateStatus.begin(
             UpdateState.ROLLBACK_STARTED, svc.spec.rollback_config, now, f"update rolled back {why}"
         )
     if config.failure_action == FailureAction.CONTINUE:

@@ -38,9 +38,9 @@ from pydantic import (
 )
 
 from netagent.contract.errors import InvalidArgument
+from netagent.contract.images import check_image
+from orchestrator.cluster.placement_text import check_constraint
 from orchestrator.ops.durations import parse_duration
-from orchestrator.ops.inputs import check_image
-from orchestrator.placement import constraints as _constraints
 from orchestrator.stack.loader import key_path
 
 
@@ -63,7 +63,7 @@ def _image(value: str) -> str:
 
 def _constraint(value: str) -> str:
     try:
-        return _constraints.check(value)
+        return check_constraint(value)
     except ValueError as err:
         raise ValueError(getattr(err, "why", str(err))) from None
 

@@ -4,8 +4,9 @@ import pytest
 
 from netagent.contract.errors import InvalidArgument
 from orchestrator.cluster.objects import Node, NodeRole, ServiceSpec
+from orchestrator.cluster.placement_text import Constraint, ConstraintError, parse
 from orchestrator.ops.inputs import validate_spec
-from orchestrator.placement.constraints import Constraint, ConstraintError, parse, satisfied
+from orchestrator.placement.constraints import satisfied
 
 NODE = Node(
     id="abcdef0123456789abcdef012",

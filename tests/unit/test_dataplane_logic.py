@@ -7,8 +7,6 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent.agent.changes import ApplyResult, Change
-from netagent.agent.inventory import Records, SandboxRecord, TaskRecord, read_exit_file
 from netagent.contract.desired import (
     Attachment,
     NetworkState,
@@ -21,6 +19,8 @@ from netagent.contract.desired import (
 )
 from netagent.contract.errors import Conflict, InvalidArgument
 from netagent.kernel import iptables, netns
+from netagent.ledger.changes import ApplyResult, Change
+from netagent.ledger.inventory import Records, SandboxRecord, TaskRecord, read_exit_file
 from netagent.network import gwbridge
 from netagent.network.checks import check_desired
 from netagent.tasks import shim as taskinit
@@ -221,7 +221,7 @@ def test_apply_result_lists_changes_with_reasons():
 
 
 def test_a_forgotten_task_keeps_its_log_among_the_last_kept_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr("netagent.agent.inventory.KEPT_LOGS", 2)
+    monkeypatch.setattr("netagent.ledger.inventory.KEPT_LOGS", 2)
     records = Records(tmp_path)
     records.ensure_dirs()
     ids = [f"{i}" * 25 for i in range(4)]

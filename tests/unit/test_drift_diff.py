@@ -7,13 +7,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from netagent.agent.inventory import (
-    IngressRecord,
-    NodeRecord,
-    SandboxRecord,
-    TaskRecord,
-    VethRecord,
-)
+from netagent.agent.built import Built
 from netagent.capture.facts import NftRule, NftTable
 from netagent.contract.desired import (
     Attachment,
@@ -32,10 +26,17 @@ from netagent.contract.desired import (
     task_mac,
 )
 from netagent.drift.diff import diff
-from netagent.drift.expect import Built, Expected, NeighClass, expect
+from netagent.drift.expect import Expected, NeighClass, expect
 from netagent.drift.model import Fix, Kind
 from netagent.drift.observe import DnsSeen, LinkSeen, NsSeen, Observed
 from netagent.kernel.naming import Names
+from netagent.ledger.inventory import (
+    IngressRecord,
+    NodeRecord,
+    SandboxRecord,
+    TaskRecord,
+    VethRecord,
+)
 from netagent.network.gwbridge import nat_rule
 
 NAMES = Names("vx-lab-worker1")

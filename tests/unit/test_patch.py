@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netagent.agent.session import Assignments, NodeIdentity, Session
+from netagent.agent.session import Session
 from netagent.contract.desired import (
     Attachment,
     Backend,
@@ -20,6 +20,7 @@ from netagent.contract.desired import (
     TaskSpec,
     task_mac,
 )
+from netagent.contract.messages import Assignments, NodeIdentity
 from netagent.contract.patch import (
     InvalidPatch,
     StatePatch,

@@ -1,16 +1,15 @@
 """Input checks and Docker-style lookups used by the manager."""
 
-import sys
 from dataclasses import dataclass
 
 import pytest
 
 from netagent.contract.errors import InvalidArgument, NotFound
+from netagent.contract.images import check_image
 from orchestrator.cluster.objects import ServiceSpec
 from orchestrator.ops.inputs import (
     check_addr,
     check_hostname,
-    check_image,
     check_replicas,
     resolve,
     validate_spec,
@@ -77,15 +76,3 @@ def test_image_check_uses_the_workloads_catalogue():
     assert check_image("nginx:1.25")[1] == "1.25"
     with pytest.raises(InvalidArgument, match="unknown image 'redis'"):
         check_image("redis")
-
-
-def test_image_check_stand_in_when_workloads_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "netagent.tasks.workloads", None)
-    assert check_image("whoami") == ("whoami", "latest")
-    assert check_image("alpine:3.19") == ("alpine", "3.19")
-    with pytest.raises(InvalidArgument) as err:
-        check_image("foo")
-    assert str(err.value) == (
-        "unknown image 'foo': expected one of alpine, busybox, host, nginx, slowreply, whoami "
-        "(optionally :TAG)"
-    )

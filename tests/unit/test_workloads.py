@@ -17,10 +17,10 @@ import pytest
 
 from netagent.contract.desired import DesiredTaskState, TaskAssignment, TaskSpec
 from netagent.contract.errors import InvalidArgument
+from netagent.contract.images import check_image
 from netagent.tasks.workloads import (
     DEFAULT_PATH,
     HOST_DEFAULT_COMMAND,
-    check_image,
     environment,
     full_image,
     resolve,

@@ -1,9 +1,10 @@
 """Built-in workloads: what an IMAGE name means when there is no container runtime.
 
 A task is a process in its own network and UTS namespace; its "image" picks
-the program. This module is the pure part (no kernel, no processes): the
-manager validates image names with `check_image`, and the agent turns a task
-into an argv with `resolve` and an environment with `environment`.
+the program. This module is the pure part (no kernel, no processes): the agent
+turns a task into an argv with `resolve` and an environment with `environment`;
+the image names themselves are part of the contract (netagent.contract.images),
+so the manager checks them without importing this package.
 
 Images (aliases in brackets):
   whoami [nginx]          HTTP on :80, answers with hostname, task, IPs, client
@@ -30,6 +31,7 @@ import sys
 from types import MappingProxyType
 
 from netagent.contract.errors import InvalidArgument
+from netagent.contract.images import check_image
 
 # typing.TYPE_CHECKING without importing typing (a few ms of every task's start-up);
 # type checkers recognise the name.
@@ -37,54 +39,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from netagent.contract.desired import TaskAssignment, TaskSpec
 
-#: Image name → canonical workload.
-KNOWN_IMAGES: MappingProxyType[str, str] = MappingProxyType(
-    {
-        "whoami": "whoami",
-        "nginx": "whoami",
-        "slowreply": "slowreply",
-        "host": "host",
-        "alpine": "host",
-        "busybox": "host",
-    }
-)
 #: Workloads served by a module of this package, run with the agent's interpreter.
 SERVER_WORKLOADS = frozenset({"whoami", "slowreply"})
 #: The TCP port each server workload listens on unless given --port.
 SERVER_PORTS = MappingProxyType({"whoami": 80, "slowreply": 8080})
-DEFAULT_TAG = "latest"
 HOST_DEFAULT_COMMAND = ("sh", "-c", "exit 0")
 #: Docker's default PATH for Linux containers.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Docker's tag grammar: [\w][\w.-]{0,127}.
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _ENV_NAME_RE = re.compile(r"[^=\0]+")
-
-
-def _known_list() -> str:
-    return ", ".join(sorted(KNOWN_IMAGES))
-
-
-def check_image(image: str) -> tuple[str, str]:
-    """(canonical workload, tag) of an "IMAGE[:TAG]" name, or InvalidArgument."""
-    name, sep, tag = image.partition(":") if isinstance(image, str) else ("", "", "")
-    if name not in KNOWN_IMAGES:
-        raise InvalidArgument(
-            f"unknown image {image!r}: expected one of {_known_list()} (optionally :TAG)",
-            obj=image,
-            op="check image",
-        )
-    if not sep:
-        return KNOWN_IMAGES[name], DEFAULT_TAG
-    if not _TAG_RE.fullmatch(tag):
-        raise InvalidArgument(
-            f"invalid tag {tag!r} in image {image!r}: expected 1-128 letters, digits, "
-            "'_', '.' or '-', not starting with '.' or '-'",
-            obj=image,
-            op="check image",
-        )
-    return KNOWN_IMAGES[name], tag
 
 
 def full_image(image: str) -> str:
@@ -168,8 +131,6 @@ def environment(task: TaskAssignment) -> dict[str, str]:
 __all__ = [
     "DEFAULT_PATH",
     "HOST_DEFAULT_COMMAND",
-    "KNOWN_IMAGES",
-    "check_image",
     "environment",
     "full_image",
     "ready_port",

@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from netagent.agent.session import SECRET_HEADER
 from netagent.capture import facts, probe
 from netagent.capture.points import CaptureRequest, NodeContext
 from netagent.capture.stream import open_capture, stream_capture
 from netagent.contract.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from netagent.contract.messages import SECRET_HEADER
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, proxy
 from orchestrator.node.api.directory_view import cluster_directory

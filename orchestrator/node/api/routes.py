@@ -22,9 +22,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from netagent.agent.session import SECRET_HEADER, HeartbeatRequest, HeartbeatResponse, JoinRequest
 from netagent.contract.desired import task_mac
 from netagent.contract.errors import InvalidArgument, NotFound, PermissionDenied
+from netagent.contract.messages import (
+    SECRET_HEADER,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinRequest,
+)
 from netagent.tasks.enter import nsenter_argv
 from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.dispatch.dispatcher import digest

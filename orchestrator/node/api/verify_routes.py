@@ -22,8 +22,8 @@ import httpx
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from netagent.agent.session import SECRET_HEADER
 from netagent.contract.errors import PermissionDenied, Unavailable
+from netagent.contract.messages import SECRET_HEADER
 from netagent.drift import Difference, NodeReport, VerifyRequest
 from netagent.drift.check import verify_node
 from orchestrator.cluster.objects import Node, NodeStatus
