@@ -30,7 +30,6 @@ from ipaddress import IPv4Address
 
 from netagent.agent.built import NODE_NS_LABEL, Built
 from netagent.contract.desired import (
-    VXLAN_PORT,
     DesiredTaskState,
     NetworkState,
     NodeDesiredState,
@@ -45,6 +44,7 @@ from netagent.lb.nodeports import node_ports
 from netagent.lb.vip import SANDBOX_SYSCTLS, vip_services
 from netagent.ledger.inventory import TaskRecord
 from netagent.network.gwbridge import GW_GATEWAY, GW_SUBNET
+from netagent.network.overlay import vxlan_attrs
 from netagent.tasks.lifecycle import RUNNING
 
 
@@ -239,8 +239,7 @@ def _sandbox(
         WantLink(SANDBOX_BRIDGE, here, kind="bridge", addresses=frozenset({gateway})),
         WantLink(
             vx, here, kind="vxlan", master=SANDBOX_BRIDGE,
-            vxlan={"id": net.vni, "local": str(built.underlay_ip), "port": VXLAN_PORT,
-                   "learning": 0, "proxy": 1},
+            vxlan=vxlan_attrs(net.vni, built.underlay_ip),
         ),
     ]  # fmt: skip
     for task, rec in tasks:

@@ -43,22 +43,24 @@ AF_BRIDGE = 7
 IPV6_OFF = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
 
 
+def vxlan_attrs(vni: int, local: IPv4Address) -> dict[str, int | str]:
+    """The one description of a sandbox's VXLAN device (IFLA_VXLAN_* names, lower case).
+
+    The builder creates the device from it (pyroute2's `vxlan_<name>` arguments), the
+    keep-or-recreate check compares the kernel's device with it, and so does the drift
+    checker (netagent.drift.expect)."""
+    return {"id": vni, "local": str(local), "port": VXLAN_PORT, "learning": 0, "proxy": 1}
+
+
 def _vxlan_drift(link, vni: int, local: IPv4Address) -> str:
     """Why an existing VXLAN device cannot be kept ('' if it matches)."""
     if link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") != "vxlan":
         return "not a vxlan device"
     data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
-    want = {
-        "IFLA_VXLAN_ID": vni,
-        "IFLA_VXLAN_LOCAL": str(local),
-        "IFLA_VXLAN_PORT": VXLAN_PORT,
-        "IFLA_VXLAN_LEARNING": 0,
-        "IFLA_VXLAN_PROXY": 1,
-    }
-    for key, value in want.items():
-        have = data.get(key) if data is not None else None
+    for key, value in vxlan_attrs(vni, local).items():
+        have = data.get(f"IFLA_VXLAN_{key.upper()}") if data is not None else None
         if have != value:
-            return f"{key.removeprefix('IFLA_VXLAN_').lower()} {have} vs {value}"
+            return f"{key} {have} vs {value}"
     return ""
 
 
@@ -68,10 +70,8 @@ def _create_vxlan(node: IPRoute, node_label: str, name: str, net: NetworkState,
     with kernel_errors(f"{node_label}/{name}", "create vxlan"):
         # A device of this name left in the node ns by a crash between add and move.
         links.delete_link(node, name, node_label)
-        node.link(
-            "add", ifname=name, kind="vxlan", vxlan_id=net.vni, vxlan_local=str(local),
-            vxlan_port=VXLAN_PORT, vxlan_learning=0, vxlan_proxy=1, mtu=net.mtu,
-        )  # fmt: skip
+        attrs = {f"vxlan_{key}": value for key, value in vxlan_attrs(net.vni, local).items()}
+        node.link("add", ifname=name, kind="vxlan", mtu=net.mtu, **attrs)
         index = links.wait_link(node, name, node_label)
         with netns.open_ns_fd(sandbox) as fd:
             node.link("set", index=index, net_ns_fd=fd)

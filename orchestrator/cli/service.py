@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from netagent.tasks.enter import nsenter_argv
+from netagent.tasks.enter import task_exec_argv
 from orchestrator.cli.common import Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
 from orchestrator.cli.progress import follow
@@ -394,7 +394,7 @@ def exec_cmd(task: str, command: tuple[str, ...]) -> None:
     if c.endpoint.is_local and t.get("node_id") == me and pid:
         # Same machine: enter the namespaces directly, with the terminal, like docker exec -it.
         sys.stdout.flush()
-        os.execvp("nsenter", nsenter_argv(pid, cmd))
+        os.execvp("nsenter", task_exec_argv(pid, cmd))
     code = 1
     for frame in c.stream(f"/v1/tasks/{task}/exec", {"cmd": cmd}):
         if "data" in frame:

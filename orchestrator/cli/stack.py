@@ -53,7 +53,7 @@ def load_plan(files: tuple[str, ...], name: str, prune: bool) -> Plan:
     if ignored:
         warnings.append(f"Ignoring unsupported options: {', '.join(ignored)}")
     spec = convert.convert(parsed, name, os.environ)
-    for w in (*warnings, *spec.warnings):
+    for w in warnings:
         click.echo(w, err=True)
     networks, services = current(api())
     plan = deploy.plan(spec, networks, services, prune=prune)

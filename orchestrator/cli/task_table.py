@@ -1,4 +1,4 @@
-"""The task table shared by `service ps`, `node ps` (and later `stack ps`)."""
+"""The task table shared by `service ps`, `node ps` and `stack ps`."""
 
 from __future__ import annotations
 

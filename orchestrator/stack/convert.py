@@ -19,7 +19,7 @@ compose path it came from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -54,9 +54,6 @@ _SOURCE = {
 #: The ServiceSpec fields a stack sets: on re-deploy the others (`force_update`, ...)
 #: keep the value the service has, as docker keeps ForceUpdate.
 MANAGED_FIELDS = frozenset({"name", *_SOURCE}) & frozenset(ServiceSpec.model_fields)
-#: Whether the manager has placement preferences yet (see the stack brief): if not,
-#: they are accepted and reported as not honoured rather than refused.
-PREFERENCES_HONOURED = "placement_preferences" in ServiceSpec.model_fields
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,6 @@ class StackSpec:
     external: tuple[str, ...] = ()
     #: ServiceSpec dicts, validated, in compose-key order.
     services: tuple[dict, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
 
 
 def network_name(stack: str, key: str, net: Network) -> str:
@@ -112,12 +108,10 @@ def convert(compose: ComposeFile, stack: str, env: Mapping[str, str]) -> StackSp
             external.append(names[key])
         else:
             networks.append(_network_spec(stack, key, names[key], net))
-    warnings: list[str] = []
     services = tuple(
-        _service_spec(stack, key, svc, names, env, warnings)
-        for key, svc in compose.services.items()
+        _service_spec(stack, key, svc, names, env) for key, svc in compose.services.items()
     )
-    return StackSpec(stack, tuple(networks), tuple(external), services, tuple(warnings))
+    return StackSpec(stack, tuple(networks), tuple(external), services)
 
 
 def _network_spec(stack: str, key: str, name: str, net: Network) -> dict:
@@ -143,7 +137,6 @@ def _service_spec(
     svc: Service,
     network_names: Mapping[str, str],
     env: Mapping[str, str],
-    warnings: list[str],
 ) -> dict:
     deploy, placement, restart = svc.deploy, svc.deploy.placement, svc.deploy.restart_policy
     attachments = svc.networks or {DEFAULT_NETWORK: None}
@@ -175,15 +168,7 @@ def _service_spec(
         "update_config": deploy.update_config.model_dump() if deploy.update_config else {},
         "rollback_config": deploy.rollback_config.model_dump() if deploy.rollback_config else {},
     }
-    preferences = [f"spread={p['spread']}" for p in placement.preferences]
-    if PREFERENCES_HONOURED:
-        spec["placement_preferences"] = preferences
-    elif preferences:
-        where = key_path(("services", key, "deploy", "placement", "preferences"))
-        warnings.append(
-            f"{where}: placement preferences are not yet honoured by vxswarm; "
-            f"ignoring {', '.join(preferences)}"
-        )
+    spec["placement_preferences"] = [f"spread={p['spread']}" for p in placement.preferences]
     try:
         return ServiceSpec.model_validate(spec).model_dump(mode="json")
     except ValidationError as e:

@@ -9,7 +9,6 @@ import pytest
 
 from netagent.contract.errors import InvalidArgument
 from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
-from orchestrator.stack import convert as convert_mod
 from orchestrator.stack.compose import parse
 from orchestrator.stack.convert import convert
 from orchestrator.stack.loader import load
@@ -197,7 +196,7 @@ def test_a_name_too_long_once_prefixed_is_refused():
         stack_of({"services": {"w" * 60: {"image": "whoami"}}})
 
 
-def test_placement_preferences_are_carried_or_reported_not_honoured():
+def test_placement_preferences_are_carried_into_the_service_spec():
     spec = stack_of(
         {
             "services": {
@@ -209,15 +208,7 @@ def test_placement_preferences_are_carried_or_reported_not_honoured():
         }
     )
     web = by_name(spec)["shop_web"]
-    if convert_mod.PREFERENCES_HONOURED:
-        assert web["placement_preferences"] == ["spread=node.labels.zone"]
-        assert spec.warnings == ()
-    else:
-        assert "placement_preferences" not in web
-        assert spec.warnings == (
-            "services.web.deploy.placement.preferences: placement preferences are not yet "
-            "honoured by vxswarm; ignoring spread=node.labels.zone",
-        )
+    assert web["placement_preferences"] == ["spread=node.labels.zone"]
 
 
 @pytest.mark.parametrize("name", ["shop", "my-stack", "s_1"])
@@ -247,7 +238,7 @@ def test_the_shipped_examples_convert_cleanly(example):
     raw, warnings = load([str(EXAMPLES / example)], {})
     compose, ignored = parse(raw)
     spec = convert(compose, "ex", {})
-    assert (warnings, ignored, spec.warnings) == ([], [], ())
+    assert (warnings, ignored) == ([], [])
     for n in spec.networks:
         NetworkSpec.model_validate(n)
     for s in spec.services:

@@ -30,7 +30,7 @@ from netagent.contract.messages import (
     HeartbeatResponse,
     JoinRequest,
 )
-from netagent.tasks.enter import nsenter_argv
+from netagent.tasks.enter import task_exec_argv
 from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.dispatch.dispatcher import digest
 from orchestrator.manager import Manager
@@ -476,7 +476,7 @@ async def _exec_here(request: web.Request, body: ExecRequest) -> web.StreamRespo
         raise InvalidArgument("exec needs a command when the task runs on another node")
     pid, _netns = daemon.dataplane.exec_target(body.task_id)
     proc = await asyncio.create_subprocess_exec(
-        *nsenter_argv(pid, body.cmd),
+        *task_exec_argv(pid, body.cmd),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
