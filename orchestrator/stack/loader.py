@@ -67,13 +67,13 @@ _VAR_RE = re.compile(
 _BRACED_RE = re.compile(r"^(?P<name>[_A-Za-z][_A-Za-z0-9]*)(?:(?P<op>:?[-?])(?P<arg>.*))?$", re.S)
 
 
-_PLAIN_KEY = re.compile(r"^[\w-]+$")
+_PLAIN_KEY = re.compile(r"[\w-]+")
 
 
 def key_path(parts: Sequence[object]) -> str:
     """("services", "web", "ports", 0) → services.web.ports.0; odd keys quoted, so that a
     key holding a newline or a dot still gives one unambiguous line."""
-    return ".".join(str(p) if _PLAIN_KEY.match(str(p)) else repr(str(p)) for p in parts)
+    return ".".join(str(p) if _PLAIN_KEY.fullmatch(str(p)) else repr(str(p)) for p in parts)
 
 
 def read_file(path: str, stdin_text: str | None = None) -> dict:
