@@ -9,15 +9,15 @@ and errors are `netagent.contract.errors` classes with one line naming the bad v
 Mutations only mark services dirty: the caller runs `tick()` (on a short timer
 and after mutating calls) to turn specs into tasks and to mark silent nodes DOWN.
 
-Re-join (documented choice): a node joining with the same hostname and address
-as an existing entry gets a NEW node id, and the old entry is removed (its tasks
-are replaced like those of a node that left), the way Swarm shows a fresh node.
+Each method takes the lock, delegates to the module that owns the job (ops/ for
+object operations and membership, dispatch/ for sessions and desired states,
+reconcile/ for tasks) and marks the services it touched dirty. Re-join and the other
+rules of membership are in orchestrator.ops.membership.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +25,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from netagent.contract.desired import (
-    DesiredTaskState,
     NodeDesiredState,
-    TaskState,
     TaskStatus,
 )
 from netagent.contract.errors import Conflict, InvalidArgument, Unavailable
@@ -44,27 +42,20 @@ from orchestrator.cluster.objects import (
     Service,
     ServiceSpec,
     Task,
-    new_id,
 )
 from orchestrator.cluster.store import Store, store_path
-from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
+from orchestrator.dispatch.assignments import Kept
 from orchestrator.dispatch.dispatcher import Dispatcher
+from orchestrator.ops import membership
 from orchestrator.ops import networks as network_ops
 from orchestrator.ops import nodes as node_ops
 from orchestrator.ops import services as service_ops
-from orchestrator.ops.inputs import (
-    check_addr,
-    check_hostname,
-    check_replicas,
-    resolve,
-)
-from orchestrator.placement import global_mode
+from orchestrator.ops.inputs import check_replicas, find_task, resolve, select_tasks
 from orchestrator.reconcile.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-_TASK_NAME_RE = re.compile(r"^(?P<service>.+)\.(?P<slot>[0-9]+)$")
 
 
 class Manager:
@@ -99,14 +90,14 @@ class Manager:
         clock: Clock = time.time,
     ) -> tuple[Manager, Node, str]:
         """A new swarm with this node as its manager and leader; Conflict if one exists."""
-        hostname = check_hostname(hostname)
-        addr = check_addr(addr)
-        if not heartbeat_period > 0:
-            raise InvalidArgument(
-                f"invalid heartbeat period {heartbeat_period!r}: expected seconds > 0",
-                obj=str(heartbeat_period),
-                op="init",
-            )
+        now = clock()
+        cluster, ingress, node = membership.founding_objects(
+            hostname=hostname,
+            addr=addr,
+            heartbeat_period=heartbeat_period,
+            engine_version=engine_version,
+            now=now,
+        )
         path = store_path(state_dir)
         if path.exists():
             raise Conflict(
@@ -114,24 +105,6 @@ class Manager:
                 obj=str(path),
                 op="init",
             )
-        now = clock()
-        cluster = tokens.new_cluster(heartbeat_period=heartbeat_period)
-        node = Node(
-            id=new_id(),
-            hostname=hostname,
-            role=NodeRole.MANAGER,
-            addr=addr,
-            status=NodeStatus.READY,
-            engine_version=engine_version,
-            leader=True,
-            created_at=now,
-            updated_at=now,
-            last_heartbeat=now,
-        )
-        ingress = make_ingress_network(now)
-        node = node.model_copy(
-            update={"ingress_addr": address_book([ingress], [], [], []).allocate(ingress.id)}
-        )
         store = Store.open(path)
         with store.tx():
             store.put("cluster", cluster)
@@ -181,61 +154,43 @@ class Manager:
         self, token: str, *, hostname: str, addr: IPv4Address, engine_version: str
     ) -> tuple[Node, str]:
         """Admit a node; (node, node secret). PermissionDenied on a bad or rotated token."""
-        hostname = check_hostname(hostname)
-        addr = check_addr(addr)
         with self._lock:
-            role = tokens.verify(self.cluster, token)
-            nodes = self._store.list("node", Node)
-            replaced = [n for n in nodes if n.addr == addr and n.hostname == hostname]
-            for n in nodes:
-                if n.addr == addr and n.hostname != hostname and n.status != NodeStatus.DOWN:
-                    raise Conflict(
-                        f"address {addr} is already used by node {n.hostname} ({n.id[:12]})",
-                        obj=str(addr),
-                        op="join",
-                    )
             now = self._clock()
-            node = Node(
-                id=new_id(),
+            node, replaced = membership.admit(
+                self._store,
+                self.cluster,
+                token,
                 hostname=hostname,
-                role=role,
                 addr=addr,
-                status=NodeStatus.READY,
                 engine_version=engine_version,
-                created_at=now,
-                updated_at=now,
-                last_heartbeat=now,
+                now=now,
             )
-            with self._store.tx():
-                for old in replaced:
-                    self._remove_node(old)
-                node.ingress_addr = new_ingress_address(self._store)
-                self._store.put("node", node)
+            for old in replaced:
+                self._forget_node(old)
             self._dispatcher.seen(node.id, now)
-            log.info("node %s (%s) joined as %s", hostname, node.id, role)
+            log.info("node %s (%s) joined as %s", node.hostname, node.id, node.role)
             return node, tokens.node_secret(self.cluster, node.id)
 
     def _remove_node(self, node: Node) -> None:
         """Delete the node; the reconciler orphans and replaces its tasks."""
         self._store.delete("node", node.id)
+        self._forget_node(node)
+
+    def _forget_node(self, node: Node) -> None:
+        """After the node's deletion: its session goes, its services are reconciled."""
         self._dispatcher.forget(node.id)
-        self._reconciler.mark_dirty(
-            t.service_id for t in self._store.list("task", Task) if t.node_id == node.id
-        )
+        self._mark_dirty_on_nodes({node.id})
         log.info("node %s (%s) removed", node.hostname, node.id)
+
+    def _mark_dirty_on_nodes(self, node_ids: set[str]) -> None:
+        """The services with a task on one of `node_ids` are reconciled on the next tick."""
+        tasks = self._store.list("task", Task)
+        self._reconciler.mark_dirty(t.service_id for t in tasks if t.node_id in node_ids)
 
     def leave(self, node_id: str, *, force: bool = False) -> None:
         """Remove a node; its tasks are re-placed. A manager needs `force`."""
         with self._lock:
-            node = self.get_node(node_id)
-            if node.role == NodeRole.MANAGER and not force:
-                raise Conflict(
-                    f"node {node.hostname} is a manager: removing it leaves the swarm "
-                    "without its control plane (use force)",
-                    obj=node.id,
-                    op="leave",
-                )
-            self._remove_node(node)
+            self._remove_node(membership.check_leavable(self.get_node(node_id), force=force))
 
     def update_node(self, ref: str, **changes) -> Node:
         """`node update` (availability, label_add, label_rm); tasks move on the next tick."""
@@ -252,7 +207,7 @@ class Manager:
             tasks = self._store.list("task", Task)
             if node.status == NodeStatus.READY and node_ops.runs_tasks(node, tasks):
                 node_ops.start_removal(self._store, node, now=self._clock())
-                self._reconciler.mark_dirty(t.service_id for t in tasks if t.node_id == node.id)
+                self._mark_dirty_on_nodes({node.id})
                 log.info("node %s (%s) draining before its removal", node.hostname, node.id)
                 return
             self._remove_node(node)
@@ -307,8 +262,7 @@ class Manager:
         """A probe found the node's machine gone: DOWN now, its tasks replaced."""
         with self._lock:
             if self._dispatcher.mark_unreachable(node_id, self._clock(), why, probed_at):
-                tasks = self._store.list("task", Task)
-                self._reconciler.mark_dirty(t.service_id for t in tasks if t.node_id == node_id)
+                self._mark_dirty_on_nodes({node_id})
 
     def synced(self) -> bool:
         """True once every READY node has applied its current desired state."""
@@ -326,18 +280,22 @@ class Manager:
             node = self.get_node(node_id)
             return tokens.node_secret(self.cluster, node.id)
 
-    def desired_state(self, node_id: str) -> NodeDesiredState:
+    def desired(self, node_id: str) -> Kept:
+        """The node's desired state and its digest (kept per node, rebuilt on change)."""
         with self._lock:
-            return self._dispatcher.desired_state(node_id)
+            return self._dispatcher.desired(node_id)
 
-    def assignments(self, node_id: str, have: str, state: NodeDesiredState, d: str) -> Assignments:
-        """A long-poll's answer for `state` (digest `d`), to a node that applied `have`."""
+    def desired_state(self, node_id: str) -> NodeDesiredState:
+        return self.desired(node_id).state
+
+    def assignments(self, node_id: str, have: str, kept: Kept) -> Assignments:
+        """A long-poll's answer with `kept`, to a node that applied the state `have`."""
         with self._lock:
-            base = self._dispatcher.sending(node_id, have, state, d)
+            base = self._dispatcher.sending(node_id, have, kept.state, kept.digest)
         if base is None:
-            return Assignments(digest=d, state=state)
+            return Assignments(digest=kept.digest, state=kept.state)
         # Outside the lock: a diff of a big state takes milliseconds, and needs no store.
-        return Assignments(digest=d, base=have, patch=diff_states(base, state))
+        return Assignments(digest=kept.digest, base=have, patch=diff_states(base, kept.state))
 
     # -- networks --------------------------------------------------------------------
 
@@ -400,10 +358,7 @@ class Manager:
         with self._lock:
             services = self._store.list("service", Service)
             tasks = self._store.list("task", Task)
-        running: dict[str, int] = {}
-        for t in tasks:
-            if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.RUNNING:
-                running[t.service_id] = running.get(t.service_id, 0) + 1
+        running = service_ops.running_counts(tasks)
         return [(s, running.get(s.id, 0)) for s in sorted(services, key=lambda s: s.spec.name)]
 
     def get_service(self, ref: str) -> Service:
@@ -419,19 +374,11 @@ class Manager:
     def scale(self, ref: str, replicas: int) -> Service:
         replicas = check_replicas(replicas)
         with self._lock:
-            service = global_mode.check_scalable(self.get_service(ref))
-            spec = service.spec.model_copy(update={"replicas": replicas})
-            service = service.model_copy(
-                update={
-                    "spec": spec,
-                    "previous_spec": service.spec,
-                    "version": service.version + 1,
-                    "updated_at": self._clock(),
-                }
+            service = service_ops.scale_service(
+                self._store, self.get_service(ref), replicas, self._clock()
             )
-            self._store.put("service", service)
             self._reconciler.mark_dirty([service.id])
-            log.info("service %s scaled to %d", spec.name, replicas)
+            log.info("service %s scaled to %d", service.spec.name, replicas)
             return service
 
     def remove_service(self, ref: str) -> None:
@@ -457,38 +404,14 @@ class Manager:
             service_id = self.get_service(service).id if service is not None else None
             node_id = self.get_node(node).id if node is not None else None
             tasks = self._store.list("task", Task)
-        picked = [
-            t
-            for t in tasks
-            if (service_id is None or t.service_id == service_id)
-            and (node_id is None or t.node_id == node_id)
-            and (include_history or t.desired_state == DesiredTaskState.RUNNING)
-        ]
-        return sorted(picked, key=lambda t: (t.service_name, t.slot, -t.created_at, t.id))
+        return select_tasks(
+            tasks, service_id=service_id, node_id=node_id, include_history=include_history
+        )
 
     def get_task(self, ref: str) -> Task:
         """By id, by "service.slot" (the slot's current task), or by unique id prefix."""
         with self._lock:
-            tasks = self._store.list("task", Task)
-            for t in tasks:
-                if t.id == ref:
-                    return t
-            m = _TASK_NAME_RE.match(ref)
-            if m:
-                in_slot = [
-                    t for t in tasks if t.service_name == m["service"] and t.slot == int(m["slot"])
-                ]
-                if in_slot:
-                    # The current one: meant to run, else the newest.
-                    return max(
-                        in_slot,
-                        key=lambda t: (
-                            t.desired_state == DesiredTaskState.RUNNING,
-                            t.created_at,
-                            t.id,
-                        ),
-                    )
-            return resolve("task", ref, tasks, lambda t: t.id, lambda t: t.name)
+            return find_task(ref, self._store.list("task", Task))
 
     # -- the loop --------------------------------------------------------------------
 
@@ -499,9 +422,7 @@ class Manager:
             before = self._store.revision
             down = self._dispatcher.check_nodes(now, self.cluster.heartbeat_period)
             if down:
-                self._reconciler.mark_dirty(
-                    t.service_id for t in self._store.list("task", Task) if t.node_id in down
-                )
+                self._mark_dirty_on_nodes(down)
             self._reconciler.tick(now)
             self._finish_removals(now)
             return self._store.revision != before

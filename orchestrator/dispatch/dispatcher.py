@@ -1,11 +1,10 @@
 """The dispatcher: what each node must run, and whether each node is alive.
 
 Owns three jobs, all between the store and the agents:
-- `desired_state(node_id)`: the node's `NodeDesiredState` (the one contract with
-  the data plane), sorted so that equal content serialises to equal bytes and
-  `digest()` can tell a long-poll whether the agent already has it. `sending()`
-  tells whether it can go as a patch of the state last sent to the node: when the
-  node polls with that state's digest (it applied it); whole otherwise (netagent.contract.patch).
+- `desired(node_id)`: the node's `NodeDesiredState` and its digest, kept per node
+  (orchestrator.dispatch.assignments). `sending()` tells whether it can go as a patch
+  of the state last sent to the node: when the node polls with that state's digest
+  (it applied it); whole otherwise (netagent.contract.patch).
 - `heartbeat(...)`: checks the node secret, marks the node READY, and moves each
   reported task status forward (never back; terminal is final).
 - `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN; one whose
@@ -21,41 +20,15 @@ marked DOWN.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from netagent.contract.desired import (
-    Attachment,
-    DesiredTaskState,
-    NetworkState,
-    NodeDesiredState,
-    RemoteEndpoint,
-    TaskAssignment,
-    TaskSpec,
-    TaskState,
-    TaskStatus,
-)
+from netagent.contract.desired import NodeDesiredState, TaskState, TaskStatus
 from netagent.contract.errors import NotFound
-from orchestrator.cluster.objects import (
-    Cluster,
-    Network,
-    Node,
-    NodeStatus,
-    Service,
-    Task,
-    TaskObservedStatus,
-)
+from orchestrator.cluster.objects import Cluster, Node, NodeStatus, Task, TaskObservedStatus
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.tokens import check_node_secret
-from orchestrator.cluster.vips_ports import ingress_network
-from orchestrator.dispatch.service_view import (
-    host_ports,
-    ingress_sandbox_peers,
-    ingress_state,
-    service_endpoints,
-)
+from orchestrator.dispatch.assignments import DesiredStates, Kept
 
 log = logging.getLogger(__name__)
 
@@ -66,127 +39,6 @@ HEARTBEAT_FAILURE = "heartbeat failure"
 #: restart (interpreter, imports, adopting the tasks) takes about 2 s on a loaded box,
 #: whatever the heartbeat period, so this is a time, not a number of periods.
 RESTART_ALLOWANCE = 5.0
-
-
-def on_node(task: Task, node_id: str) -> bool:
-    """Does `node_id`'s agent still have to act on this task?"""
-    if task.node_id != node_id:
-        return False
-    return task.desired_state == DesiredTaskState.RUNNING or not task.status.state.terminal
-
-
-def is_live_endpoint(task: Task, nodes: dict[str, Node]) -> bool:
-    """A task other nodes must be able to reach: placed, meant to run, not dead, node up."""
-    if task.node_id is None or task.desired_state != DesiredTaskState.RUNNING:
-        return False
-    node = nodes.get(task.node_id)
-    return node is not None and node.status != NodeStatus.DOWN and not task.status.state.terminal
-
-
-def _task_spec(task: Task) -> TaskSpec:
-    env = tuple(tuple(item.split("=", 1)) for item in task.env)
-    return TaskSpec(
-        image=task.image,
-        command=tuple(task.command),
-        env=env,  # type: ignore[arg-type]
-        stop_grace_period=task.stop_grace_period,
-    )
-
-
-def build_desired_state(
-    node_id: str,
-    version: int,
-    nodes: Sequence[Node],
-    networks: Sequence[Network],
-    tasks: Sequence[Task],
-    services: Sequence[Service] = (),
-) -> NodeDesiredState:
-    """The node's desired state from a snapshot of the store (pure)."""
-    by_node = {n.id: n for n in nodes}
-    by_net = {n.id: n for n in networks}
-    ingress_net = ingress_network(networks)
-    ingress = (
-        ingress_state(by_node[node_id], ingress_net, services, tasks, by_node)
-        if ingress_net and node_id in by_node
-        else None
-    )
-    mine = sorted(
-        (t for t in tasks if on_node(t, node_id)),
-        key=lambda t: (t.service_name, t.slot, t.created_at, t.id),
-    )
-    assignments = []
-    net_ids: set[str] = set()
-    for t in mine:
-        # Attachment order is kept: it is the eth0, eth1, ... order inside the task.
-        attachments = tuple(
-            Attachment(
-                network_id=a.network_id,
-                address=a.address,
-                mac=a.mac,
-                aliases=tuple(a.aliases),
-            )
-            for a in t.attachments
-            if a.network_id in by_net
-        )
-        net_ids.update(a.network_id for a in attachments)
-        assignments.append(
-            TaskAssignment(
-                id=t.id,
-                name=t.name,
-                service_id=t.service_id,
-                service_name=t.service_name,
-                slot=t.slot,
-                spec=_task_spec(t),
-                desired_state=t.desired_state,
-                attachments=attachments,
-            )
-        )
-    if ingress is not None:
-        net_ids.add(ingress.network_id)
-    peers: dict[str, list[RemoteEndpoint]] = {nid: [] for nid in net_ids}
-    if ingress is not None:
-        peers[ingress.network_id] += ingress_sandbox_peers(node_id, by_node)
-    for t in tasks:
-        if t.node_id == node_id or not is_live_endpoint(t, by_node):
-            continue
-        vtep = by_node[t.node_id].addr  # type: ignore[index]
-        for a in t.attachments:
-            if a.network_id in peers:
-                peers[a.network_id].append(
-                    RemoteEndpoint(
-                        ip=a.address.ip, mac=a.mac, vtep=vtep, task_id=t.id, task_name=t.name
-                    )
-                )
-    states = [
-        NetworkState(
-            id=nid,
-            name=by_net[nid].spec.name,
-            vni=by_net[nid].vni,
-            subnet=by_net[nid].subnet,
-            gateway=by_net[nid].gateway,
-            peers=tuple(sorted(peers[nid], key=lambda p: (int(p.ip), p.task_id))),
-            services=(
-                () if by_net[nid].spec.ingress else service_endpoints(nid, services, tasks, by_node)
-            ),
-            ingress=by_net[nid].spec.ingress,
-        )
-        for nid in net_ids
-    ]
-    states.sort(key=lambda n: (n.vni, n.id))
-    return NodeDesiredState(
-        node_id=node_id,
-        version=version,
-        networks=tuple(states),
-        tasks=tuple(assignments),
-        ingress=ingress,
-        host_ports=host_ports(node_id, services, tasks),
-    )
-
-
-def digest(state: NodeDesiredState) -> str:
-    """sha256 of the state without its version: equal digests mean nothing to do."""
-    body = json.dumps(state.model_dump(mode="json", exclude={"version"}), sort_keys=True)
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
@@ -230,6 +82,7 @@ class Dispatcher:
         self._applied: dict[str, str] = {}
         #: Per node, the last state its long-poll was answered with, and its digest.
         self._sent: dict[str, tuple[str, NodeDesiredState]] = {}
+        self._states = DesiredStates(store)
 
     def last_seen(self, node_id: str) -> float:
         """When the node last heartbeated (this manager's run); 0.0 if not since start."""
@@ -242,22 +95,15 @@ class Dispatcher:
         self._last_seen.pop(node_id, None)
         self._answered.pop(node_id, None)
         self._sent.pop(node_id, None)
+        self._states.forget(node_id)
 
     def answered(self, node_id: str, now: float) -> None:
         """A probe found the node's machine up: its silence is a daemon restarting."""
         self._answered[node_id] = now
 
-    def desired_state(self, node_id: str) -> NodeDesiredState:
-        if self._store.get("node", node_id, Node) is None:
-            raise NotFound(f"node {node_id} not found", obj=node_id, op="desired state")
-        return build_desired_state(
-            node_id,
-            self._store.revision,
-            self._store.list("node", Node),
-            self._store.list("network", Network),
-            self._store.list("task", Task),
-            self._store.list("service", Service),
-        )
+    def desired(self, node_id: str) -> Kept:
+        """The node's current desired state and its digest; NotFound for an unknown node."""
+        return self._states.get(node_id)
 
     def sending(
         self, node_id: str, have: str, state: NodeDesiredState, d: str
@@ -274,7 +120,7 @@ class Dispatcher:
         for node in self._store.list("node", Node):
             if node.status != NodeStatus.READY:
                 continue
-            if self._applied.get(node.id) != digest(self.desired_state(node.id)):
+            if self._applied.get(node.id) != self._states.get(node.id).digest:
                 return False
         return True
 

@@ -1,6 +1,6 @@
 """The service half of a node's desired state: who answers for a service where.
 
-Pure functions over a snapshot of the store, called by `dispatch.build_desired_state`:
+Pure functions over a snapshot of the store, called by `dispatch.assignments.build_desired_state`:
 - per network, every service attached to it with its VIP and its backends (what the
   node's DNS resolver answers and its VIP load balancer spreads over);
 - the routing mesh: the ingress ports of every service, with backends cluster-wide, and
@@ -47,7 +47,7 @@ def is_serving(task: Task, nodes: dict[str, Node]) -> bool:
 
 def _backends(tasks: Sequence[Task], nodes: dict[str, Node]) -> list[Task]:
     """The serving tasks not being stopped; if every serving task is being stopped,
-    those still running (until a replacement runs: see Reconciler._holds)."""
+    those still running (until a replacement runs: see Reconciler._hold)."""
     serving = [t for t in tasks if is_serving(t, nodes)]
     staying = [t for t in serving if not t.draining_since]
     return sorted(staying or [t for t in serving if t.held], key=lambda t: (t.slot, t.id))

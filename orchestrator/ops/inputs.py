@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from netagent.contract.desired import DesiredTaskState
 from netagent.contract.errors import InvalidArgument, NotFound
+from orchestrator.cluster.objects import Task
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
@@ -92,3 +94,42 @@ def check_replicas(replicas: object) -> int:
             op="scale",
         )
     return replicas
+
+
+_TASK_NAME_RE = re.compile(r"^(?P<service>.+)\.(?P<slot>[0-9]+)$")
+
+
+def find_task(ref: str, tasks: Iterable[Task]) -> Task:
+    """By id, by "service.slot" (the slot's current task), or by unique id prefix."""
+    tasks = list(tasks)
+    for t in tasks:
+        if t.id == ref:
+            return t
+    m = _TASK_NAME_RE.match(ref)
+    if m:
+        in_slot = [t for t in tasks if t.service_name == m["service"] and t.slot == int(m["slot"])]
+        if in_slot:
+            # The current one: meant to run, else the newest.
+            return max(
+                in_slot,
+                key=lambda t: (t.desired_state == DesiredTaskState.RUNNING, t.created_at, t.id),
+            )
+    return resolve("task", ref, tasks, lambda t: t.id, lambda t: t.name)
+
+
+def select_tasks(
+    tasks: Iterable[Task],
+    *,
+    service_id: str | None = None,
+    node_id: str | None = None,
+    include_history: bool = True,
+) -> list[Task]:
+    """Tasks by service name, slot, newest first; without history only desired-running."""
+    picked = [
+        t
+        for t in tasks
+        if (service_id is None or t.service_id == service_id)
+        and (node_id is None or t.node_id == node_id)
+        and (include_history or t.desired_state == DesiredTaskState.RUNNING)
+    ]
+    return sorted(picked, key=lambda t: (t.service_name, t.slot, -t.created_at, t.id))

@@ -1,6 +1,6 @@
 """Creating and removing overlay networks: validation first, then one write.
 
-Kept apart from `manager.py` (the facade), like `service_ops`; every function runs
+Kept apart from `manager.py` (the facade), like `ops.services`; every function runs
 inside the manager's lock.
 """
 

@@ -6,7 +6,9 @@ runs inside the manager's lock and either raises before writing or writes once.
 
 from __future__ import annotations
 
-from netagent.contract.desired import EndpointMode
+from collections.abc import Iterable
+
+from netagent.contract.desired import DesiredTaskState, EndpointMode, TaskState
 from netagent.contract.errors import Conflict, InvalidArgument, NotFound
 from netagent.contract.images import check_image
 from orchestrator.cluster.allocator import AddressBook
@@ -14,6 +16,7 @@ from orchestrator.cluster.objects import (
     Network,
     Node,
     Service,
+    ServiceMode,
     ServiceSpec,
     Task,
     UpdateState,
@@ -155,3 +158,40 @@ def rollback_service(store: Store, service: Service, now: float) -> Service:
             op="rollback service",
         )
     return update_service(store, service, service.previous_spec, now, rollback=True)
+
+
+def scale_service(store: Store, service: Service, replicas: int, now: float) -> Service:
+    """`service scale` with a checked count: kept as an update (rollback returns to it)."""
+    check_scalable(service)
+    spec = service.spec.model_copy(update={"replicas": replicas})
+    service = service.model_copy(
+        update={
+            "spec": spec,
+            "previous_spec": service.spec,
+            "version": service.version + 1,
+            "updated_at": now,
+        }
+    )
+    store.put("service", service)
+    return service
+
+
+def running_counts(tasks: Iterable[Task]) -> dict[str, int]:
+    """Per service id, its tasks meant to run that run (`service ls` REPLICAS)."""
+    running: dict[str, int] = {}
+    for t in tasks:
+        if t.desired_state == DesiredTaskState.RUNNING and t.status.state == TaskState.RUNNING:
+            running[t.service_id] = running.get(t.service_id, 0) + 1
+    return running
+
+
+def check_scalable(svc: Service) -> Service:
+    """`service scale` only means something for a replicated service."""
+    if svc.spec.mode != ServiceMode.REPLICATED:
+        raise InvalidArgument(
+            f"service {svc.spec.name} is in {svc.spec.mode} mode: "
+            "scale can only be used with replicated mode",
+            obj=svc.spec.name,
+            op="scale",
+        )
+    return svc

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from netagent.contract.desired import DesiredTaskState
-from netagent.contract.errors import InvalidArgument
 from orchestrator.cluster.objects import Availability, Node, NodeStatus, Service, ServiceMode, Task
 from orchestrator.placement.constraints import node_matches
 
@@ -97,15 +96,3 @@ def desired_count(svc: Service, nodes: Iterable[Node], tasks: Iterable[Task]) ->
         if takes_new_tasks(n, svc.spec.constraints)
         or (n.id in holding and n.status != NodeStatus.DOWN)
     )
-
-
-def check_scalable(svc: Service) -> Service:
-    """`service scale` only means something for a replicated service."""
-    if svc.spec.mode != ServiceMode.REPLICATED:
-        raise InvalidArgument(
-            f"service {svc.spec.name} is in {svc.spec.mode} mode: "
-            "scale can only be used with replicated mode",
-            obj=svc.spec.name,
-            op="scale",
-        )
-    return svc

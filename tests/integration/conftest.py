@@ -20,18 +20,11 @@ from ipaddress import IPv4Address, IPv4Interface
 import pytest
 
 from netagent.agent.dataplane import DataPlane, wipe_node
-from netagent.contract.desired import (
-    Attachment,
-    NetworkState,
-    NodeDesiredState,
-    RemoteEndpoint,
-    TaskAssignment,
-    TaskSpec,
-    task_mac,
-)
+from netagent.contract.desired import RemoteEndpoint
 from netagent.contract.errors import InvalidArgument
 from netagent.kernel import netns
 from netagent.kernel.naming import Names
+from tests import factories
 
 
 def _need_root() -> None:
@@ -177,22 +170,14 @@ class DataPlaneCluster:
     def task(self, slot: int, cmd=("sleep", "1000"), grace: float = 10.0, image="host",
              desired="running", service="web"):  # fmt: skip
         """Task `<service>.<slot>` at 10.0.0.<slot+2> with a unique id."""
-        ip = IPv4Address(f"10.0.0.{slot + 2}")
         tid = (self.run_id + f"{slot:04d}" + secrets.token_hex(13))[:25]
-        return TaskAssignment(
-            id=tid, name=f"{service}.{slot}", service_id="svc" + self.run_id,
-            service_name=service, slot=slot,
-            spec=TaskSpec(image=image, command=tuple(cmd), stop_grace_period=grace),
-            desired_state=desired,
-            attachments=(Attachment(network_id="net1", address=IPv4Interface(f"{ip}/24"),
-                                    mac=task_mac(ip)),),
+        return factories.task(
+            tid, f"{service}.{slot}", service_id="svc" + self.run_id, image=image, command=cmd,
+            grace=grace, desired=desired, ip=f"10.0.0.{slot + 2}", network_id="net1",
         )  # fmt: skip
 
     def network(self, peers=()):
-        return NetworkState(
-            id="net1", name="webnet", vni=self.VNI, subnet=self.SUBNET,
-            gateway="10.0.0.1", peers=tuple(peers),
-        )  # fmt: skip
+        return factories.network("net1", vni=self.VNI, subnet=self.SUBNET, peers=peers)
 
     def peers_for(self, i: int, layout: dict[int, list]) -> list:
         """Remote endpoints node i must know: running tasks on every other node."""
@@ -210,10 +195,9 @@ class DataPlaneCluster:
     def desired(self, i: int, layout: dict[int, list], with_network: bool = True):
         self.version += 1
         nets = (self.network(self.peers_for(i, layout)),) if with_network else ()
-        return NodeDesiredState(
-            node_id=self.nodes[i].label, version=self.version, networks=nets,
-            tasks=tuple(layout.get(i, ())),
-        )  # fmt: skip
+        return factories.state(
+            self.nodes[i].label, self.version, networks=nets, tasks=layout.get(i, ())
+        )
 
     def apply(self, layout: dict[int, list], only: int | None = None) -> list:
         """Apply `layout` (node index -> tasks) to every node (or just `only`)."""

@@ -12,7 +12,7 @@ from netagent.contract.desired import TaskState
 from netagent.contract.errors import InvalidArgument
 from netagent.kernel import iptables, netns
 from netagent.kernel.naming import GW_BRIDGE
-from netagent.tasks import spawn as process
+from netagent.tasks import spawn
 from tests.integration.conftest import links_in, run_in, run_netns, wait_for
 
 pytestmark = pytest.mark.root
@@ -223,10 +223,10 @@ def test_recorded_pid_is_not_signalled_when_its_start_time_differs(dp_cluster):
     task = c.task(1)
     c.apply({0: [task]}, only=0)
     pid = c.status(0, task.id).pid
-    started = process.start_time(pid)
-    assert not process.signal_recorded(pid, started + 1, signal.SIGKILL)
+    started = spawn.start_time(pid)
+    assert not spawn.signal_recorded(pid, started + 1, signal.SIGKILL)
     assert not pid_gone(pid)
-    assert process.signal_recorded(pid, started, 0)
+    assert spawn.signal_recorded(pid, started, 0)
 
 
 AGENT_SCRIPT = """

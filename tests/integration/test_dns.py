@@ -20,10 +20,11 @@ from ipaddress import IPv4Address
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
-from netagent.contract.desired import Backend, EndpointMode, NetworkState, ServiceEndpoint
+from netagent.contract.desired import EndpointMode, NetworkState, ServiceEndpoint
 from netagent.contract.errors import KernelError, NotFound, Unavailable
 from netagent.dns import Resolver, remove_resolv_conf, resolv_conf_path, write_resolv_conf
 from netagent.kernel import netns
+from tests import factories
 from tests.integration.conftest import run_in, wait_for
 
 pytestmark = pytest.mark.root
@@ -36,40 +37,25 @@ T2 = "0123456789abcdef012345672"
 
 
 def front(*extra: ServiceEndpoint) -> NetworkState:
-    web = ServiceEndpoint(
-        service_id="s1",
-        name="web",
-        vip=IP("10.0.0.2"),
-        backends=(
-            Backend(task_id=T1, task_name="web.1", ip=IP("10.0.0.3"), aliases=("cache",)),
-            Backend(task_id=T2, task_name="web.2", ip=IP("10.0.0.4"), aliases=("cache",)),
-        ),
+    web = factories.service(
+        "web",
+        vip="10.0.0.2",
+        backends=[
+            factories.backend("web.1", "10.0.0.3", task_id=T1, aliases=("cache",)),
+            factories.backend("web.2", "10.0.0.4", task_id=T2, aliases=("cache",)),
+        ],
     )
-    return NetworkState(
-        id="nfront",
-        name="front",
-        vni=4097,
-        subnet="10.0.0.0/24",
-        gateway="10.0.0.1",
-        services=(web, *extra),
-    )
+    return factories.network("nfront", "front", services=(web, *extra))
 
 
 def back() -> NetworkState:
-    api = ServiceEndpoint(
+    api = factories.service(
+        "api",
         service_id="s2",
-        name="api",
         mode=EndpointMode.DNSRR,
-        backends=(Backend(task_id="a" * 25, task_name="api.1", ip=IP("10.0.1.3")),),
+        backends=[factories.backend("api.1", "10.0.1.3", task_id="a" * 25)],
     )
-    return NetworkState(
-        id="nback",
-        name="back",
-        vni=4098,
-        subnet="10.0.1.0/24",
-        gateway="10.0.1.1",
-        services=(api,),
-    )
+    return factories.network("nback", "back", vni=4098, subnet="10.0.1.0/24", services=[api])
 
 
 # -- a real upstream DNS server in its own namespace ---------------------------------

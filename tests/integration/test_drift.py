@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from netagent.contract.desired import Backend, ServiceEndpoint, TaskState, task_mac
+from netagent.contract.desired import TaskState, task_mac
 from netagent.drift.check import check
 from netagent.drift.repair import repair
 from netagent.drift.watch import SelfCheck
 from netagent.kernel import netns
-from netagent.tasks import spawn as process
+from netagent.tasks import spawn
+from tests import factories
 from tests.integration.conftest import links_in, run_in, wait_for
 
 pytestmark = pytest.mark.root
@@ -35,11 +36,8 @@ def pair(dp_cluster):
     for i, tasks in layout.items():
         c.wait_state(i, tasks[0].id, TaskState.RUNNING)
     with_vip = c.desired(0, layout)
-    backends = tuple(
-        Backend(task_id=t.id, task_name=t.name, ip=t.attachments[0].address.ip)
-        for t in (layout[0][0], layout[1][0])
-    )
-    svc = ServiceEndpoint(service_id="svcweb", name="web", vip=VIP, backends=backends)
+    backends = [factories.backend_of(t) for t in (layout[0][0], layout[1][0])]
+    svc = factories.service("web", service_id="svcweb", vip=VIP, backends=backends)
     net = with_vip.networks[0].model_copy(update={"services": (svc,)})
     assert not c.dps[0].apply(with_vip.model_copy(update={"networks": (net,)})).errors
     assert lines(c, 0) == [] and lines(c, 1) == []
@@ -161,11 +159,11 @@ def test_a_killed_workload_is_reported_as_not_running_while_still_desired(pair):
 def test_an_exit_nobody_saw_is_reported_failed_by_the_self_check(pair):
     c, web1, _ = pair
     shim = c.status(0, web1.id).pid
-    started = process.start_time(shim)
+    started = spawn.start_time(shim)
     # As if the exit watcher had lost the process (e.g. a daemon that crashed mid-adopt).
     c.dps[0]._watcher.unwatch(web1.id)
     os.kill(shim, signal.SIGKILL)
-    wait_for("the shim to be gone", lambda: not process.alive(shim, started))
+    wait_for("the shim to be gone", lambda: not spawn.alive(shim, started))
     assert lines(c, 0) == [f"task     web.1: process {shim} not running (desired running)"]
     before = repairs(c.dps[0], "task")
     fixed = SelfCheck(c.dps[0], 1).run_once()

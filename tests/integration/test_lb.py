@@ -20,23 +20,18 @@ import pytest
 
 from netagent.agent.dataplane import DataPlane, wipe_node
 from netagent.contract.desired import (
-    Attachment,
-    Backend,
     HostPort,
     IngressPort,
     IngressState,
-    NetworkState,
     NodeDesiredState,
     RemoteEndpoint,
-    ServiceEndpoint,
     TaskAssignment,
-    TaskSpec,
     TaskState,
-    task_mac,
 )
 from netagent.kernel import netns
 from netagent.kernel.naming import Names
 from netagent.lb import nft
+from tests import factories
 from tests.integration.conftest import FakeNode, run_in, run_netns, wait_for
 
 pytestmark = pytest.mark.root
@@ -77,18 +72,10 @@ class Mesh:
     def task(self, service: str, slot: int, ip: int, image="whoami", cmd=()) -> TaskAssignment:
         """Task <service>.<slot> at 10.0.0.<ip> and, on the ingress network, 10.255.0.<ip>."""
         tid = (self.run_id + f"{ip:04d}" + secrets.token_hex(13))[:25]
-        web, ing = IPv4Address(f"10.0.0.{ip}"), IPv4Address(f"10.255.0.{ip}")
-        return TaskAssignment(
-            id=tid, name=f"{service}.{slot}", service_id=f"{service}{self.run_id}",
-            service_name=service, slot=slot,
-            spec=TaskSpec(image=image, command=tuple(cmd), stop_grace_period=1),
-            desired_state="running",
-            attachments=(
-                Attachment(network_id="net1", address=IPv4Interface(f"{web}/24"),
-                           mac=task_mac(web)),
-                Attachment(network_id="ingress", address=IPv4Interface(f"{ing}/16"),
-                           mac=task_mac(ing)),
-            ),
+        return factories.task(
+            tid, f"{service}.{slot}", service_id=f"{service}{self.run_id}", image=image,
+            command=cmd, grace=1, ip=f"10.0.0.{ip}", network_id="net1",
+            attachments=[factories.attachment(f"10.255.0.{ip}", "ingress", prefix=16)],
         )  # fmt: skip
 
     @staticmethod
@@ -116,26 +103,19 @@ class Mesh:
             for j in range(len(self.nodes)):
                 if j != i:
                     ip = self.sandbox_ip(j)
-                    out.append(RemoteEndpoint(ip=ip, mac=task_mac(ip), vtep=self.nodes[j].ip))
+                    out.append(factories.peer(ip, self.nodes[j].ip))
         return tuple(out)
 
     def desired(self, i: int) -> NodeDesiredState:
-        services = []
-        for name, vip in (("web", WEB_VIP), ("echo", ECHO_VIP)):
-            backends = tuple(
-                Backend(task_id=t.id, task_name=t.name, ip=t.attachments[0].address.ip)
-                for t in self._backends(name)
+        services = [
+            factories.service(
+                name, service_id=f"{name}{self.run_id}", vip=vip,
+                backends=[factories.backend_of(t) for t in self._backends(name)],
             )
-            services.append(ServiceEndpoint(service_id=f"{name}{self.run_id}", name=name,
-                                            vip=vip, backends=backends))  # fmt: skip
-        net1 = NetworkState(
-            id="net1", name="webnet", vni=4097, subnet="10.0.0.0/24", gateway="10.0.0.1",
-            peers=self._peers(i, "net1"), services=tuple(services),
-        )  # fmt: skip
-        ingress_net = NetworkState(
-            id="ingress", name="ingress", vni=4096, subnet="10.255.0.0/16",
-            gateway="10.255.0.1", peers=self._peers(i, "ingress"), ingress=True,
-        )  # fmt: skip
+            for name, vip in (("web", WEB_VIP), ("echo", ECHO_VIP))
+        ]  # fmt: skip
+        net1 = factories.network("net1", peers=self._peers(i, "net1"), services=services)
+        ingress_net = factories.ingress_network(peers=self._peers(i, "ingress"))
         web_ingress = tuple(t.attachments[1].address.ip for t in self._backends("web"))
         ingress = IngressState(
             network_id="ingress",
@@ -144,10 +124,9 @@ class Mesh:
                                service_name="web", backends=web_ingress),),
         )  # fmt: skip
         self.version += 1
-        return NodeDesiredState(
-            node_id=self.nodes[i].label, version=self.version, networks=(ingress_net, net1),
-            tasks=tuple(self.layout.get(i, ())), ingress=ingress,
-            host_ports=tuple(self.host_ports.get(i, ())),
+        return factories.state(
+            self.nodes[i].label, self.version, networks=(ingress_net, net1),
+            tasks=self.layout.get(i, ()), ingress=ingress, host_ports=self.host_ports.get(i, ()),
         )  # fmt: skip
 
     def apply(self) -> None:

@@ -44,7 +44,7 @@ from netagent.lab import verbs as lab_core
 from netagent.lab.driver import wait_for
 from netagent.lab.record import ProcessRecord
 from netagent.lab.topology import LabNode, Topology
-from netagent.tasks import spawn as process
+from netagent.tasks import spawn
 
 REPO = Path(__file__).resolve().parents[2]
 VAGRANTFILE = REPO / "Vagrantfile"
@@ -376,7 +376,7 @@ class UnitLab:
                 start_new_session=True,
                 cwd="/",
             )
-        started = process.start_time(child.pid)
+        started = spawn.start_time(child.pid)
         assert started is not None, f"daemon of {node.name} exited at once: {nodes.log_tail(node)}"
         self.daemons[node.name] = ProcessRecord(pid=child.pid, start_time=started)
         nodes.wait_ready(node, self.daemons[node.name])

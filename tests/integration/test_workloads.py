@@ -24,8 +24,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from netagent.contract.desired import DesiredTaskState, TaskAssignment, TaskSpec
+from netagent.contract.desired import TaskAssignment
 from netagent.tasks.workloads import environment, resolve
+from tests import factories
 
 DEADLINE = 15.0
 TASK_ID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8"
@@ -186,15 +187,7 @@ def test_workload_that_cannot_listen_says_why_and_exits_1(workloads):
 
 
 def make_task(image: str, command: tuple[str, ...] = ()) -> TaskAssignment:
-    return TaskAssignment(
-        id=TASK_ID,
-        name="web.1",
-        service_id="svc1",
-        service_name="web",
-        slot=1,
-        spec=TaskSpec(image=image, command=command),
-        desired_state=DesiredTaskState.RUNNING,
-    )
+    return factories.task(TASK_ID, service_id="svc1", image=image, command=command)
 
 
 def test_host_image_without_command_completes_at_once_with_exit_0():

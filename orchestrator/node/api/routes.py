@@ -32,7 +32,6 @@ from netagent.contract.messages import (
 )
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
-from orchestrator.dispatch.dispatcher import digest
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, jsonable, parse_body, proxy
 from orchestrator.node.daemon import Daemon
@@ -436,11 +435,10 @@ async def assignments(request: web.Request) -> web.Response:
     try:
         while True:
             wake = daemon.notifier.current
-            state = manager.desired_state(node_id)
-            d = digest(state)
+            kept = manager.desired(node_id)
             remaining = deadline - asyncio.get_running_loop().time()
-            if d != have or remaining <= 0:
-                return json_response(manager.assignments(node_id, have, state, d))
+            if kept.digest != have or remaining <= 0:
+                return json_response(manager.assignments(node_id, have, kept))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), remaining)
     except asyncio.CancelledError:

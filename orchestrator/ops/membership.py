@@ -1,0 +1,108 @@
+"""Who is in the swarm: the first manager at `swarm init`, a node joining, a node leaving.
+
+Kept apart from `manager.py` (the facade), like the other operations: inputs are
+checked before the first write, and nothing here tells the dispatcher or the
+reconciler; the manager does that with what these functions return.
+
+Re-join (documented choice): a node joining with the same hostname and address
+as an existing entry gets a NEW node id, and the old entry is removed (its tasks
+are replaced like those of a node that left), the way Swarm shows a fresh node.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from netagent.contract.errors import Conflict, InvalidArgument
+from orchestrator.cluster import tokens
+from orchestrator.cluster.objects import Cluster, Network, Node, NodeRole, NodeStatus, new_id
+from orchestrator.cluster.store import Store
+from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
+from orchestrator.ops.inputs import check_addr, check_hostname
+
+
+def _new_node(
+    hostname: str, addr: IPv4Address, role: NodeRole, engine_version: str, now: float,
+    *, leader: bool = False,
+) -> Node:  # fmt: skip
+    return Node(
+        id=new_id(),
+        hostname=hostname,
+        role=role,
+        addr=addr,
+        status=NodeStatus.READY,
+        engine_version=engine_version,
+        leader=leader,
+        created_at=now,
+        updated_at=now,
+        last_heartbeat=now,
+    )
+
+
+def founding_objects(
+    *, hostname: str, addr: IPv4Address, heartbeat_period: float, engine_version: str, now: float
+) -> tuple[Cluster, Network, Node]:
+    """The cluster, the ingress network and the first manager of a new swarm."""
+    hostname = check_hostname(hostname)
+    addr = check_addr(addr)
+    if not heartbeat_period > 0:
+        raise InvalidArgument(
+            f"invalid heartbeat period {heartbeat_period!r}: expected seconds > 0",
+            obj=str(heartbeat_period),
+            op="init",
+        )
+    cluster = tokens.new_cluster(heartbeat_period=heartbeat_period)
+    ingress = make_ingress_network(now)
+    node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now, leader=True)
+    node = node.model_copy(
+        update={"ingress_addr": address_book([ingress], [], [], []).allocate(ingress.id)}
+    )
+    return cluster, ingress, node
+
+
+def admit(
+    store: Store,
+    cluster: Cluster,
+    token: str,
+    *,
+    hostname: str,
+    addr: IPv4Address,
+    engine_version: str,
+    now: float,
+) -> tuple[Node, list[Node]]:
+    """Store a node joining with `token`; (the node, the entries it replaced and deleted).
+
+    PermissionDenied on a bad or rotated token, Conflict when another live node has
+    the address; nothing is written then."""
+    hostname = check_hostname(hostname)
+    addr = check_addr(addr)
+    role = tokens.verify(cluster, token)
+    nodes = store.list("node", Node)
+    replaced = [n for n in nodes if n.addr == addr and n.hostname == hostname]
+    for n in nodes:
+        if n.addr == addr and n.hostname != hostname and n.status != NodeStatus.DOWN:
+            raise Conflict(
+                f"address {addr} is already used by node {n.hostname} ({n.id[:12]})",
+                obj=str(addr),
+                op="join",
+            )
+    node = _new_node(hostname, addr, role, engine_version, now)
+    with store.tx():
+        for old in replaced:
+            store.delete("node", old.id)
+        # After the deletes: a replaced entry's ingress address is free again.
+        node.ingress_addr = new_ingress_address(store)
+        store.put("node", node)
+    return node, replaced
+
+
+def check_leavable(node: Node, *, force: bool) -> Node:
+    """A manager leaves only with `force`: it takes the control plane with it."""
+    if node.role == NodeRole.MANAGER and not force:
+        raise Conflict(
+            f"node {node.hostname} is a manager: removing it leaves the swarm "
+            "without its control plane (use force)",
+            obj=node.id,
+            op="leave",
+        )
+    return node

@@ -1,0 +1,477 @@
+"""The Manager facade end to end in a temporary state dir, with an explicit clock."""
+
+from ipaddress import IPv4Address
+
+import pytest
+
+from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
+from netagent.contract.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from orchestrator.cluster.objects import (
+    NetworkAttachmentSpec,
+    NetworkSpec,
+    NodeRole,
+    NodeStatus,
+    ServiceSpec,
+)
+from orchestrator.dispatch.assignments import digest
+from orchestrator.manager import Manager
+from orchestrator.reconcile.reconciler import HISTORY_LIMIT
+from tests.unit.orchestrator.harness import PERIOD
+
+# -- init, open, join -------------------------------------------------------------------------
+
+
+def test_init_makes_a_ready_leader_manager(swarm):
+    node = swarm.m.get_node("manager1")
+    assert node.role == NodeRole.MANAGER
+    assert node.leader
+    assert node.status == NodeStatus.READY
+    assert (swarm.state_dir / "manager" / "store.db").exists()
+
+
+def test_init_refuses_a_state_dir_that_already_holds_a_swarm(swarm):
+    with pytest.raises(Conflict, match="already part of a swarm"):
+        Manager.init(swarm.state_dir, hostname="x", addr=IPv4Address("1.2.3.4"), engine_version="")
+
+
+def test_open_without_a_store_is_none(tmp_path):
+    assert Manager.open(tmp_path) is None
+
+
+def test_join_gives_the_token_role(swarm):
+    node, _ = swarm.m.join(
+        swarm.m.join_token(NodeRole.MANAGER),
+        hostname="manager2",
+        addr=IPv4Address("192.168.56.20"),
+        engine_version="0.1.0",
+    )
+    assert node.role == NodeRole.MANAGER
+    assert swarm.m.get_node("worker1").role == NodeRole.WORKER
+
+
+def test_join_with_a_rotated_token_is_refused_and_adds_nothing(swarm):
+    old = swarm.m.join_token(NodeRole.WORKER)
+    new = swarm.m.rotate_join_token(NodeRole.WORKER)
+    assert new != old
+    with pytest.raises(PermissionDenied, match="it was rotated"):
+        swarm.m.join(old, hostname="w9", addr=IPv4Address("192.168.56.30"), engine_version="")
+    assert len(swarm.m.list_nodes()) == 3
+
+
+def test_join_refuses_a_bad_hostname_before_the_token(swarm):
+    with pytest.raises(InvalidArgument, match="invalid hostname 'bad name'"):
+        swarm.m.join("x", hostname="bad name", addr=IPv4Address("1.2.3.4"), engine_version="")
+
+
+def test_rejoin_from_same_host_and_address_replaces_the_old_entry(swarm):
+    old = swarm.id("worker1")
+    node, _ = swarm.m.join(
+        swarm.m.join_token(NodeRole.WORKER),
+        hostname="worker1",
+        addr=IPv4Address("192.168.56.12"),
+        engine_version="0.1.0",
+    )
+    assert node.id != old
+    assert [n.id for n in swarm.m.list_nodes() if n.hostname == "worker1"] == [node.id]
+
+
+def test_node_lookup_by_hostname_prefix_and_missing(swarm):
+    nid = swarm.id("worker2")
+    assert swarm.m.get_node(nid[:8]).id == nid
+    assert swarm.m.get_node("worker2").id == nid
+    with pytest.raises(NotFound, match="^node nosuch not found$"):
+        swarm.m.get_node("nosuch")
+
+
+def test_heartbeat_with_a_wrong_secret_is_refused(swarm):
+    with pytest.raises(PermissionDenied):
+        swarm.m.heartbeat(swarm.id("worker1"), swarm.secrets["worker2"], [])
+    assert swarm.m.heartbeat(swarm.id("worker1"), swarm.secrets["worker1"], []) == PERIOD
+
+
+# -- networks and services ---------------------------------------------------------------------
+
+
+def test_duplicate_or_overlapping_network_is_refused(swarm):
+    with pytest.raises(Conflict, match="^network with name webnet already exists$"):
+        swarm.m.create_network(NetworkSpec(name="webnet"))
+    with pytest.raises(Conflict, match="overlaps subnet 10.0.0.0/24 of network webnet"):
+        swarm.m.create_network(NetworkSpec(name="other", subnet="10.0.0.0/16"))
+    second = swarm.m.create_network(NetworkSpec(name="second"))
+    assert (second.vni, str(second.subnet), str(second.gateway)) == (
+        4098,
+        "10.0.1.0/24",
+        "10.0.1.1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "message"),
+    [
+        (
+            {"image": "whoami", "networks": [NetworkAttachmentSpec(target="foo")]},
+            NotFound,
+            "^network foo not found$",
+        ),
+        ({"image": "redis"}, InvalidArgument, "unknown image 'redis'"),
+        ({"image": "whoami", "replicas": -1}, InvalidArgument, "invalid replicas -1"),
+    ],
+)
+def test_bad_service_is_refused_and_nothing_is_stored(swarm, spec, error, message):
+    before = swarm.m.revision
+    with pytest.raises(error, match=message):
+        swarm.m.create_service(ServiceSpec.model_construct(name="web", **_defaults(spec)))
+    assert swarm.m.revision == before
+    assert swarm.m.list_services() == []
+
+
+def _defaults(spec: dict) -> dict:
+    base = ServiceSpec(name="x", image="whoami").model_dump()
+    base.pop("name")
+    base.update(spec)
+    return base
+
+
+def test_duplicate_service_name_is_refused(swarm):
+    swarm.web()
+    with pytest.raises(Conflict, match="^service web already exists$"):
+        swarm.web()
+
+
+def test_ticks_assign_three_tasks_spread_over_three_nodes(swarm):
+    service = swarm.web(3)
+    # As in the Swarm articles: the VIP is allocated first, then the tasks.
+    assert [str(v) for v in service.vips.values()] == ["10.0.0.2/24"]
+    assert swarm.tick() is True
+    tasks = swarm.current()
+    assert [t.name for t in tasks] == ["web.1", "web.2", "web.3"]
+    assert {t.status.state for t in tasks} == {TaskState.ASSIGNED}
+    assert swarm.placement() == {1: "manager1", 2: "worker1", 3: "worker2"}
+    assert [str(t.attachments[0].address) for t in tasks] == [
+        "10.0.0.3/24",
+        "10.0.0.4/24",
+        "10.0.0.5/24",
+    ]
+    assert swarm.tick() is False  # nothing left to do writes nothing
+
+
+def test_running_reports_become_the_running_count(swarm):
+    swarm.web(3)
+    swarm.tick()
+    assert swarm.m.list_services()[0][1] == 0
+    swarm.run_all()
+    assert swarm.m.list_services()[0][1] == 3
+    assert swarm.m.get_task("web.2").status.state == TaskState.RUNNING
+
+
+def test_status_never_moves_back_from_terminal_and_unknown_ids_are_ignored(swarm):
+    swarm.web(1)
+    swarm.tick()
+    t = swarm.current()[0]
+    host = swarm.m.get_node(t.node_id).hostname
+    swarm.report(host, TaskState.FAILED)
+    swarm.m.heartbeat(
+        t.node_id,
+        swarm.secrets[host],
+        [
+            TaskStatus(task_id=t.id, state=TaskState.RUNNING),
+            TaskStatus(task_id="unknown", state=TaskState.RUNNING),
+        ],
+    )
+    assert swarm.m.get_task(t.id).status.state == TaskState.FAILED
+
+
+def test_a_down_node_has_its_tasks_replaced_at_once_and_stopped_when_back(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    lost = swarm.m.get_task("web.3")
+    assert swarm.placement()[3] == "worker2"
+    swarm.advance(3 * PERIOD - 1)
+    swarm.report("manager1")
+    swarm.report("worker1")
+    swarm.advance(2)  # worker2 silent for more than 3 periods
+    swarm.tick()
+    w2 = swarm.m.get_node("worker2")
+    assert (w2.status, w2.status_message) == (NodeStatus.DOWN, "heartbeat failure")
+    assert swarm.m.get_task(lost.id).desired_state == DesiredTaskState.SHUTDOWN
+    replacement = swarm.m.get_task("web.3")
+    assert replacement.id != lost.id
+    assert swarm.placement()[3] in {"manager1", "worker1"}
+    # Peers on the DOWN node are no longer anyone's FDB entries.
+    peers = swarm.m.desired_state(swarm.id("worker1")).networks[0].peers
+    assert lost.id not in {p.task_id for p in peers}
+
+    # worker2 comes back: READY again, told to stop the replaced task.
+    swarm.report("worker2")
+    assert swarm.m.get_node("worker2").status == NodeStatus.READY
+    back = swarm.m.desired_state(swarm.id("worker2")).tasks
+    assert [(t.id, t.desired_state) for t in back] == [(lost.id, DesiredTaskState.SHUTDOWN)]
+    swarm.report("worker2", TaskState.SHUTDOWN)
+    assert swarm.m.desired_state(swarm.id("worker2")).tasks == ()
+
+
+def test_a_failed_task_is_replaced_after_the_restart_delay(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    failed = swarm.m.get_task("web.2")
+    swarm.report("worker1", TaskState.FAILED, slot=2)
+    swarm.tick()
+    assert swarm.m.get_task(failed.id).desired_state == DesiredTaskState.SHUTDOWN
+    assert [t.slot for t in swarm.current()] == [1, 3]
+    swarm.advance(4.9)
+    swarm.tick()
+    assert [t.slot for t in swarm.current()] == [1, 3]
+    swarm.advance(0.1)
+    swarm.tick()
+    new = swarm.m.get_task("web.2")
+    assert new.id != failed.id
+    assert new.status.state == TaskState.ASSIGNED
+    assert [t.id for t in swarm.m.list_tasks(service="web") if t.slot == 2] == [new.id, failed.id]
+
+
+def test_restart_delay_comes_from_the_service_spec(swarm):
+    swarm.web(1, restart_delay=0.0)
+    swarm.tick()
+    swarm.run_all()
+    host = swarm.placement()[1]
+    swarm.report(host, TaskState.COMPLETE)
+    swarm.tick()
+    assert len(swarm.current()) == 1
+
+
+def test_dead_history_is_capped_per_slot(swarm):
+    swarm.web(1, restart_delay=0.0)
+    swarm.tick()
+    for _ in range(HISTORY_LIMIT + 3):
+        swarm.run_all()
+        swarm.report(swarm.placement()[1], TaskState.FAILED)
+        swarm.tick()
+    history = swarm.m.list_tasks(service="web")
+    assert len([t for t in history if t.desired_state == DesiredTaskState.SHUTDOWN]) == (
+        HISTORY_LIMIT
+    )
+    assert len(history) == HISTORY_LIMIT + 1
+
+
+def test_scale_up_then_down_keeps_the_lowest_slots(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    swarm.m.scale("web", 6)
+    swarm.tick()
+    swarm.run_all()
+    assert (
+        sorted(swarm.placement().values()) == ["manager1"] * 2 + ["worker1"] * 2 + ["worker2"] * 2
+    )
+    assert swarm.m.list_services()[0][1] == 6
+    swarm.m.scale("web", 2)
+    swarm.tick()
+    # 3..6 first leave DNS and the load balancers (draining), still running.
+    assert [t.slot for t in swarm.current() if not t.draining_since] == [1, 2]
+    swarm.run_all()  # every agent applied a state without them
+    swarm.tick()
+    assert [t.slot for t in swarm.current()] == [1, 2]
+    assert len(swarm.m.list_tasks(service="web")) == 6  # 3..6 shutting down
+    swarm.run_all()  # agents stop them
+    swarm.tick()
+    assert [t.slot for t in swarm.m.list_tasks(service="web")] == [1, 2]
+    assert swarm.m.get_service("web").spec.replicas == 2
+
+
+def test_scale_refuses_a_negative_count(swarm):
+    swarm.web(1)
+    with pytest.raises(InvalidArgument, match="^invalid replicas -2: expected an integer >= 0$"):
+        swarm.m.scale("web", -2)
+
+
+def test_service_rm_deletes_the_service_now_and_its_tasks_once_stopped(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    swarm.m.remove_service("web")
+    with pytest.raises(NotFound):
+        swarm.m.get_service("web")
+    swarm.tick()
+    assert all(t.draining_since for t in swarm.m.list_tasks())
+    swarm.run_all()
+    swarm.tick()
+    assert {t.desired_state for t in swarm.m.list_tasks()} == {DesiredTaskState.SHUTDOWN}
+    swarm.settle()
+    assert swarm.m.list_tasks() == []
+
+
+def test_network_rm_is_refused_while_a_service_uses_it(swarm):
+    swarm.web(1)
+    with pytest.raises(Conflict) as err:
+        swarm.m.remove_network("webnet")
+    assert str(err.value) == "network webnet is in use by service web"
+    swarm.tick()
+    swarm.m.remove_service("web")
+    with pytest.raises(Conflict, match="in use by task web.1"):
+        swarm.m.remove_network("webnet")
+    swarm.run_all()
+    swarm.tick()
+    swarm.settle()
+    swarm.m.remove_network("webnet")
+    assert [n.spec.name for n in swarm.m.list_networks()] == ["ingress"]
+
+
+def test_addresses_come_back_once_tasks_are_deleted(swarm):
+    swarm.web(2)
+    swarm.tick()
+    swarm.run_all()
+    swarm.m.remove_service("web")
+    swarm.tick()
+    swarm.settle()
+    assert swarm.m.list_tasks() == []
+    service = swarm.web(1)
+    swarm.tick()
+    assert [str(v) for v in service.vips.values()] == ["10.0.0.2/24"]
+    assert str(swarm.current()[0].attachments[0].address) == "10.0.0.3/24"
+
+
+def test_no_eligible_node_leaves_tasks_pending_with_the_reason_then_places_them(swarm):
+    swarm.advance(3 * PERIOD + 1)
+    swarm.tick()  # every node silent: all DOWN
+    swarm.web(2)
+    swarm.tick()
+    pending = swarm.current()
+    assert {t.status.state for t in pending} == {TaskState.PENDING}
+    assert pending[0].status.err == "no suitable node (3 nodes not available for new tasks)"
+    assert pending[0].node_id is None
+    swarm.report("worker1")
+    swarm.tick()
+    assert swarm.placement() == {1: "worker1", 2: "worker1"}
+
+
+def test_leave_replaces_the_tasks_of_the_node_and_a_manager_needs_force(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    gone = swarm.m.get_task("web.3")
+    swarm.m.leave(swarm.id("worker2"))
+    swarm.tick()
+    assert swarm.m.get_task(gone.id).status.state == TaskState.ORPHANED
+    # Slot 3 goes to the lower hostname of the two nodes holding one task each.
+    assert swarm.placement() == {1: "manager1", 2: "worker1", 3: "manager1"}
+    with pytest.raises(Conflict, match="is a manager"):
+        swarm.m.leave(swarm.id("manager1"))
+
+
+def test_task_lookup_by_name_id_and_prefix(swarm):
+    swarm.web(2)
+    swarm.tick()
+    t = swarm.m.get_task("web.1")
+    assert swarm.m.get_task(t.id) == t
+    assert swarm.m.get_task(t.id[:10]) == t
+    with pytest.raises(NotFound):
+        swarm.m.get_task("web.9")
+
+
+def test_desired_state_digest_is_stable_and_follows_changes(swarm):
+    swarm.web(3)
+    swarm.tick()
+    nid = swarm.id("worker1")
+    first = swarm.m.desired_state(nid)
+    assert digest(first) == digest(swarm.m.desired_state(nid))
+    swarm.report("manager1")  # a heartbeat without news changes nothing
+    assert digest(swarm.m.desired_state(nid)) == digest(first)
+    swarm.m.scale("web", 6)
+    swarm.tick()
+    assert digest(swarm.m.desired_state(nid)) != digest(first)
+
+
+def test_node_secret_matches_what_join_handed_out(swarm):
+    assert swarm.m.node_secret("worker1") == swarm.secrets["worker1"]
+    assert swarm.m.authenticate(swarm.id("worker1"), swarm.secrets["worker1"]).hostname == (
+        "worker1"
+    )
+    with pytest.raises(PermissionDenied):
+        swarm.m.authenticate(swarm.id("worker1"), "nope")
+
+
+def test_reopen_after_close_keeps_everything_and_gives_nodes_a_grace(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    before = (
+        swarm.m.cluster,
+        [n.id for n in swarm.m.list_nodes()],
+        swarm.m.list_tasks(),
+        swarm.m.revision,
+    )
+    swarm.m.close()
+    swarm.advance(100)  # longer than 3 periods while the manager was away
+    m = Manager.open(swarm.state_dir, clock=swarm.clock)
+    assert m is not None
+    swarm.m = m
+    assert m.cluster == before[0]
+    assert [n.id for n in m.list_nodes()] == before[1]
+    assert m.list_tasks() == before[2]
+    assert m.revision == before[3]
+    assert m.heartbeat(swarm.id("worker1"), swarm.secrets["worker1"], []) == PERIOD
+    swarm.tick()
+    assert {n.status for n in m.list_nodes()} == {NodeStatus.READY}
+    swarm.advance(3 * PERIOD + 1)
+    swarm.report("worker1")
+    swarm.tick()
+    down = sorted(n.hostname for n in m.list_nodes() if n.status == NodeStatus.DOWN)
+    assert down == ["manager1", "worker2"]
+
+
+def test_full_subnet_keeps_the_extra_task_new_with_the_reason(swarm):
+    swarm.m.create_network(NetworkSpec(name="tiny", subnet="10.9.0.0/29"))
+    swarm.m.create_service(
+        ServiceSpec(
+            name="many", image="whoami", replicas=5, networks=[NetworkAttachmentSpec(target="tiny")]
+        )
+    )
+    swarm.tick()
+    tasks = swarm.m.list_tasks(service="many")
+    # 6 hosts in a /29: the gateway (.1), the VIP (.2) and 4 tasks.
+    assert [t.status.state for t in tasks].count(TaskState.ASSIGNED) == 4
+    (stuck,) = [t for t in tasks if t.status.state == TaskState.NEW]
+    assert stuck.slot == 5
+    assert stuck.status.err == "network tiny (10.9.0.0/29) has no free address left"
+    swarm.m.scale("many", 4)
+    swarm.tick()
+    assert len(swarm.m.list_tasks(service="many")) == 4
+
+
+def test_service_rm_deletes_unplaced_tasks_and_tasks_on_down_nodes_at_once(swarm):
+    swarm.web(3)
+    swarm.tick()
+    swarm.run_all()
+    swarm.advance(3 * PERIOD - 1)
+    swarm.report("manager1")
+    swarm.report("worker1")
+    swarm.advance(2)
+    swarm.tick()  # worker2 DOWN; web.3 replaced
+    swarm.m.remove_service("web")
+    swarm.tick()
+    left = swarm.m.list_tasks()
+    # Only tasks on READY nodes that have not yet confirmed the stop remain.
+    assert {swarm.m.get_node(t.node_id).hostname for t in left} <= {"manager1", "worker1"}
+    assert all(t.draining_since or t.desired_state == DesiredTaskState.SHUTDOWN for t in left)
+    swarm.settle()
+    swarm.settle()
+    assert swarm.m.list_tasks() == []
+
+
+def test_heartbeat_of_a_removed_node_is_not_found(swarm):
+    nid, secret = swarm.id("worker1"), swarm.secrets["worker1"]
+    swarm.m.leave(nid)
+    with pytest.raises(NotFound, match="is not part of this swarm"):
+        swarm.m.heartbeat(nid, secret, [])
+
+
+def test_join_refuses_an_address_held_by_another_live_node(swarm):
+    with pytest.raises(Conflict, match=r"^address 192.168.56.12 is already used by node worker1"):
+        swarm.m.join(
+            swarm.m.join_token(NodeRole.WORKER),
+            hostname="imposter",
+            addr=IPv4Address("192.168.56.12"),
+            engine_version="",
+        )
