@@ -3,21 +3,22 @@
 `DataPlane.apply` is a pure reconciler: given the whole desired state of this node
 it builds what is missing, stops and removes what is no longer desired, and
 touches nothing else; applying the same state twice changes nothing. The work
-is done by modules with one job each:
-  overlay.py   per-network sandbox netns, br0, vx-<vni>, FDB/neighbour diff
-  gwbridge.py  vx_gwbridge, ip_forward, the MASQUERADE rule, 172.18/16 allocation
-  endpoint.py  per-task netns and veths (a transaction)
-  process.py   the task shim processes and the exit watcher thread
-  records.py   JSON records of everything made, written ahead of the kernel step
-  lb/          service VIPs, the ingress sandbox and published ports (nftables)
-  wipe.py      teardown from the records (also offline: `wipe_node`)
+is done by modules with one job each (paths under netagent/):
+  network/overlay.py   per-network sandbox netns, br0, vx-<vni>, FDB/neighbour diff
+  network/gwbridge.py  vx_gwbridge, ip_forward, the MASQUERADE rule, 172.18/16 allocation
+  network/task_ns.py   per-task netns and veths (a transaction)
+  tasks/spawn.py       the task shim processes and the exit watcher thread
+  ledger/inventory.py  JSON records of everything made, written ahead of the kernel step
+  dns/                 the embedded resolver (NodeDns), its tables updated on every apply
+  lb/                  service VIPs, the ingress sandbox and published ports (nftables)
+  agent/wipe.py        teardown from the records (also offline: `wipe_node`)
 Order in one apply: gateway bridge (when a task is to be built or the node is in
-the routing mesh), then every network sandbox with its peers, then new tasks
-(PREPARING -> netns/veths -> STARTING -> RUNNING), then stops, then load balancing
-(it needs the networks' sandboxes and the tasks' gateway addresses). Removal
-of a stopped task's netns waits for its process to exit (it may still be
-finishing requests during its grace period); a sandbox goes once no live task
-uses it.
+the routing mesh), then every network sandbox with its peers, then the resolver's
+tables, then new tasks (PREPARING -> netns/veths -> STARTING -> RUNNING), then
+stops, then load balancing (it needs the networks' sandboxes and the tasks' gateway
+addresses). Removal of a stopped task's netns waits for its process to exit (it may
+still be finishing requests during its grace period); a sandbox goes once no live
+task uses it.
 
 Threads: apply/adopt/teardown run in the caller's thread; the watcher thread
 reports exits; one emitter thread calls `on_status`. One lock orders them.
@@ -51,10 +52,9 @@ from netagent.kernel.naming import Names
 from netagent.lb import LoadBalancer
 from netagent.ledger.changes import ApplyResult, Change
 from netagent.ledger.inventory import NodeRecord, Records, TaskRecord, read_exit_file
-from netagent.network import gwbridge, overlay
-from netagent.network import task_ns as endpoint
+from netagent.network import gwbridge, overlay, task_ns
 from netagent.network.checks import check_desired
-from netagent.tasks import spawn as process
+from netagent.tasks import spawn
 from netagent.tasks.lifecycle import (
     REMOVE,
     RUNNING,
@@ -108,7 +108,7 @@ class DataPlane:
         self._closed = False
         self._gw_ready = False
         self._emitter = StatusEmitter(on_status)
-        self._watcher = process.Watcher(self._on_exit)
+        self._watcher = spawn.Watcher(self._on_exit)
         self._readiness = ReadinessWatcher(self._on_ready)
         #: The daemon's metrics (a private set when none is given); drift repairs count here.
         self.metrics = metrics or Metrics()
@@ -187,7 +187,7 @@ class DataPlane:
             rec = self._tasks.get(task_id)
             if rec is None:
                 raise NotFound(f"no such task {task_id!r} on this node", obj=task_id, op="exec")
-            if not process.alive(rec.pid, rec.start_time) or rec.state.terminal:
+            if not spawn.alive(rec.pid, rec.start_time) or rec.state.terminal:
                 raise Conflict(
                     f"task {rec.task_name} ({task_id}) is not running: state {rec.state}",
                     obj=task_id,
@@ -296,7 +296,7 @@ class DataPlane:
             rec = self._tasks.get(task_id)
             if rec is None:
                 return False
-            if not rec.state.terminal and not process.alive(rec.pid, rec.start_time):
+            if not rec.state.terminal and not spawn.alive(rec.pid, rec.start_time):
                 self._watcher.unwatch(task_id)
                 self._finish(rec)
             else:
@@ -345,7 +345,7 @@ class DataPlane:
         in_use = {
             vni
             for rec in self._tasks.values()
-            if process.alive(rec.pid, rec.start_time)
+            if spawn.alive(rec.pid, rec.start_time)
             for vni in rec.vnis
         }
         for vni in unwanted:
@@ -390,7 +390,7 @@ class DataPlane:
         used = [r.gw_address for r in self._tasks.values()]
         if self._node.ingress is not None:
             used.append(self._node.ingress.gw_address)
-        rec = endpoint.plan_record(self.names, task, networks, gwbridge.allocate(used))
+        rec = task_ns.plan_record(self.names, task, networks, gwbridge.allocate(used))
         rec.exit_file = str(self._records.exit_file(task.id))
         rec.log_file = str(self._records.log_file(task.id))
         set_state(rec, TaskState.PREPARING, "preparing")
@@ -404,7 +404,7 @@ class DataPlane:
             self._fail(rec, TaskState.REJECTED, f"workload: {exc}", result)
             return
         try:
-            result.changes += endpoint.build(
+            result.changes += task_ns.build(
                 self.names, pool, self.node_ns, self._label, task, networks, rec
             )
         except Exception as exc:  # build() has undone its own steps
@@ -416,13 +416,13 @@ class DataPlane:
                 # must answer before the workload asks its first name.
                 self._dns.prepare(rec.netns)
                 self._dns.attach(task.id, rec.netns, _dns_networks(task.attachments, networks))
-            spawned = process.spawn(
+            spawned = spawn.spawn(
                 rec.netns, task.hostname, argv, env, Path(rec.exit_file), Path(rec.log_file)
             )
         except Exception as exc:
             err = _one_line(exc, task.id)
             try:
-                endpoint.remove(rec, self.node_ns)
+                task_ns.remove(rec, self.node_ns)
             except VxswarmError as undo_exc:
                 log.warning("undoing task %s: %s", task.id, undo_exc)
             self._fail(rec, TaskState.FAILED, err, result)
@@ -503,7 +503,7 @@ class DataPlane:
         if self._dns is not None:
             self._dns.detach(rec.task_id, rec.netns)
         try:
-            changes = endpoint.remove(rec, self.node_ns)
+            changes = task_ns.remove(rec, self.node_ns)
         except VxswarmError as exc:
             log.warning("removing task %s: %s (kept its record for a later try)", rec.task_id, exc)
             return []
@@ -513,7 +513,7 @@ class DataPlane:
         return changes
 
     def _adopt_task(self, rec: TaskRecord) -> None:
-        if process.alive(rec.pid, rec.start_time):
+        if spawn.alive(rec.pid, rec.start_time):
             assert rec.pid is not None and rec.start_time is not None
             if self._watcher.watch(rec.task_id, rec.pid, rec.start_time):
                 if rec.state == TaskState.STARTING and rec.intent == RUNNING:
@@ -533,7 +533,7 @@ class DataPlane:
         if rec.pid is not None and not rec.state.terminal:
             self._finish(rec)  # it ended while no agent watched
         elif rec.pid is None and rec.state in (TaskState.NEW, TaskState.PREPARING):
-            endpoint.remove(rec, self.node_ns)  # the agent died while building it
+            task_ns.remove(rec, self.node_ns)  # the agent died while building it
             set_state(rec, TaskState.FAILED, "failed", "agent restarted while preparing task")
             self._commit(rec)
         elif rec.intent == REMOVE:

@@ -142,7 +142,7 @@ class Session:
                 self._apply(state)
                 self.applied_digest, self._applied = got.digest, state
             except Exception:
-                log.exception("applying desired state version %s failed", got.state.version)
+                log.exception("applying desired state version %s failed", state.version)
                 self._stop.wait(1.0)
             self._wake.set()
 

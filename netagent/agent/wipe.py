@@ -27,9 +27,8 @@ from netagent.kernel import netns
 from netagent.kernel.naming import Names
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import NodeRecord, Records, TaskRecord
-from netagent.network import gwbridge, overlay
-from netagent.network import task_ns as endpoint
-from netagent.tasks import spawn as process
+from netagent.network import gwbridge, overlay, task_ns
+from netagent.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +52,13 @@ def stop_all(
     recs: list[TaskRecord], grace: float, reap: Callable[[TaskRecord], object] | None
 ) -> None:
     """SIGTERM every live recorded process, SIGKILL the group after `grace`, wait for exit."""
-    live = [r for r in recs if process.alive(r.pid, r.start_time)]
+    live = [r for r in recs if spawn.alive(r.pid, r.start_time)]
     if grace > 0:
         for rec in live:
-            process.signal_recorded(rec.pid, rec.start_time, signal.SIGTERM)
+            spawn.signal_recorded(rec.pid, rec.start_time, signal.SIGTERM)
         _wait_gone(live, grace, reap)
     for rec in live:
-        process.signal_recorded(rec.pid, rec.start_time, signal.SIGKILL, group=True)
+        spawn.signal_recorded(rec.pid, rec.start_time, signal.SIGKILL, group=True)
     _wait_gone(live, KILL_WAIT, reap)
 
 
@@ -72,11 +71,11 @@ def _wait_gone(
         if reap is not None:
             for rec in recs:
                 reap(rec)
-        if not any(process.alive(r.pid, r.start_time) for r in recs):
+        if not any(spawn.alive(r.pid, r.start_time) for r in recs):
             return
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-    stuck = [r.pid for r in recs if process.alive(r.pid, r.start_time)]
+    stuck = [r.pid for r in recs if spawn.alive(r.pid, r.start_time)]
     if stuck and timeout >= KILL_WAIT:
         log.warning("task processes still alive after SIGKILL: %s", stuck)
 
@@ -107,7 +106,7 @@ def remove_all(
         )
     changes: list[Change] = []
     for rec in tasks:
-        changes += endpoint.remove(rec, node_ns)
+        changes += task_ns.remove(rec, node_ns)
     changes += lb.remove_recorded(node, node_ns, label, names)
     for sandbox in list(node.sandboxes.values()):
         changes += overlay.remove_sandbox(sandbox)

@@ -9,9 +9,11 @@
     resolver.detach(task.id); remove_resolv_conf(task_ns)
     resolver.close()
 
-Modules: records.py (answer tables, pure), wire.py (query parsing and answers,
-pure), upstream.py (forwarding), server.py (sockets and the serving thread),
-resolvconf.py (the task's resolv.conf).
+The data plane uses it through `NodeDns` (node_resolver.py), which adds the node's
+upstream servers. Modules: resolver.py (sockets and the serving thread), records.py
+(answer tables, pure), wire.py (query parsing and answers, pure), hot.py (replayed
+answers), tcp.py (DNS over TCP), upstream.py (forwarding), resolvconf.py (the task's
+resolv.conf), node_resolver.py.
 """
 
 from netagent.dns.records import NetworkRecords, Tables, network_records, reverse_name

@@ -8,9 +8,9 @@ query minus its id; the next identical query costs one dict lookup and a
 sendto instead of a parse, a lookup and a build. Clients that randomise the
 case of names (0x20) simply make more keys.
 
-The cache belongs to one `records.Tables`: the server drops it the moment the
+The cache belongs to one `records.Tables`: the resolver drops it the moment the
 tables are swapped, so an answer never outlives the cluster state it came
-from. Hits are counted on the entries and folded into the server's counters
+from. Hits are counted on the entries and folded into the resolver's counters
 when it reads them or drops the cache, all on the serving thread.
 """
 

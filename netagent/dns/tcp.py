@@ -1,6 +1,6 @@
 """DNS over TCP for the resolver: accepted connections and their framing.
 
-Owns the accepted client sockets (the listeners belong to server.py); all of it
+Owns the accepted client sockets (the listeners belong to resolver.py); all of it
 runs on the resolver's one serving thread, registered in its selector. Each
 message has a 2-byte length prefix; a connection carries any number of queries,
 answered in the order they complete (a forwarded one may overtake a local one,

@@ -9,7 +9,7 @@ built here with it.
 
 Anything that is not a plain one-question query (a response, several
 questions, a compression pointer in the question, a truncated or oversized
-packet) raises `Malformed`; the server drops it and counts it.
+packet) raises `Malformed`; the resolver drops it and counts it.
 """
 
 from __future__ import annotations

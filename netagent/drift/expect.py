@@ -1,6 +1,6 @@
 """What one node's kernel should hold, derived from its desired state and its records (pure).
 
-Owns no kernel object. The data plane's builders (overlay, endpoint, gwbridge, lb)
+Owns no kernel object. The data plane's builders (overlay, task_ns, gwbridge, lb)
 each decide what to make; this module states the same facts again as plain
 expectations per namespace, so a checker can compare them with what the kernel shows.
 Where the names or contents come from:

@@ -34,7 +34,7 @@ from netagent.kernel.naming import SANDBOX_BRIDGE
 from netagent.kernel.neighbours import NUD_PERMANENT
 from netagent.kernel.netns import kernel_errors
 from netagent.lb import nft
-from netagent.tasks import spawn as process
+from netagent.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def observe(expected: Expected, built: Built, *, check_iptables: bool = True) ->
             spaces[want.name] = _read_ns(want, opened[want.name], check_iptables)
     finally:
         rtnl.close_all(opened)
-    alive = {tid: process.alive(rec.pid, rec.start_time) for tid, rec in built.tasks.items()}
+    alive = {tid: spawn.alive(rec.pid, rec.start_time) for tid, rec in built.tasks.items()}
     return Observed(netns=present, spaces=spaces, alive=alive)
 
 

@@ -1,7 +1,7 @@
 """Repairs the differences a check found, each by the `Fix` its kind was given.
 
 Owns no kernel object of its own: every repair goes through the data plane that made
-the object (or, for a task's veths, through the same endpoint steps that built them),
+the object (or, for a task's veths, through the same task_ns steps that built them),
 so a repaired object is exactly what a fresh build would make. Why each fix is enough:
 
   REAPPLY       FDB/neighbour entries, nft tables, sandbox links and addresses, the
@@ -39,7 +39,7 @@ from netagent.drift.model import Difference, Fix
 from netagent.kernel import links, netns
 from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE
 from netagent.kernel.netns import kernel_errors
-from netagent.network import task_ns as endpoint
+from netagent.network import task_ns
 from netagent.network.gwbridge import GW_GATEWAY, GW_MTU
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ _STEPS: dict[Fix, Callable[[DataPlane, list[Difference]], list[Difference]]] = {
 
 
 def rebuild_task_links(dp: DataPlane, task_id: str) -> bool:
-    """Give a running task back its veths, addresses and default route, as endpoint.build
+    """Give a running task back its veths, addresses and default route, as task_ns.build
     made them; False if the task is not (or no longer) one to rebuild."""
     with dp.lock:
         desired, built = dp.last_desired, dp.built()
@@ -183,7 +183,7 @@ def rebuild_task_links(dp: DataPlane, task_id: str) -> bool:
                     # One end alone is useless: make the pair again from scratch.
                     links.delete_link(ipr, host, label)
                     links.delete_link(tn, ifname, ns)
-                    endpoint.add_veth(ipr, label, host, bridge, ns, peer, hairpin=hairpin)
+                    task_ns.add_veth(ipr, label, host, bridge, ns, peer, hairpin=hairpin)
                 else:
                     master = links.index_of(ipr, bridge, label)
                     links.ensure_up(ipr, links.index_of(ipr, host, label), label, master=master)

@@ -1,4 +1,4 @@
-"""Idempotent link steps shared by the overlay, gateway bridge and endpoint modules.
+"""Idempotent link steps shared by the overlay, gateway bridge and task namespace builders.
 
 Owns no objects itself: each helper takes an open IPRoute (bound to one
 namespace, see netagent.kernel.netns.ipr) and a link name, looks the link up, adds or

@@ -34,7 +34,7 @@ import httpx
 from netagent.contract.errors import KernelError, Unavailable, VxswarmError
 from netagent.lab.record import ProcessRecord
 from netagent.lab.topology import LabNode
-from netagent.tasks import spawn as process
+from netagent.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ def is_running(proc: ProcessRecord | None) -> bool:
     """True if the recorded process is alive: same pid, same start time, not a zombie."""
     if proc is None:
         return False
-    if process.is_same(proc.pid, proc.start_time):
+    if spawn.is_same(proc.pid, proc.start_time):
         _reap(proc.pid)
-    return process.alive(proc.pid, proc.start_time)
+    return spawn.alive(proc.pid, proc.start_time)
 
 
 def _reap(pid: int) -> None:
@@ -112,7 +112,7 @@ def start_daemon(node: LabNode) -> ProcessRecord:
                 op="start daemon",
                 errno=err.errno,
             ) from err
-    started = process.start_time(child.pid)
+    started = spawn.start_time(child.pid)
     if started is None:
         child.wait()
         raise Unavailable(
@@ -196,12 +196,12 @@ def stop_all(
 ) -> None:
     """Stop recorded processes side by side: one grace period for all, then SIGKILL the rest."""
     if graceful:
-        termed = [p for p in procs if process.signal_recorded(p.pid, p.start_time, signal.SIGTERM)]
+        termed = [p for p in procs if spawn.signal_recorded(p.pid, p.start_time, signal.SIGTERM)]
         deadline = time.monotonic() + timeout
         for p in termed:
             wait_gone(p, max(0.0, deadline - time.monotonic()))
     for p in procs:
-        process.signal_recorded(p.pid, p.start_time, signal.SIGKILL)
+        spawn.signal_recorded(p.pid, p.start_time, signal.SIGKILL)
     for p in procs:
         if not wait_gone(p, timeout):
             raise KernelError(

@@ -3,12 +3,14 @@
 Swarm's load balancing rebuilt with nftables (no IPVS): one `table ip vxswarm` per
 namespace that balances, regenerated from the desired state and loaded atomically
 only when its text changed. The parts, one job each:
-  rules.py      pure ruleset text (unit-tested exactly)
-  nft.py        loads a table into a namespace, skipping unchanged text
-  vip.py        VIPs, once per network in its overlay sandbox (bridge path)
-  ingress.py    the ingress sandbox namespace of the routing mesh
-  nodeports.py  the node namespace's published ports (ingress and host mode)
-  validate.py   checks before anything is touched
+  rules.py        pure ruleset text (unit-tested exactly)
+  nft.py          loads a table into a namespace, skipping unchanged text
+  libnft.py       the load, in-process through libnftables
+  vip.py          VIPs, once per network in its overlay sandbox (bridge path)
+  ingress.py      the ingress sandbox namespace of the routing mesh
+  nodeports.py    the node namespace's published ports (ingress and host mode)
+  conntrack.py    unanswered flows to a backend that left, deleted so they rebalance
+  rule_checks.py  checks before anything is touched
 `LoadBalancer` ties them together for DataPlane: `check` before an apply, `apply`
 after networks and tasks are in place (VIP backends and host ports need them),
 `remove` on teardown and, from the records alone, `remove_recorded` on a wipe.

@@ -33,8 +33,7 @@ from netagent.lb import rules
 from netagent.lb.nft import TableLoader
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import IngressRecord, NodeRecord
-from netagent.network import gwbridge
-from netagent.network import task_ns as endpoint
+from netagent.network import gwbridge, task_ns
 from netagent.network.gwbridge import GW_GATEWAY, GW_MTU
 from netagent.network.overlay import IPV6_OFF
 
@@ -131,7 +130,7 @@ class IngressSandbox:
                  {"ifname": "eth0", "mtu": mtu, "address": mac}),
                 (node_ns, node_label, rec.gw_veth, GW_BRIDGE, {"ifname": "eth1", "mtu": GW_MTU}),
             ):  # fmt: skip
-                changes += endpoint.add_veth(pool.get(where_ns), label, host, bridge, ns, peer)
+                changes += task_ns.add_veth(pool.get(where_ns), label, host, bridge, ns, peer)
                 changes.append(Change("add", f"veth {host}/{peer['ifname']} of {ns}", drift))
         label = f"{ns}/lo"
         links.ensure_up(sbx, links.index_of(sbx, "lo", ns), label)

@@ -26,9 +26,9 @@ How a packet to a VIP travels (all in the sandbox namespace):
   4. The reply (backend -> client) crosses br0 again and conntrack restores the VIP
      as its source.
 A VIP with no running task rejects at once (ICMP port unreachable), so clients fail
-fast instead of timing out. Known gap: a task calling its own service's VIP and
-being picked as the backend gets no answer (the bridge does not send a frame back
-out of the port it came from); Docker's in-task IPVS does not have that limit.
+fast instead of timing out. A task calling its own service's VIP and picked as the
+backend is answered through hairpin mode on its br0 port and a hairpin SNAT to the
+gateway (netagent.lb.rules.vip_table), so the reply comes back through the sandbox.
 
 Owned objects, per sandbox with at least one VIP: table ip vxswarm; the VIP
 neighbours on vx-<vni> (state NOARP, flag extern_learn: told apart from the peer

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             os.execvp(args.command[0], args.command)
         except OSError as exc:
-            sys.stderr.write(f"taskinit: cannot run {args.command[0]!r}: {exc.strerror}\n")
+            sys.stderr.write(f"vxswarm shim: cannot run {args.command[0]!r}: {exc.strerror}\n")
             os._exit(127)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     for s in pending:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         own_uts(args.hostname)
     except OSError as exc:
-        sys.stderr.write(f"taskinit: {exc}\n")
+        sys.stderr.write(f"vxswarm shim: {exc}\n")
         write_status(args.exit_file, 126, None)
         return 126
     return run(args)

@@ -1,3 +1,4 @@
 """The cluster's objects and their store: models, the SQLite store, join tokens, the
-allocator (VNIs, subnets, addresses), VIPs and published ports, the debug directory view.
+allocator (VNIs, subnets, addresses), VIPs and published ports, the placement grammar the
+specs are validated with (placement_text), the debug directory view.
 """

@@ -88,7 +88,7 @@ class Node(Model):
     ingress_addr: IPv4Interface | None = None
     #: When `node rm --force` of this node, up and running tasks, began (0: it did
     #: not): drained first (its tasks leave every backend before they stop), it is
-    #: deleted once none of its tasks runs, or at node_ops.REMOVAL_TIMEOUT.
+    #: deleted once none of its tasks runs, or at ops.nodes.REMOVAL_TIMEOUT.
     removing_since: float = 0.0
 
 

@@ -354,7 +354,7 @@ class Reconciler:
 
         When every running task of a service is stopping (a stop-first update of all
         slots at once, or of its only replica) and a replacement is starting, the
-        stopping ones keep answering (see `endpoint_state`) rather than the load
+        stopping ones keep answering (see `dispatch.service_view`) rather than the load
         balancers refusing every new connection. They are let go once a replacement
         runs (their drain starts over then), or after their stop grace period."""
         tasks = [

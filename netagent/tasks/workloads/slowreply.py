@@ -4,7 +4,7 @@ The workload of the Swarm rolling-update walkthrough: a client loops over
 `curl` while the service is updated, and every reply carries the RFC 3339
 (nanosecond) times the request arrived and was answered. A request cut off by
 a task being stopped shows up as an error in the loop; a graceful stop (see
-`server`) shows up as none. Owns no kernel object besides its listening socket.
+`httpserver`) shows up as none. Owns no kernel object besides its listening socket.
 
 Run: python -m netagent.tasks.workloads.slowreply [--host H] [--port 8080] [--delay 1.0]
 """
@@ -16,8 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from netagent.tasks.workloads import SERVER_PORTS
-from netagent.tasks.workloads import httpserver as server
+from netagent.tasks.workloads import SERVER_PORTS, httpserver
 
 DEFAULT_PORT = SERVER_PORTS["slowreply"]
 DEFAULT_DELAY = 1.0
@@ -25,21 +24,21 @@ DEFAULT_DELAY = 1.0
 
 def reply_body(received_ns: int, replied_ns: int) -> str:
     """'<received>,<replied>' as RFC 3339 UTC times with nanoseconds, newline-terminated."""
-    return f"{server.rfc3339_ns(received_ns)},{server.rfc3339_ns(replied_ns)}\n"
+    return f"{httpserver.rfc3339_ns(received_ns)},{httpserver.rfc3339_ns(replied_ns)}\n"
 
 
 def make_app(
     args: argparse.Namespace,
     clock: Callable[[], int] = time.time_ns,
     sleep: Callable[[float], None] = time.sleep,
-) -> server.App:
+) -> httpserver.App:
     """The slowreply handler: wait `args.delay` seconds, then report both times."""
     delay: float = args.delay
 
-    def app(_req: server.Request) -> server.Response:
+    def app(_req: httpserver.Request) -> httpserver.Response:
         received = clock()
         sleep(delay)
-        return server.Response(200, reply_body(received, clock()).encode())
+        return httpserver.Response(200, reply_body(received, clock()).encode())
 
     return app
 
@@ -64,7 +63,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return server.main("slowreply", make_app, DEFAULT_PORT, argv, _add_arguments)
+    return httpserver.main("slowreply", make_app, DEFAULT_PORT, argv, _add_arguments)
 
 
 if __name__ == "__main__":

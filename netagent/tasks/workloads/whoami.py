@@ -8,7 +8,7 @@ hostname changes.
 
 Addresses are read per request with one RTM_GETADDR netlink dump over a plain
 stdlib socket (no pyroute2, no `ip` subprocess): it is cheap, always current, and
-keeps start-up within the budget documented in `server`. Reads only; owns no
+keeps start-up within the budget documented in `httpserver`. Reads only; owns no
 kernel object besides its listening socket.
 
 Run: python -m netagent.tasks.workloads.whoami [--host H] [--port 80]
@@ -25,8 +25,7 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 
-from netagent.tasks.workloads import SERVER_PORTS
-from netagent.tasks.workloads import httpserver as server
+from netagent.tasks.workloads import SERVER_PORTS, httpserver
 
 log = logging.getLogger("vxswarm.workload.whoami")
 
@@ -149,12 +148,12 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def make_app(_args: argparse.Namespace) -> server.App:
+def make_app(_args: argparse.Namespace) -> httpserver.App:
     """The whoami handler; identity comes from the environment the agent sets."""
     task = os.environ.get("VXSWARM_TASK_NAME", "")
     image = os.environ.get("VXSWARM_IMAGE", "whoami:latest")
 
-    def app(req: server.Request) -> server.Response:
+    def app(req: httpserver.Request) -> httpserver.Response:
         body = render(
             hostname=socket.gethostname(),
             task=task,
@@ -164,13 +163,13 @@ def make_app(_args: argparse.Namespace) -> server.App:
             request_line=f"{req.method} {req.target} {req.version}",
             headers=req.headers,
         )
-        return server.Response(200, body.encode())
+        return httpserver.Response(200, body.encode())
 
     return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return server.main("whoami", make_app, DEFAULT_PORT, argv)
+    return httpserver.main("whoami", make_app, DEFAULT_PORT, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import signal
 from aiohttp import web
 
 from netagent.agent import gctune
-from orchestrator.node.api import metrics_routes as observe
+from orchestrator.node.api import metrics_routes
 from orchestrator.node.api import visualizer_routes as visualizer
 from orchestrator.node.api.app import errors_middleware
 from orchestrator.node.api.debug_routes import debug_routes
@@ -28,7 +28,7 @@ def make_app(daemon: Daemon) -> web.Application:
     app.add_routes(routes)
     app.add_routes(debug_routes)
     app.add_routes(verify_routes)
-    observe.setup(app, daemon)  # GET /metrics, request counting
+    metrics_routes.setup(app, daemon)  # GET /metrics, request counting
     visualizer.setup(app)  # GET /visualizer
     return app
 
