@@ -15,7 +15,7 @@ unit:
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 format:
 	$(VENV)/bin/ruff check --fix .

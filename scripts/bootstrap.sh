@@ -111,7 +111,7 @@ case "$mode" in
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     # The layout's import rules (pyproject.toml [tool.importlinter], docs/architecture.md).
-    "$VENV/bin/lint-imports" --no-cache
+    "$VENV/bin/lint-imports" --no-cache --no-logo
     exec "$VENV/bin/pytest" -q
     ;;
   install | node) ;;
