@@ -7,7 +7,10 @@ measures, from the moment the create call is sent:
 Beside it, in the same run, the kernel floor: a plain shell script that creates the same
 objects with `ip` (3 sandbox namespaces with a bridge and a VXLAN device, 12 task
 namespaces each with an overlay veth on the bridge and a gateway veth, addresses, links
-up). Also the daemons' RSS with the 12 tasks up. Results go to docs/benchmarks.md.
+up). Also the daemons' RSS with the 12 tasks up, and the time a node takes to join
+(worker2 leaves and joins again: the CA fetch and its digest check, a key and CSR, the
+signing, the TLS session; until the CLI returns, and until `node ls` shows it Ready).
+Results go to docs/benchmarks.md.
 
 Run as root:  .venv/bin/python bench/convergence.py [--runs 5]
 """
@@ -161,15 +164,37 @@ def main() -> None:
                 f"run {i + 1}: running {r:.3f}s  reachable {a:.3f}s  floor {floors[-1]:.3f}s",
                 flush=True,
             )
+        joins = [join_once(lab) for _ in range(args.runs)]
     finally:
         lab.down()
     med_reach, med_floor = statistics.median(reach), statistics.median(floors)
-    report = render(running, reach, floors, rss, med_reach / med_floor)
+    report = render(running, reach, floors, rss, med_reach / med_floor, joins)
     print(report)
     write_section(args.out, "Convergence", report)
 
 
-def render(running, reach, floors, rss, ratio) -> str:
+def join_once(lab: SwarmLab, node: str = "worker2") -> tuple[float, float]:
+    """`node` leaves and joins again: (seconds until `swarm join` returned, until Ready)."""
+    lab.run("swarm", "leave", node=node, check=True)
+    token = lab.run("swarm", "join-token", "-q", "worker", check=True).out.strip()
+    start = time.monotonic()
+    lab.run("swarm", "join", "--token", token, "192.168.56.11:2377", node=node, check=True)
+    joined = time.monotonic() - start
+    while (
+        sum(1 for n in lab.json("node", "ls") if n["hostname"] == node and n["status"] == "ready")
+        != 1
+    ):
+        time.sleep(0.02)
+    ready = time.monotonic() - start
+    # The entry of the node that left stays as Down: drop it, as `node rm` would.
+    for n in lab.json("node", "ls"):
+        if n["hostname"] == node and n["status"] == "down":
+            lab.run("node", "rm", n["id"], check=True)
+    print(f"join: {joined:.3f}s, Ready {ready:.3f}s", flush=True)
+    return joined, ready
+
+
+def render(running, reach, floors, rss, ratio, joins) -> str:
     fmt = ", ".join
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on this project's 2-core machine, 3-node lab, "
@@ -187,6 +212,13 @@ def render(running, reach, floors, rss, ratio) -> str:
         "",
         "Daemon RSS with the 12 tasks running (goal ≤ 80 MB): "
         + ", ".join(f"{k} {v:.1f} MB" for k, v in rss.items()),
+        "",
+        "Join of a node, TLS included (worker2 leaves and joins again; the CA fetch and its "
+        "digest check, key and CSR, signing, the mutual TLS session): `swarm join` returns "
+        f"in {statistics.median(j for j, _ in joins):.3f} s (runs: "
+        f"{fmt(f'{j:.3f}' for j, _ in joins)}), the node is Ready in "
+        f"{statistics.median(r for _, r in joins):.3f} s "
+        f"(runs: {fmt(f'{r:.3f}' for _, r in joins)}).",
     ]
     return "\n".join(lines)
 

@@ -31,7 +31,7 @@ from netagent.contract.desired import (
 from netagent.contract.errors import Conflict, InvalidArgument, Unavailable
 from netagent.contract.messages import Assignments
 from netagent.contract.patch import diff_states
-from orchestrator.cluster import tokens
+from orchestrator.ca import pem, tokens
 from orchestrator.cluster.objects import (
     Cluster,
     Network,
@@ -46,7 +46,7 @@ from orchestrator.cluster.objects import (
 from orchestrator.cluster.store import Store, store_path
 from orchestrator.dispatch.assignments import Kept
 from orchestrator.dispatch.dispatcher import Dispatcher
-from orchestrator.ops import membership
+from orchestrator.ops import certificates, membership
 from orchestrator.ops import networks as network_ops
 from orchestrator.ops import nodes as node_ops
 from orchestrator.ops import services as service_ops
@@ -86,15 +86,18 @@ class Manager:
         hostname: str,
         addr: IPv4Address,
         heartbeat_period: float = 5.0,
+        cert_expiry: float | str | None = None,
         engine_version: str,
         clock: Clock = time.time,
-    ) -> tuple[Manager, Node, str]:
-        """A new swarm with this node as its manager and leader; Conflict if one exists."""
+    ) -> tuple[Manager, Node]:
+        """A new swarm, with its root CA, and this node as its manager and leader;
+        Conflict if one exists. The node's certificate: `issue_certificate`."""
         now = clock()
         cluster, ingress, node = membership.founding_objects(
             hostname=hostname,
             addr=addr,
             heartbeat_period=heartbeat_period,
+            cert_expiry=cert_expiry,
             engine_version=engine_version,
             now=now,
         )
@@ -113,7 +116,7 @@ class Manager:
         manager = cls(store, clock=clock)
         manager._dispatcher.seen(node.id, now)
         log.info("swarm initialised: node %s (%s) is the manager", hostname, node.id)
-        return manager, node, tokens.node_secret(cluster, node.id)
+        return manager, node
 
     @classmethod
     def open(cls, state_dir: Path, *, clock: Clock = time.time) -> Manager | None:
@@ -151,9 +154,11 @@ class Manager:
             return tokens.token_for(cluster, NodeRole(role))
 
     def join(
-        self, token: str, *, hostname: str, addr: IPv4Address, engine_version: str
-    ) -> tuple[Node, str]:
-        """Admit a node; (node, node secret). PermissionDenied on a bad or rotated token."""
+        self, token: str, *, hostname: str, addr: IPv4Address, engine_version: str, csr: bytes
+    ) -> tuple[Node, bytes]:
+        """Admit a node; (node, its certificate for the key of `csr`). PermissionDenied
+        on a bad or rotated token; a bad CSR is refused before anything is written."""
+        pem.load_csr(csr)
         with self._lock:
             now = self._clock()
             node, replaced = membership.admit(
@@ -169,7 +174,7 @@ class Manager:
                 self._forget_node(old)
             self._dispatcher.seen(node.id, now)
             log.info("node %s (%s) joined as %s", node.hostname, node.id, node.role)
-            return node, tokens.node_secret(self.cluster, node.id)
+            return node, self._issue(node, csr)
 
     def _remove_node(self, node: Node) -> None:
         """Delete the node; the reconciler orphans and replaces its tasks."""
@@ -233,7 +238,7 @@ class Manager:
         return self._with_heartbeat(node)
 
     def heartbeat(
-        self, node_id: str, secret: str, statuses: list[TaskStatus], applied_digest: str = ""
+        self, node_id: str, statuses: list[TaskStatus], applied_digest: str = ""
     ) -> float:
         """Record a node's heartbeat and task statuses; returns the heartbeat period."""
         for s in statuses:
@@ -242,9 +247,7 @@ class Manager:
                     f"invalid task status {s!r}: expected a TaskStatus", obj=node_id, op="heartbeat"
                 )
         with self._lock:
-            touched = self._dispatcher.heartbeat(
-                self.cluster, node_id, secret, statuses, self._clock(), applied_digest
-            )
+            touched = self._dispatcher.heartbeat(node_id, statuses, self._clock(), applied_digest)
             self._reconciler.mark_dirty(touched)
             return self.cluster.heartbeat_period
 
@@ -269,16 +272,72 @@ class Manager:
         with self._lock:
             return self._dispatcher.synced()
 
-    def authenticate(self, node_id: str, secret: str) -> Node:
-        """The node if `secret` is its node secret; NotFound / PermissionDenied otherwise."""
+    def member(self, node_id: str) -> Node:
+        """The node if it is in the swarm; PermissionDenied otherwise (removed)."""
         with self._lock:
-            return self._dispatcher.authenticate(self.cluster, node_id, secret)
+            return self._dispatcher.member(node_id)
 
-    def node_secret(self, node_id: str) -> str:
-        """The secret node `node_id` was given at join (for calls to its agent)."""
+    def is_member(self, node_id: str) -> bool:
         with self._lock:
-            node = self.get_node(node_id)
-            return tokens.node_secret(self.cluster, node.id)
+            return self._store.get("node", node_id, Node) is not None
+
+    # -- the certificate authority ----------------------------------------------------
+
+    def ca_bundle(self) -> bytes:
+        """The roots nodes trust, as joiners fetch them (their digest is in the tokens)."""
+        return self.cluster.ca_bundle.encode()
+
+    def issue_certificate(self, node_id: str, csr: bytes) -> bytes:
+        """A certificate for node `node_id` (this manager's own, at init)."""
+        with self._lock:
+            return self._issue(self._dispatcher.member(node_id), csr)
+
+    def renew_certificate(self, cert: bytes, csr: bytes) -> bytes:
+        """A new certificate for the node `cert` names, if `csr` is signed by its key."""
+        with self._lock:
+            node_id = certificates.renewal_subject(self.cluster, cert, csr)
+            node = self._dispatcher.member(node_id)
+            log.info("certificate of node %s (%s) renewed", node.hostname, node.id)
+            return self._issue(node, csr)
+
+    def _issue(self, node: Node, csr: bytes) -> bytes:
+        """Sign, and note which root did (a rotation ends when every node has the new)."""
+        cluster = self.cluster
+        cert = certificates.issue(cluster, node, csr)
+        root = certificates.signer_digest(cluster)
+        if node.cert_root != root:
+            self._store.put("node", node.model_copy(update={"cert_root": root}))
+        return cert
+
+    def rotate_ca(self) -> None:
+        """`swarm ca --rotate`: a new root signs; both are trusted until every node renewed."""
+        with self._lock:
+            self._store.put("cluster", certificates.start_rotation(self.cluster))
+            log.info("root CA rotation started: nodes renew with the new root")
+
+    def ca_status(self) -> dict:
+        """The signing root, and how far a rotation is: nodes holding a certificate of it."""
+        with self._lock:
+            cluster = self.cluster
+            nodes = self._store.list("node", Node)
+        signer = certificates.signer_digest(cluster)
+        return {
+            "root": cluster.ca_cert,
+            "rotating": bool(cluster.ca_intermediates),
+            "nodes": len(nodes),
+            "renewed": sum(1 for n in nodes if n.cert_root == signer),
+        }
+
+    def update_swarm(self, *, cert_expiry: float | str | None = None) -> Cluster:
+        """`swarm update`: settings of the cluster (the life of new node certificates)."""
+        with self._lock:
+            cluster = self.cluster
+            if cert_expiry is not None:
+                cluster = cluster.model_copy(
+                    update={"cert_expiry": certificates.check_expiry(cert_expiry)}
+                )
+            self._store.put("cluster", cluster)
+            return cluster
 
     def desired(self, node_id: str) -> Kept:
         """The node's desired state and its digest (kept per node, rebuilt on change)."""
@@ -425,6 +484,10 @@ class Manager:
                 self._mark_dirty_on_nodes(down)
             self._reconciler.tick(now)
             self._finish_removals(now)
+            cluster = self.cluster
+            if certificates.rotation_done(cluster, self._store.list("node", Node)):
+                self._store.put("cluster", certificates.finish_rotation(cluster))
+                log.info("root CA rotation done: the previous root is no longer trusted")
             return self._store.revision != before
 
     def _finish_removals(self, now: float) -> None:

@@ -13,6 +13,7 @@ Addresses may be given as text or as ipaddress objects, collections as lists or 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -170,3 +171,12 @@ def state(
         ingress=ingress,
         host_ports=tuple(host_ports),
     )
+
+
+@functools.cache
+def csr() -> bytes:
+    """A certificate signing request (one key for the whole test run: keys are not what
+    these tests are about), for joins and renewals of unit tests."""
+    from orchestrator.ca import node_certs
+
+    return node_certs.make_csr(node_certs.new_key())

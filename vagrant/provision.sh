@@ -13,8 +13,12 @@
 #            the vagrant user joins it), the kernel modules the data plane needs; then
 #            enable and start the daemon and wait until it answers on its socket
 #   swarm    when --manager is this node's own --addr: `swarm init --advertise-addr IP`;
-#            otherwise wait until the manager at --manager hands out a join token for
-#            --role over its API (TCP 2377), then `swarm join --advertise-addr IP`
+#            otherwise `swarm join --advertise-addr IP` with the join token in the
+#            environment variable VXSWARM_JOIN_TOKEN, retried until the manager at
+#            --manager admits it. The token comes from the user, as with `docker swarm
+#            join`: the manager's user API is not on the network (port 2377 is mutual
+#            TLS, node to node), so a VM cannot ask it for one. The Vagrantfile passes
+#            VXSWARM_WORKER_TOKEN / VXSWARM_MANAGER_TOKEN of the host's environment.
 #
 # Every step checks before it acts, so a second run (`vagrant provision`) changes
 # nothing: files are rewritten only when their content differs, the daemon is restarted
@@ -32,7 +36,7 @@
 #   --ns-prefix P      prefix of the namespaces the daemon makes (default vx)
 #   --resolv-conf F    the daemon's upstream DNS servers (default /etc/resolv.conf)
 #   --cli PATH         the vxswarm CLI (default /usr/local/bin/vxswarm)
-#   --timeout SECS     longest wait for the manager's API and token (default 600: with a
+#   --timeout SECS     longest wait for the manager to admit this node (default 600: with a
 #                      provider that boots VMs side by side, manager1 may still be installing)
 #
 # Output: one "provision NAME: ..." line per check or change, on stdout. Bad arguments:
@@ -148,7 +152,6 @@ ENV_FILE="$ROOT/etc/default/vxswarm"
 UNIT_FILE="$ROOT/etc/systemd/system/$UNIT_NAME"
 MODULES_FILE="$ROOT/etc/modules-load.d/vxswarm.conf"
 LOCAL_HOST="unix://$STATE_DIR/vxswarm.sock"
-MANAGER_HOST="tcp://$MANAGER:$PORT"
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -201,7 +204,6 @@ until_ok() {
 }
 
 local_cli() { VXSWARM_HOST="$LOCAL_HOST" "$CLI" "$@"; }
-manager_cli() { VXSWARM_HOST="$MANAGER_HOST" "$CLI" "$@"; }
 
 render_env() {
   cat <<EOF
@@ -306,12 +308,12 @@ swarm_step() {
     say "swarm initialized; $NAME is its manager at $ADDR:$PORT"
     return
   fi
-  # The token comes from the manager's API, not from a file in /vagrant: the synced folder
-  # is an rsync copy (host -> guest, at `vagrant up`), so nothing a VM writes there
-  # reaches the host or the other VMs; the API always has the current token.
-  until_ok "$TIMEOUT" "the manager at $MANAGER_HOST to hand out a $ROLE join token" \
-    manager_cli swarm join-token -q "$ROLE"
-  local_cli swarm join --token "$OUT" --advertise-addr "$ADDR" "$MANAGER:$PORT"
+  # The token comes from the user (the environment, not an argument: `ps` shows those),
+  # as `docker swarm join --token` does: nothing on the network hands tokens out.
+  local token="${VXSWARM_JOIN_TOKEN:-}"
+  [ -n "$token" ] || die "no join token for $NAME: set VXSWARM_JOIN_TOKEN to the $ROLE token of the swarm (on the host: export VXSWARM_$(printf '%s' "$ROLE" | tr a-z A-Z)_TOKEN=\"\$(vagrant ssh manager1 -c 'vxswarm swarm join-token -q $ROLE')\"; then vagrant provision $NAME)"
+  until_ok "$TIMEOUT" "the manager at $MANAGER:$PORT to admit $NAME as a $ROLE" \
+    local_cli swarm join --token "$token" --advertise-addr "$ADDR" "$MANAGER:$PORT"
   say "joined the swarm of $MANAGER:$PORT as a $ROLE, advertising $ADDR"
 }
 

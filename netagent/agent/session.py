@@ -9,12 +9,16 @@ The wire models of the dispatcher protocol are part of the contract
   from the digest the agent last applied; the agent then applies it.
 
 Both use httpx against the manager's TCP address on the underlay, as separate
-machines would; a manager that is away is retried, never fatal.
+machines would, over mutual TLS: the SSL context (the node's certificate and the
+cluster's roots) is made by the node process and handed in, so the data plane never
+touches the CA. Connections are kept alive: a heartbeat costs no handshake. A manager
+that is away is retried, never fatal.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -22,7 +26,6 @@ import httpx
 
 from netagent.contract.desired import NodeDesiredState, TaskStatus
 from netagent.contract.messages import (
-    SECRET_HEADER,
     Assignments,
     HeartbeatRequest,
     HeartbeatResponse,
@@ -41,13 +44,18 @@ class Session:
         self,
         identity: NodeIdentity,
         *,
+        tls: ssl.SSLContext,
+        server_name: str,
         apply: Callable[[NodeDesiredState], object],
         statuses: Callable[[], list[TaskStatus]],
         on_rejected: Callable[[str], None] | None = None,
         on_heartbeat: Callable[[str], None] | None = None,
         on_assignments: Callable[[str], None] | None = None,
+        on_ca_digest: Callable[[str], None] | None = None,
     ):
         self.identity = identity
+        #: What the manager's certificate must name (sent as SNI, checked by `tls`).
+        self._expect = {"sni_hostname": server_name}
         self._apply = apply
         self._statuses = statuses
         self._on_rejected = on_rejected
@@ -55,6 +63,8 @@ class Session:
         self._on_heartbeat = on_heartbeat or (lambda _result: None)
         #: Told the form of each desired state received: "whole", "patch" or "refused".
         self._on_assignments = on_assignments or (lambda _form: None)
+        #: Told the digest of the roots the swarm trusts, from every heartbeat answer.
+        self._on_ca_digest = on_ca_digest or (lambda _digest: None)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -62,11 +72,21 @@ class Session:
         #: The state of `applied_digest`: what the next patch is applied to.
         self._applied: NodeDesiredState | None = None
         self.period = identity.heartbeat_period
-        self._http = httpx.Client(
-            base_url=f"http://{identity.manager_addr}",
-            headers={SECRET_HEADER: identity.secret},
+        self._http = self._client(tls)
+
+    def _client(self, tls: ssl.SSLContext) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"https://{self.identity.manager_addr}",
+            verify=tls,
             timeout=LONG_POLL_SECONDS + 10,
         )
+
+    def use_tls(self, tls: ssl.SSLContext) -> None:
+        """Talk with a renewed certificate (or new roots) from the next request on.
+
+        A long-poll in flight on the old client fails and is simply polled again."""
+        old, self._http = self._http, self._client(tls)
+        old.close()
 
     def start(self) -> None:
         for target, name in ((self._heartbeats, "heartbeat"), (self._assignments, "assignments")):
@@ -106,13 +126,19 @@ class Session:
             )
             try:
                 resp = self._http.post(
-                    "/v1/dispatcher/heartbeat", content=body.model_dump_json(), timeout=5
+                    "/v1/dispatcher/heartbeat",
+                    content=body.model_dump_json(),
+                    timeout=5,
+                    extensions=self._expect,
                 )
                 self._on_heartbeat("ok" if resp.status_code == 200 else "refused")
                 if self._rejected(resp):
                     return
                 if resp.status_code == 200:
-                    self.period = HeartbeatResponse.model_validate(resp.json()).heartbeat_period
+                    answer = HeartbeatResponse.model_validate(resp.json())
+                    self.period = answer.heartbeat_period
+                    if answer.ca_digest:
+                        self._on_ca_digest(answer.ca_digest)
             except httpx.TransportError as err:
                 self._on_heartbeat("unreachable")
                 log.warning("heartbeat to %s failed: %s", self.identity.manager_addr, err)
@@ -124,6 +150,7 @@ class Session:
                 resp = self._http.get(
                     "/v1/dispatcher/assignments",
                     params={"node_id": self.identity.node_id, "digest": self.applied_digest},
+                    extensions=self._expect,
                 )
                 if self._rejected(resp):
                     return

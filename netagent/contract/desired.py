@@ -21,6 +21,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 OVERLAY_MTU = 1450
 VXLAN_PORT = 4789
 MANAGER_PORT = 2377
+#: The read-only views (visualizer, Prometheus metrics): Docker's metrics port.
+VIEW_PORT = 9323
 INGRESS_VNI = 4096
 #: The routing mesh's network (Swarm's `ingress`).
 INGRESS_SUBNET = IPv4Network("10.255.0.0/16")

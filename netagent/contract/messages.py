@@ -3,11 +3,14 @@ node keeps from its join.
 
 Pydantic models with `extra="forbid"`: a field one side does not know is an error, not
 silently dropped. The agent's session (netagent.agent.session) sends and reads them;
-the manager's API (orchestrator.node.api.routes) and dispatcher answer with them.
+the manager's API (orchestrator.node.api.routes) and dispatcher answer with them. No
+message carries a credential: the caller is the client certificate of the mutual TLS
+connection on port 2377 (orchestrator.ca.auth).
 """
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -16,25 +19,51 @@ from pydantic import BaseModel, ConfigDict
 from netagent.contract.desired import NodeDesiredState, TaskStatus
 from netagent.contract.patch import StatePatch
 
-SECRET_HEADER = "X-Vxswarm-Secret"
-
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class JoinRequest(_Wire):
+    """Sent by a joiner once the CA it fetched matched its token's digest."""
+
     token: str
     hostname: str
     addr: IPv4Address
     engine_version: str
+    #: PEM certificate signing request for a key the joiner made and keeps.
+    csr: str
+
+
+class JoinResponse(_Wire):
+    """Who the joiner now is, and its certificate (CN node id, OU role, O cluster)."""
+
+    node_id: str
+    role: str
+    cluster_id: str
+    heartbeat_period: float
+    certificate: str
+
+
+class RenewRequest(_Wire):
+    """A node's current certificate (expired or not) and a CSR signed by the same key."""
+
+    certificate: str
+    csr: str
+
+
+class RenewResponse(_Wire):
+    certificate: str
+    #: The roots to trust from now on (more than one during a CA rotation).
+    ca_bundle: str
 
 
 class NodeIdentity(_Wire):
-    """Who this node is in its swarm; persisted so a restarted daemon rejoins alone."""
+    """Who this node is in its swarm; persisted so a restarted daemon rejoins alone.
+
+    No credential: the node's key and certificate are files of their own (0600)."""
 
     node_id: str
-    secret: str
     role: str
     cluster_id: str
     manager_addr: str  # "ip:port" of the leader
@@ -46,9 +75,11 @@ class NodeIdentity(_Wire):
         return cls.model_validate_json(path.read_text()) if path.exists() else None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.model_dump_json(indent=2))
         tmp.replace(path)
 
 
@@ -62,6 +93,9 @@ class HeartbeatRequest(_Wire):
 
 class HeartbeatResponse(_Wire):
     heartbeat_period: float
+    #: Digest of the roots the swarm trusts now (as in join tokens): a node whose own
+    #: bundle differs renews its certificate, which brings the new bundle (CA rotation).
+    ca_digest: str = ""
 
 
 class Assignments(_Wire):

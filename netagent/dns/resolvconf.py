@@ -50,8 +50,10 @@ def write_resolv_conf(ns: str, search: Sequence[str] = ()) -> Path:
     text = render(search)
     with netns.kernel_errors(str(path), "write resolv.conf"):
         path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o755)  # `ip netns exec` binds it over the task's /etc
         tmp = path.with_name(f".resolv.conf.{os.getpid()}")
         tmp.write_text(text)
+        os.chmod(tmp, 0o644)  # every program of the task reads it, whatever the umask
         os.replace(tmp, path)
     return path
 

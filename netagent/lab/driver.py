@@ -39,9 +39,11 @@ class SwarmLab:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, root: Path, nodes: int = 3) -> SwarmLab:
+    def create(cls, root: Path, nodes: int = 3, env: dict[str, str] | None = None) -> SwarmLab:
+        """A lab of `nodes` nodes; `env` is added to the environment of the CLI and so of
+        the daemons it starts."""
         lab = cls(name=f"t{secrets.token_hex(3)}", root=root)
-        lab.env = {**os.environ, "VXSWARM_LAB_ROOT": str(root)}
+        lab.env = {**os.environ, "VXSWARM_LAB_ROOT": str(root), **(env or {})}
         lab.lab("up", "--nodes", str(nodes), check=True, timeout=120)
         return lab
 
@@ -127,9 +129,11 @@ class SwarmLab:
 
 
 @contextlib.contextmanager
-def running_lab(root: Path, networks: Iterable[str] = ()) -> Iterator[SwarmLab]:
+def running_lab(
+    root: Path, networks: Iterable[str] = (), env: dict[str, str] | None = None
+) -> Iterator[SwarmLab]:
     """A 3-node lab with every node Ready and `networks` made; always taken down."""
-    lab = SwarmLab.create(root)
+    lab = SwarmLab.create(root, env=env)
     try:
         lab.wait_ready()
         for net in networks:

@@ -72,7 +72,7 @@ def _reap(pid: int) -> None:
 
 def start_daemon(node: LabNode) -> ProcessRecord:
     """Start the node's daemon inside its namespace, detached; its pid and start time."""
-    node.state_dir.mkdir(parents=True, exist_ok=True)
+    node.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = [
         "nsenter",
         f"--net={node.netns_path}",
@@ -92,7 +92,8 @@ def start_daemon(node: LabNode) -> ProcessRecord:
     ]
     # A stale socket from a killed daemon would make readiness look true before the bind.
     node.socket.unlink(missing_ok=True)
-    with node.log.open("ab") as out:
+    # The daemon's log is the node's own, like every file of its state dir: 0600.
+    with open(os.open(node.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         try:
             child = subprocess.Popen(
                 argv,

@@ -122,7 +122,8 @@ def save(root: Path, record: LabRecord) -> None:
     path = record_path(root, record.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(record.model_dump_json(indent=2) + "\n")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(record.model_dump_json(indent=2) + "\n")
     os.replace(tmp, path)
 
 

@@ -170,7 +170,9 @@ def up(
     undo = _Undo()
     try:
         if fresh:
-            topo.lab_dir.mkdir(parents=True, exist_ok=False)
+            # The nodes' state dirs (keys, the store) live in here: private from the start.
+            topo.lab_dir.parent.mkdir(parents=True, exist_ok=True)
+            topo.lab_dir.mkdir(mode=0o700, exist_ok=False)
             undo.push(f"remove {topo.lab_dir}", lambda: shutil.rmtree(topo.lab_dir))
         record.save(root, rec)
         _build_underlay(topo, rec, undo, result)

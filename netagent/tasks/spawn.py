@@ -120,6 +120,9 @@ def spawn(
                 cwd="/",
                 start_new_session=True,
                 close_fds=True,
+                # The daemon creates its own files private (umask 077); a task gets
+                # the usual 022, as a container does.
+                umask=0o022,
             )
         except OSError as exc:
             raise KernelError(

@@ -391,8 +391,9 @@ def exec_cmd(task: str, command: tuple[str, ...]) -> None:
     me = (c.get("/v1/info")["swarm"] or {}).get("node_id")
     cmd = list(command) or ["sh"]
     pid = t["status"].get("pid")
-    if c.endpoint.is_local and t.get("node_id") == me and pid:
-        # Same machine: enter the namespaces directly, with the terminal, like docker exec -it.
+    if t.get("node_id") == me and pid:
+        # This node's task: enter its namespaces directly, with the terminal, like
+        # docker exec -it (the CLI always runs on the node whose socket it uses).
         sys.stdout.flush()
         os.execvp("nsenter", task_exec_argv(pid, cmd))
     code = 1

@@ -1,9 +1,12 @@
-"""`vxswarm swarm init|join|join-token|leave`, with Docker's wording."""
+"""`vxswarm swarm init|join|join-token|update|ca|leave`, with Docker's wording."""
 
 from __future__ import annotations
 
+import time
+
 import click
 
+from netagent.contract.errors import Unavailable
 from orchestrator.cli.common import Duration, api
 
 
@@ -28,12 +31,23 @@ def _join_instructions(role: str, token: str, addr: str) -> str:
     show_default=True,
     help="How often agents report; a node missing 3 periods is Down.",
 )
-def init(advertise_addr: str | None, heartbeat_period: float) -> None:
-    """Initialize a swarm: this node becomes its manager."""
+@click.option(
+    "--cert-expiry",
+    type=Duration(),
+    default="2160h0m0s",
+    show_default=True,
+    help="Validity period for node certificates (at least 1h).",
+)
+def init(advertise_addr: str | None, heartbeat_period: float, cert_expiry: float) -> None:
+    """Initialize a swarm: this node becomes its manager (and its certificate authority)."""
     with api() as c:
         node_id = c.post(
             "/v1/swarm/init",
-            {"advertise_addr": advertise_addr, "heartbeat_period": heartbeat_period},
+            {
+                "advertise_addr": advertise_addr,
+                "heartbeat_period": heartbeat_period,
+                "cert_expiry": cert_expiry,
+            },
         )["node_id"]
         tok = c.get("/v1/swarm/join-token/worker")
     click.echo(f"Swarm initialized: current node ({node_id}) is now a manager.\n")
@@ -76,6 +90,53 @@ def join_token(quiet: bool, rotate: bool, role: str) -> None:
     if rotate:
         click.echo(f"Successfully rotated {role} join token.\n")
     click.echo(_join_instructions(role, tok["token"], tok["manager_addr"]))
+
+
+@swarm.command()
+@click.option(
+    "--cert-expiry",
+    type=Duration(),
+    default=None,
+    help="Validity period for node certificates issued from now on (at least 1h).",
+)
+def update(cert_expiry: float | None) -> None:
+    """Update the swarm's settings."""
+    with api() as c:
+        c.post("/v1/swarm/update", {"cert_expiry": cert_expiry})
+    click.echo("Swarm updated.")
+
+
+@swarm.command()
+@click.option("--rotate", is_flag=True, help="Rotate the swarm's root CA (and its tokens).")
+@click.option("-d", "--detach", is_flag=True, help="Exit at once, not when the rotation ends.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the progress output.")
+@click.option(
+    "--timeout",
+    type=Duration(),
+    default="2m",
+    show_default=True,
+    help="Longest wait for every node to hold a certificate of the new root.",
+)
+def ca(rotate: bool, detach: bool, quiet: bool, timeout: float) -> None:
+    """Show the swarm's root CA certificate, or rotate it."""
+    with api() as c:
+        status = c.get("/v1/swarm/ca", rotate="1" if rotate else None)
+        deadline = time.monotonic() + timeout
+        while rotate and not detach and status["rotating"]:
+            if not quiet:
+                click.echo(
+                    f"rotated TLS certificates: {status['renewed']}/{status['nodes']} nodes",
+                    err=True,
+                )
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"the root CA rotation did not finish within {timeout:.0f}s: "
+                    f"{status['nodes'] - status['renewed']} node(s) still hold a certificate "
+                    "of the previous root (down nodes renew when they are back)"
+                )
+            time.sleep(0.5)
+            status = c.get("/v1/swarm/ca")
+    click.echo(status["root"].rstrip())
 
 
 @swarm.command()

@@ -1,8 +1,9 @@
 """`vxswarm visualizer`: print where the swarm visualizer is, or forward a local port to it.
 
-The page is served by the managers' API (see orchestrator.node.api.visualizer_routes for why on
-that port): the URL printed is the leader's underlay address and API port, reachable
-from any machine on the underlay (the lab client too). With `--port P` the command
+The page is served on the managers' read-only view port, 9323 (see
+orchestrator.node.api.visualizer_routes for why that port): the URL printed is the
+leader's underlay address and that port, reachable from any machine on the underlay
+(the lab client too). With `--port P` the command
 stays in the foreground and forwards http://127.0.0.1:P/ to that page, like
 `kubectl port-forward`, until Ctrl-C.
 """
@@ -13,6 +14,7 @@ import errno
 
 import click
 
+from netagent.contract.desired import VIEW_PORT
 from netagent.contract.errors import Conflict, Unavailable
 from orchestrator.cli.common import api
 
@@ -36,8 +38,8 @@ def visualizer(port: int | None) -> None:
     client = api()
     # A manager request: refused outside a swarm and on workers, as docker's are.
     client.get(STATE_PATH)
-    manager_addr = client.get("/v1/info")["swarm"]["manager_addr"]
-    manager_url = f"http://{manager_addr}"
+    manager_host = client.get("/v1/info")["swarm"]["manager_addr"].rpartition(":")[0]
+    manager_url = f"http://{manager_host}:{VIEW_PORT}"
     if port is None:
         click.echo(f"{manager_url}{PAGE_PATH}")
         return

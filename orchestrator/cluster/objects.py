@@ -33,6 +33,7 @@ from netagent.contract.desired import (
     PublishMode,
     TaskState,
 )
+from orchestrator.ca.roles import NodeRole
 from orchestrator.cluster.placement_text import check_constraint, check_preference
 
 #: A DNS label: what service and network names must be (they become DNS names).
@@ -50,11 +51,6 @@ def now() -> float:
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class NodeRole(StrEnum):
-    MANAGER = "manager"
-    WORKER = "worker"
 
 
 class NodeStatus(StrEnum):
@@ -90,20 +86,34 @@ class Node(Model):
     #: not): drained first (its tasks leave every backend before they stop), it is
     #: deleted once none of its tasks runs, or at ops.nodes.REMOVAL_TIMEOUT.
     removing_since: float = 0.0
+    #: Digest of the root that signed this node's latest certificate: a CA rotation is
+    #: over once every node's is the new root's.
+    cert_root: str = ""
 
 
 class Cluster(Model):
-    """The swarm itself: identity, join secrets and the dispatcher's settings."""
+    """The swarm itself: identity, root CA, join secrets and the dispatcher's settings."""
 
     id: str
-    #: The digest in join tokens; stands for Swarm's root CA fingerprint.
+    #: The digest in join tokens: sha256 of `ca_bundle` in base36 (orchestrator.ca.tokens).
     digest: str
     worker_secret: str
     manager_secret: str
     heartbeat_period: float = 5.0
     created_at: float = Field(default_factory=now)
-    #: Key node secrets are derived from (HMAC of the node id): never leaves the manager.
-    node_key: str = Field(default_factory=lambda: secrets.token_hex(32))
+    #: The root that signs node certificates (PEM; orchestrator.ca.authority).
+    ca_cert: str
+    #: Its key (PEM), as Swarm keeps it in its store: never leaves the managers, never in
+    #: an API answer.
+    ca_key: str = Field(repr=False)
+    #: The roots nodes trust and joiners fetch (PEM): `ca_cert`, and during a rotation
+    #: the previous root too.
+    ca_bundle: str
+    #: During a rotation: `ca_cert` signed by the previous root, sent with every issued
+    #: certificate so that nodes still trusting only the previous root verify it.
+    ca_intermediates: str = ""
+    #: Life of the node certificates issued from now on (`--cert-expiry`), in seconds.
+    cert_expiry: float = 90 * 24 * 3600.0
 
 
 class NetworkSpec(Model):

@@ -17,6 +17,7 @@ decisions lands whole or not at all) and crash safety come for free.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -77,7 +78,10 @@ class Store:
     def open(cls, path: Path) -> Store:
         """Open (creating if needed) the store file at `path`."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The store holds the join secrets and the CA key: 0700 directory, 0600 file,
+        # created so (SQLite gives its -wal and -shm files the database's mode).
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is
         # left in an implicit transaction that a crash could lose.
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

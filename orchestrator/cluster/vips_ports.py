@@ -16,6 +16,7 @@ from netagent.contract.desired import (
     INGRESS_SUBNET,
     INGRESS_VNI,
     MANAGER_PORT,
+    VIEW_PORT,
     VXLAN_PORT,
     EndpointMode,
 )
@@ -89,7 +90,11 @@ def new_ingress_address(store: Store) -> IPv4Interface | None:
 
 
 #: Ports the swarm itself uses on every node: the mesh would redirect them away.
-RESERVED_PORTS = {(MANAGER_PORT, "tcp"): "the swarm's API", (VXLAN_PORT, "udp"): "VXLAN"}
+RESERVED_PORTS = {
+    (MANAGER_PORT, "tcp"): "the swarm's node-to-node API",
+    (VIEW_PORT, "tcp"): "the read-only views (visualizer, metrics)",
+    (VXLAN_PORT, "udp"): "VXLAN",
+}
 
 
 def check_ports(spec: ServiceSpec, services: Iterable[Service], exclude: str | None = None):

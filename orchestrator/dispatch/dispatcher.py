@@ -5,7 +5,7 @@ Owns three jobs, all between the store and the agents:
   (orchestrator.dispatch.assignments). `sending()` tells whether it can go as a patch
   of the state last sent to the node: when the node polls with that state's digest
   (it applied it); whole otherwise (netagent.contract.patch).
-- `heartbeat(...)`: checks the node secret, marks the node READY, and moves each
+- `heartbeat(...)`: (the certificate checked by the API) marks the node READY and moves each
   reported task status forward (never back; terminal is final).
 - `check_nodes(now)`: a node silent for 3 heartbeat periods is DOWN; one whose
   machine answered a probe since its last heartbeat (its daemon is restarting, its
@@ -24,10 +24,9 @@ import logging
 from collections.abc import Iterable
 
 from netagent.contract.desired import NodeDesiredState, TaskState, TaskStatus
-from netagent.contract.errors import NotFound
-from orchestrator.cluster.objects import Cluster, Node, NodeStatus, Task, TaskObservedStatus
+from netagent.contract.errors import PermissionDenied
+from orchestrator.cluster.objects import Node, NodeStatus, Task, TaskObservedStatus
 from orchestrator.cluster.store import Store
-from orchestrator.cluster.tokens import check_node_secret
 from orchestrator.dispatch.assignments import DesiredStates, Kept
 
 log = logging.getLogger(__name__)
@@ -124,27 +123,25 @@ class Dispatcher:
                 return False
         return True
 
-    def authenticate(self, cluster: Cluster, node_id: str, secret: str) -> Node:
-        """The node, if `secret` is its node secret; NotFound / PermissionDenied otherwise."""
+    def member(self, node_id: str) -> Node:
+        """The node, if it is (still) in the swarm; PermissionDenied otherwise: a removed
+        node's certificate is refused though it has not expired."""
         node = self._store.get("node", node_id, Node)
         if node is None:
-            raise NotFound(
+            raise PermissionDenied(
                 f"node {node_id} is not part of this swarm", obj=node_id, op="authenticate"
             )
-        check_node_secret(cluster, node_id, secret)
         return node
 
     def heartbeat(
         self,
-        cluster: Cluster,
         node_id: str,
-        secret: str,
         statuses: Iterable[TaskStatus],
         now: float,
         applied_digest: str = "",
     ) -> set[str]:
         """Record a heartbeat; returns the ids of services whose tasks changed."""
-        node = self.authenticate(cluster, node_id, secret)
+        node = self.member(node_id)
         self._last_seen[node_id] = now
         self._applied[node_id] = applied_digest
         touched: set[str] = set()

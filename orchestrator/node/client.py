@@ -1,7 +1,10 @@
-"""The API client the CLI uses, and daemons use to reach each other.
+"""The API client the CLI uses: one daemon's user API, on its unix socket.
 
-The target is chosen like Docker's: `VXSWARM_HOST` (`unix:///path` or
-`tcp://host:2377`), else the local daemon's socket. Error bodies
+The target is chosen like Docker's: `VXSWARM_HOST` (`unix:///path`), else the local
+daemon's socket. There is no plain-TCP user API to point it at: port 2377 carries
+node-to-node calls only, with certificates (orchestrator.node.api.access); a user on
+another machine runs the CLI on a node (`vxswarm lab ssh`, `ssh`), as with a Docker
+engine that does not expose its API. Error bodies
 (`{"error": {"kind", "message"}}`) come back as the same `VxswarmError`
 subclass the server raised, so the CLI prints one line and exits non-zero.
 """
@@ -24,10 +27,10 @@ DEFAULT_SOCKET = f"{DEFAULT_STATE_DIR}/vxswarm.sock"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a daemon listens: a unix socket path or a TCP host:port."""
+    """Where a daemon's user API listens: its unix socket."""
 
-    url: str
-    uds: str | None = None
+    uds: str
+    url: str = "http://vxswarm"
 
     @classmethod
     def parse(cls, host: str) -> Endpoint:
@@ -37,39 +40,30 @@ class Endpoint:
                 raise InvalidArgument(
                     f"invalid VXSWARM_HOST {host!r}: expected unix:///absolute/path"
                 )
-            return cls(url="http://vxswarm", uds=path)
-        if host.startswith("tcp://"):
-            hostport = host[len("tcp://") :].rstrip("/")
-            if ":" not in hostport:
-                hostport += ":2377"
-            return cls(url=f"http://{hostport}")
-        raise InvalidArgument(
-            f"invalid VXSWARM_HOST {host!r}: expected unix:///path or tcp://host:port"
-        )
+            return cls(uds=path)
+        if host.startswith(("tcp://", "http://", "https://")):
+            raise InvalidArgument(
+                f"invalid VXSWARM_HOST {host!r}: the user API is served on the node's unix "
+                "socket only (expected unix:///path; run the CLI on the node, e.g. "
+                'vxswarm lab ssh NODE ... or eval "$(vxswarm lab env NODE)")'
+            )
+        raise InvalidArgument(f"invalid VXSWARM_HOST {host!r}: expected unix:///absolute/path")
 
     @classmethod
     def from_env(cls) -> Endpoint:
         return cls.parse(os.environ.get("VXSWARM_HOST") or f"unix://{DEFAULT_SOCKET}")
 
-    @property
-    def is_local(self) -> bool:
-        """A unix socket means the daemon runs on this machine (exec can nsenter)."""
-        return self.uds is not None
-
     def describe(self) -> str:
-        return f"unix://{self.uds}" if self.uds else self.url.replace("http://", "tcp://")
+        return f"unix://{self.uds}"
 
 
 class Client:
     """A thin synchronous JSON client of one daemon."""
 
-    def __init__(self, endpoint: Endpoint, *, timeout: float = 30.0, secret: str | None = None):
+    def __init__(self, endpoint: Endpoint, *, timeout: float = 30.0):
         self.endpoint = endpoint
-        transport = httpx.HTTPTransport(uds=endpoint.uds) if endpoint.uds else None
-        headers = {"X-Vxswarm-Secret": secret} if secret else {}
-        self._http = httpx.Client(
-            base_url=endpoint.url, transport=transport, timeout=timeout, headers=headers
-        )
+        transport = httpx.HTTPTransport(uds=endpoint.uds)
+        self._http = httpx.Client(base_url=endpoint.url, transport=transport, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -1,10 +1,12 @@
 """`vxswarm daemon`: one per node; always the agent, the manager after `swarm init`.
 
-State dir layout (one node's disk):
-  vxswarm.sock           local API (docker.sock's role)
+State dir layout (one node's disk; the directory 0710, every entry 0700/0600 but the
+socket, 0660, which the socket's group reaches through the 0710):
+  vxswarm.sock           local API (docker.sock's role, 0660)
+  certificates/          this node's key, certificate and the swarm's roots
   agent/identity.json    who this node is in its swarm (absent: not in a swarm)
   agent/...              the data plane's records of what it built
-  manager/store.db       the cluster store (leader only)
+  manager/store.db       the cluster store, with the CA key (leader only)
 
 On start the daemon reads both back, so a restart, even after SIGKILL, loses no
 cluster state and adopts the running tasks. The manager side is driven by API
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -28,17 +31,27 @@ import httpx
 from netagent.agent.dataplane import DataPlane
 from netagent.agent.metrics import Metrics
 from netagent.agent.session import Session
-from netagent.contract.desired import MANAGER_PORT
-from netagent.contract.errors import Conflict, InvalidArgument, PermissionDenied, Unavailable
-from netagent.contract.messages import JoinRequest, NodeIdentity
+from netagent.contract.desired import MANAGER_PORT, VIEW_PORT
+from netagent.contract.errors import (
+    Conflict,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+    VxswarmError,
+)
+from netagent.contract.messages import JoinRequest, JoinResponse, NodeIdentity
 from netagent.dns.node_resolver import NodeDns
 from netagent.drift.watch import SelfCheck, interval_from_env
 from netagent.kernel.hostaddr import choose_advertise_addr, source_addr_towards
 from netagent.kernel.naming import Names
 from orchestrator import ENGINE_VERSION
+from orchestrator.ca import node_certs, tls
+from orchestrator.ca.files import Credentials
 from orchestrator.cluster.objects import NodeRole
 from orchestrator.dispatch.liveness import Prober
 from orchestrator.manager import Manager
+from orchestrator.node import renewal, to_manager
+from orchestrator.node.credentials import NodeTLS
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +73,7 @@ class DaemonConfig:
     hostname: str
     ns_prefix: str = "vx"
     port: int = MANAGER_PORT
+    view_port: int = VIEW_PORT
     listen_addr: str = "0.0.0.0"
     resolv_conf: Path = Path("/etc/resolv.conf")
     #: Seconds between the agent's own drift checks (env VXSWARM_SELF_CHECK; 0 = off).
@@ -103,19 +117,39 @@ class Daemon:
         self.notifier = Notifier()
         #: This daemon's Prometheus metrics (GET /metrics; see node.api.metrics_routes).
         self.metrics = Metrics()
+        #: This node's key, certificate and roots, and the TLS contexts made of them.
+        self.tls = NodeTLS(cfg.state_dir)
+        self._renewal: asyncio.Task[None] | None = None
+        self._renewing = False
+        #: The daemon's event loop, for work the session's threads hand back to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Resume whatever this node was before it stopped."""
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        if not self.cfg.state_dir.exists():
+            self.cfg.state_dir.mkdir(mode=0o700, parents=True)
+            # 0710: the socket's group (vxswarm.service runs with Group=vxswarm) may pass
+            # through to the 0660 socket, and reaches nothing else: every other entry
+            # is 0700 or 0600. (A lab makes its nodes' dirs 0700 itself: root only.)
+            os.chmod(self.cfg.state_dir, 0o710)
         self.manager = Manager.open(self.cfg.state_dir)
         self.identity = NodeIdentity.load(self.cfg.identity_path)
-        if self.identity:
+        if self.identity and self.tls.load():
+            if self.tls.expired():
+                # Stopped past its certificate's end: renew before anything else
+                # (possible while the CA answers; else the renewal loop keeps trying).
+                with contextlib.suppress(Unavailable, PermissionDenied):
+                    await self.renew_certificate()
             await asyncio.to_thread(self._start_agent, self.identity)
+            self._start_renewal()
 
     def stop(self) -> None:
         """Stop serving; tasks keep running and are adopted by the next start."""
+        if self._renewal:
+            self._renewal.cancel()
         if self.session:
             self.session.stop()
         if self.self_check:
@@ -139,13 +173,17 @@ class Daemon:
             metrics=self.metrics,
         )
         self.dataplane.adopt()
+        assert self.tls.client is not None  # the agent starts once the node has credentials
         self.session = Session(
             identity,
+            tls=self.tls.client,
+            server_name=tls.MANAGER_NAME,
             apply=self.metrics.timed_apply(self.dataplane.apply),
             statuses=self.dataplane.statuses,
             on_rejected=lambda msg: log.error("removed from the swarm by the manager: %s", msg),
             on_heartbeat=self.metrics.heartbeat_sent,
             on_assignments=self.metrics.assignment_received,
+            on_ca_digest=self._ca_digest_seen,
         )
         self.session.start()
         self.self_check = SelfCheck(self.dataplane, self.cfg.self_check)
@@ -246,7 +284,19 @@ class Daemon:
             raise Unavailable(NOT_IN_SWARM)
         if self.identity.role != NodeRole.MANAGER:
             raise Unavailable(WORKER_NODE)
-        return f"http://{self.identity.manager_addr}"
+        return f"https://{self.identity.manager_addr}"
+
+    def cluster_id(self) -> str | None:
+        """The swarm this node is in (port 2377 accepts certificates of it only)."""
+        return self.identity.cluster_id if self.identity else None
+
+    def is_member(self, node_id: str) -> bool:
+        """Whether `node_id` is still in the swarm: the leader knows; others trust the CA."""
+        return self.manager.is_member(node_id) if self.manager is not None else True
+
+    def node_url(self, addr: object) -> str:
+        """Port 2377 of the node at `addr` (relays from this manager to its agent)."""
+        return f"https://{addr}:{self.cfg.port}"
 
     def require_leader(self) -> Manager:
         if self.manager is None:
@@ -263,7 +313,9 @@ class Daemon:
                 "swarm and join another one."
             )
 
-    async def init_swarm(self, advertise_addr: str | None, heartbeat_period: float) -> str:
+    async def init_swarm(
+        self, advertise_addr: str | None, heartbeat_period: float, cert_expiry: float | None = None
+    ) -> str:
         self._refuse_if_member()
         if heartbeat_period <= 0:
             raise InvalidArgument(
@@ -271,17 +323,21 @@ class Daemon:
             )
         # pyroute2's sync API runs its own event loop: keep netlink off this one.
         addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
-        manager, node, secret = Manager.init(
+        manager, node = Manager.init(
             self.cfg.state_dir,
             hostname=self.cfg.hostname,
             addr=addr,
             heartbeat_period=heartbeat_period,
+            cert_expiry=cert_expiry,
             engine_version=ENGINE_VERSION,
         )
         self.manager = manager
+        # The manager signs this node's own CSR like any other: its key stays in its file.
+        key = node_certs.new_key()
+        cert = manager.issue_certificate(node.id, node_certs.make_csr(key))
+        self.tls.install(Credentials(manager.ca_bundle(), cert, key))
         identity = NodeIdentity(
             node_id=node.id,
-            secret=secret,
             role=NodeRole.MANAGER,
             cluster_id=manager.cluster.id,
             manager_addr=f"{addr}:{self.cfg.port}",
@@ -298,22 +354,30 @@ class Daemon:
             addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
         else:
             addr = source_addr_towards(host, port)
+        bundle = await to_manager.fetch_pinned_ca(f"{host}:{port}", token)
+        # From here on the manager is verified against the roots the token pinned.
+        key = node_certs.new_key()
         req = JoinRequest(
-            token=token, hostname=self.cfg.hostname, addr=addr, engine_version=ENGINE_VERSION
+            token=token,
+            hostname=self.cfg.hostname,
+            addr=addr,
+            engine_version=ENGINE_VERSION,
+            csr=node_certs.make_csr(key).decode(),
         )
-        async with httpx.AsyncClient(timeout=10) as client:
-            try:
-                resp = await client.post(
-                    f"http://{host}:{port}/v1/swarm/join-node", content=req.model_dump_json()
-                )
-            except httpx.TransportError as err:
-                raise Unavailable(f"cannot reach the manager at {host}:{port}: {err}") from None
-        if resp.status_code == 403:
-            raise PermissionDenied(resp.json()["error"]["message"])
-        if resp.status_code >= 400:
-            raise Unavailable(f"join refused by {host}:{port}: {resp.text[:200]}")
-        identity = NodeIdentity.model_validate(
-            {**resp.json(), "manager_addr": f"{host}:{port}", "addr": str(addr)}
+        self.tls.files.save_bundle(bundle)
+        verify = tls.client_context(self.tls.files.root_ca_path)
+        got = await to_manager.post(
+            f"{host}:{port}", "/v1/swarm/join-node", req.model_dump_json(), verify, "join"
+        )
+        joined = JoinResponse.model_validate_json(got)
+        self.tls.install(Credentials(bundle, joined.certificate.encode(), key))
+        identity = NodeIdentity(
+            node_id=joined.node_id,
+            role=joined.role,
+            cluster_id=joined.cluster_id,
+            manager_addr=f"{host}:{port}",
+            addr=addr,
+            heartbeat_period=joined.heartbeat_period,
         )
         await self._adopt_identity(identity)
         return identity
@@ -322,7 +386,49 @@ class Daemon:
         identity.save(self.cfg.identity_path)
         self.identity = identity
         await asyncio.to_thread(self._start_agent, identity)
+        self._start_renewal()
         self.notifier.notify()
+
+    # certificates -----------------------------------------------------------------------
+
+    def _start_renewal(self) -> None:
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.create_task(renewal.keep_renewed(self))
+
+    def _ca_digest_seen(self, digest: str) -> None:
+        """From the session's thread: the swarm trusts other roots than this node does
+        (a CA rotation): renew now, which brings the new bundle."""
+        loop = self._loop
+        if loop is None or self._renewing or digest == self.tls.bundle_digest():
+            return
+        self._renewing = True
+
+        async def renew() -> None:
+            try:
+                await self.renew_certificate()
+            except VxswarmError as err:
+                log.warning("renewal for the swarm's new roots failed, will retry: %s", err)
+            finally:
+                self._renewing = False
+
+        asyncio.run_coroutine_threadsafe(renew(), loop)
+
+    async def renew_certificate(self) -> None:
+        """A new certificate for this node's key, from the manager (or this leader)."""
+        assert self.identity is not None
+        key, cert = self.tls.key_pem(), self.tls.cert_pem()
+        csr = node_certs.make_csr(key)
+        if self.manager is not None:
+            new, bundle = self.manager.renew_certificate(cert, csr), self.manager.ca_bundle()
+        else:
+            got = await renewal.ask_manager(
+                self.identity.manager_addr, self.tls.files.root_ca_path, cert, csr
+            )
+            new, bundle = got.certificate.encode(), got.ca_bundle.encode()
+        self.tls.install(Credentials(bundle, new, key))
+        if self.session is not None and self.tls.client is not None:
+            self.session.use_tls(self.tls.client)
+        log.info("certificate renewed (valid until %s)", self.tls.info and self.tls.info.not_after)
 
     async def leave_swarm(self, force: bool) -> None:
         if not self.identity:
@@ -348,17 +454,21 @@ class Daemon:
             self.manager.close()
             self.manager = None
             shutil.rmtree(self.cfg.state_dir / "manager", ignore_errors=True)
+        if self._renewal:
+            self._renewal.cancel()
+            self._renewal = None
         self.cfg.identity_path.unlink(missing_ok=True)
         shutil.rmtree(self.cfg.state_dir / "agent", ignore_errors=True)
+        self.tls.forget()
         self.identity = None
 
     async def _tell_manager_we_leave(self, identity: NodeIdentity) -> None:
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
+            async with httpx.AsyncClient(timeout=5, verify=self.tls.client) as client:
                 await client.post(
-                    f"http://{identity.manager_addr}/v1/dispatcher/leave",
+                    f"https://{identity.manager_addr}/v1/dispatcher/leave",
                     json={"node_id": identity.node_id},
-                    headers={"X-Vxswarm-Secret": identity.secret},
+                    extensions=tls.expect(tls.MANAGER_NAME),
                 )
         except httpx.TransportError as err:
             log.warning("could not tell the manager this node leaves: %s", err)

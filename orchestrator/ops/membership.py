@@ -14,10 +14,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from netagent.contract.errors import Conflict, InvalidArgument
-from orchestrator.cluster import tokens
+from orchestrator.ca import authority, tokens
 from orchestrator.cluster.objects import Cluster, Network, Node, NodeRole, NodeStatus, new_id
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
+from orchestrator.ops import certificates
 from orchestrator.ops.inputs import check_addr, check_hostname
 
 
@@ -39,19 +40,52 @@ def _new_node(
     )
 
 
+def new_cluster(root: authority.RootCA, *, heartbeat_period: float = 5.0) -> Cluster:
+    """A swarm identity around `root`: its id is the root's O, its token digest the
+    sha256 of the root's bundle, with distinct worker and manager secrets."""
+    if root.key_pem is None:
+        raise InvalidArgument(
+            f"root CA of swarm {root.cluster_id} has no key: a new swarm must be able to sign",
+            obj=root.cluster_id,
+            op="init",
+        )
+    bundle = authority.bundle_pem(root)
+    worker, manager = tokens.new_secrets()
+    return Cluster(
+        id=root.cluster_id,
+        digest=tokens.bundle_digest(bundle),
+        worker_secret=worker,
+        manager_secret=manager,
+        heartbeat_period=heartbeat_period,
+        ca_cert=root.cert_pem.decode(),
+        ca_key=root.key_pem.decode(),
+        ca_bundle=bundle.decode(),
+    )
+
+
 def founding_objects(
-    *, hostname: str, addr: IPv4Address, heartbeat_period: float, engine_version: str, now: float
+    *,
+    hostname: str,
+    addr: IPv4Address,
+    heartbeat_period: float,
+    cert_expiry: float | str | None = None,
+    engine_version: str,
+    now: float,
 ) -> tuple[Cluster, Network, Node]:
     """The cluster, the ingress network and the first manager of a new swarm."""
     hostname = check_hostname(hostname)
     addr = check_addr(addr)
+    expiry = certificates.check_expiry(cert_expiry) if cert_expiry is not None else None
     if not heartbeat_period > 0:
         raise InvalidArgument(
             f"invalid heartbeat period {heartbeat_period!r}: expected seconds > 0",
             obj=str(heartbeat_period),
             op="init",
         )
-    cluster = tokens.new_cluster(heartbeat_period=heartbeat_period)
+    # The root's validity is wall-clock time (TLS checks it so), not the manager's `now`.
+    cluster = new_cluster(authority.new_root(new_id()), heartbeat_period=heartbeat_period)
+    if expiry is not None:
+        cluster = cluster.model_copy(update={"cert_expiry": expiry})
     ingress = make_ingress_network(now)
     node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now, leader=True)
     node = node.model_copy(

@@ -10,6 +10,7 @@ from ipaddress import IPv4Address, IPv4Interface
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from netagent.contract.desired import VIEW_PORT
 from netagent.lab.driver import SwarmLab, running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
@@ -45,8 +46,8 @@ def addrs(lab: SwarmLab) -> dict[str, str]:
 
 
 def scrape_text(lab: SwarmLab, node: str) -> str:
-    """GET /metrics on `node`'s API port, from the lab client, over the underlay."""
-    url = f"http://{addrs(lab)[node]}:2377/metrics"
+    """GET /metrics on `node`'s read-only view port, from the lab client, over the underlay."""
+    url = f"http://{addrs(lab)[node]}:{VIEW_PORT}/metrics"
     res = lab.lab("ssh", "client", f"curl -sS -f -m 5 {url}")
     assert res.code == 0, res.err
     return res.out
@@ -68,7 +69,7 @@ def node_of(lab: SwarmLab, task: dict) -> str:
     return lab.hostnames()[task["node_id"]]
 
 
-def test_every_node_serves_metrics_on_tcp_and_the_unix_socket_without_a_secret(lab):
+def test_every_node_serves_metrics_on_its_view_port_and_the_unix_socket_not_on_2377(lab):
     for node in lab.nodes:
         families = {f.name for f in text_string_to_metric_families(scrape_text(lab, node))}
         assert set(FAMILIES) <= families, (node, set(FAMILIES) - families)
@@ -81,6 +82,9 @@ def test_every_node_serves_metrics_on_tcp_and_the_unix_socket_without_a_secret(l
         assert get(parse(res.stdout), "vxswarm_tasks", state="running") == get(
             scrape(lab, node), "vxswarm_tasks", state="running"
         )
+        # Port 2377 is node-to-node only: no scrape there, certificate or not.
+        tls = lab.lab("ssh", "client", f"curl -sk -m 5 https://{addrs(lab)[node]}:2377/metrics")
+        assert "vxswarm_tasks" not in tls.out
     manager = scrape(lab, "manager1")
     assert get(manager, "vxswarm_cluster_nodes", role="worker", status="ready",
                availability="active") == 2  # fmt: skip

@@ -11,9 +11,11 @@ No VM can boot on this box, so this tests every part that does not need one:
   for a VM's NAT NIC (10.0.2.15 with the default route, as on every VirtualBox VM): each
   node's daemon is started from the rendered unit's ExecStart, expanded with the rendered
   EnvironmentFile and the environment systemd gives a service, inside the node's
-  namespace. Then provision.sh's swarm step runs in each node namespace, a worker's
-  before the manager has a swarm, so it must wait for manager1's API, fetch the token from
-  it over TCP 2377 on the underlay and join. A second provisioning changes nothing.
+  namespace. Then provision.sh's swarm step runs in each node namespace: a worker with
+  no token stops and says where one comes from; one whose manager has no swarm yet
+  waits, then says what it waited for; manager1 inits; the workers join with the token
+  the user fetched from manager1 (nothing on the network hands tokens out: 2377 is
+  mutual TLS). A second provisioning changes nothing.
 
 Not tested (needs VMs): booting the box, the install step in a fresh VM (bootstrap.sh
 itself is what CI runs), systemctl enabling/starting the unit, the group membership,
@@ -78,10 +80,12 @@ def provision_args(topo: Topology, node: LabNode) -> list[str]:
     ]
 
 
-def provision(*args: str, netns: str | None = None, timeout: float = 120) -> Any:
-    """Run provision.sh (inside `netns` if given) with only a service's PATH in its env."""
+def provision(*args: str, netns: str | None = None, timeout: float = 120, token: str = "") -> Any:
+    """Run provision.sh (inside `netns` if given) with only a service's PATH in its env,
+    and the join token the Vagrantfile would pass (VXSWARM_JOIN_TOKEN) if any."""
     enter = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
-    return run([*enter, "bash", str(PROVISION), *args], {"PATH": SERVICE_PATH}, timeout)
+    env = {"PATH": SERVICE_PATH, **({"VXSWARM_JOIN_TOKEN": token} if token else {})}
+    return run([*enter, "bash", str(PROVISION), *args], env, timeout)
 
 
 def example_args(root: Path) -> list[str]:
@@ -357,8 +361,8 @@ class UnitLab:
             "60",
         ]
 
-    def provision(self, node: LabNode, *steps: str) -> Any:
-        return provision(*self.args(node), *steps, netns=node.netns)
+    def provision(self, node: LabNode, *steps: str, token: str = "") -> Any:
+        return provision(*self.args(node), *steps, netns=node.netns, token=token)
 
     def start_daemon(self, node: LabNode) -> None:
         """Do what systemd would: EnvironmentFile + ExecStart, a service's PATH, in the node."""
@@ -388,7 +392,8 @@ class UnitLab:
         return json.loads(done.stdout)
 
     def listening(self, node: LabNode) -> set[str]:
-        done = run(["nsenter", f"--net={node.netns_path}", "ss", "-Hltn", "sport = :2377"])
+        """The TCP addresses the node's daemon listens on (2377 and the view port)."""
+        done = run(["nsenter", f"--net={node.netns_path}", "ss", "-Hltn"])
         return {line.split()[3] for line in done.stdout.splitlines()}
 
     def down(self) -> None:
@@ -449,40 +454,40 @@ def test_provisioned_unit_daemons_form_the_swarm_and_a_second_provisioning_chang
         assert rendered.returncode == 0, rendered.stderr
         unit_lab.start_daemon(node)
         # The daemon listens on the private address only, as the unit's settings say.
-        assert unit_lab.listening(node) == {f"{node.ip}:2377"}
+        assert unit_lab.listening(node) == {f"{node.ip}:2377", f"{node.ip}:9323"}
+
+    # A worker without a token stops at once and says where the token comes from.
+    no_token = unit_lab.provision(worker2, "swarm")
+    assert no_token.returncode == 1
+    assert "no join token for worker2: set VXSWARM_JOIN_TOKEN" in no_token.stderr
+    assert "vagrant ssh manager1 -c 'vxswarm swarm join-token -q worker'" in no_token.stderr
 
     # No swarm yet: a worker that may not wait says what it waited for and what it got.
     args = unit_lab.args(worker2)
     args[args.index("--timeout") + 1] = "1"
-    impatient = provision(*args, "swarm", netns=worker2.netns)
+    fake = "SWMTKN-1-" + "0" * 50 + "-" + "1" * 25
+    impatient = provision(*args, "swarm", netns=worker2.netns, token=fake)
     assert impatient.returncode == 1
     assert (
-        "timed out after 1s waiting for the manager at tcp://192.168.56.11:2377 to hand out "
-        "a worker join token; last error: Error: This node is not a swarm manager."
+        "timed out after 1s waiting for the manager at 192.168.56.11:2377 to admit worker2 as "
+        "a worker; last error: Error: "
     ) in impatient.stderr
 
-    # worker1 first, while manager1 has no swarm yet: it must wait for manager1's API.
-    early = subprocess.Popen(
-        ["nsenter", f"--net={worker1.netns_path}", "bash", str(PROVISION)]
-        + [*unit_lab.args(worker1), "swarm"],
-        env={"PATH": SERVICE_PATH},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        init = unit_lab.provision(manager1, "swarm")
-        assert init.returncode == 0, init.stderr
-        assert "Swarm initialized" in init.stdout
-        out, err = early.communicate(timeout=90)
-    finally:
-        if early.poll() is None:
-            early.kill()
-            early.wait()
-    assert early.returncode == 0, err
-    assert "joined the swarm of 192.168.56.11:2377 as a worker, advertising 192.168.56.12" in out
-    joined = unit_lab.provision(worker2, "swarm")
-    assert joined.returncode == 0, joined.stderr
+    init = unit_lab.provision(manager1, "swarm")
+    assert init.returncode == 0, init.stderr
+    assert "Swarm initialized" in init.stdout
+    # What the user does on the host: ask manager1 (its socket, as `vagrant ssh` would).
+    token = run(
+        [str(CLI), "swarm", "join-token", "-q", "worker"],
+        {"PATH": SERVICE_PATH, "VXSWARM_HOST": manager1.host_url},
+    ).stdout.strip()
+    for worker in (worker1, worker2):
+        joined = unit_lab.provision(worker, "swarm", token=token)
+        assert joined.returncode == 0, joined.stderr
+        assert (
+            f"joined the swarm of 192.168.56.11:2377 as a worker, advertising {worker.ip}"
+            in joined.stdout
+        )
 
     expected = {
         n.name: ("manager" if n is manager1 else "worker", str(n.ip)) for n in unit_lab.topo.nodes

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.root, pytest.mark.lab]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOT_ENV = "VXSWARM_SCREENSHOT"
-MANAGER_URL = "http://192.168.56.11:2377"
+MANAGER_URL = "http://192.168.56.11:9323"  # the read-only view port
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -68,25 +69,32 @@ async def proxy(
     *,
     path: str | None = None,
     body: bytes | None = None,
-    headers: dict[str, str] | None = None,
+    verify: ssl.SSLContext | None = None,
+    expect: str | None = None,
 ) -> web.StreamResponse:
     """Forward a request to another daemon and stream its answer back unchanged.
 
     By default the request goes as it came (method, path, query, body); `path` and
     `body` make it a POST of that body to that path instead (node-to-node calls).
+    `verify`: this node's client context, for another node's port 2377 (mutual TLS);
+    `expect`: the name the other node's certificate must carry (a node id, or
+    `swarm-manager` for the leader).
     """
     if body is None:
         body = await request.read()
         method, params = request.method, list(request.rel_url.query.items())
     else:
         method, params = "POST", []
-    async with httpx.AsyncClient(base_url=base_url, timeout=None) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=None, verify=verify if verify is not None else True
+    ) as client:
         upstream = client.build_request(
             method,
             path or request.rel_url.path,
             params=params,
             content=body,
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={"Content-Type": "application/json"},
+            extensions={"sni_hostname": expect} if expect else None,
         )
         try:
             resp = await client.send(upstream, stream=True)

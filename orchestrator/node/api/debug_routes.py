@@ -27,8 +27,7 @@ from aiohttp import web
 from netagent.capture import facts, probe
 from netagent.capture.points import CaptureRequest, NodeContext
 from netagent.capture.stream import open_capture, stream_capture
-from netagent.contract.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
-from netagent.contract.messages import SECRET_HEADER
+from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, proxy
 from orchestrator.node.api.directory_view import cluster_directory
@@ -66,10 +65,11 @@ async def node_op(request: web.Request, manager: Manager) -> web.StreamResponse:
     try:
         return await proxy(
             request,
-            f"http://{node.addr}:{daemon.cfg.port}",
+            daemon.node_url(node.addr),
             path=f"/v1/agent/debug/{request.match_info['op']}",
             body=body,
-            headers={SECRET_HEADER: manager.node_secret(node.id)},
+            verify=daemon.tls.client,
+            expect=node.id,
         )
     except ConnectionError:
         # The client left a streamed capture (that is how a trace stops one): nothing
@@ -79,9 +79,8 @@ async def node_op(request: web.Request, manager: Manager) -> web.StreamResponse:
 
 @debug_routes.post("/v1/agent/debug/{op}")
 async def agent_op(request: web.Request) -> web.StreamResponse:
+    # A manager of this swarm (access.cluster_door checked its certificate).
     daemon = daemon_of(request)
-    if not daemon.identity or request.headers.get(SECRET_HEADER) != daemon.identity.secret:
-        raise PermissionDenied("debug call refused: this request is not from this node's manager")
     return await _op(request.match_info["op"])(request, daemon, await request.read())
 
 

@@ -3,10 +3,11 @@
 Owns no kernel object. `setup(app, daemon)` wires one daemon's `netagent.agent.metrics.Metrics`
 into its API:
 - `GET /metrics` answers in Prometheus' text format (or OpenMetrics, if the scraper asks)
-  on every listener the API has: the unix socket and the TCP port (2377 on a manager,
-  the same port on workers). Read-only and unauthenticated, as node exporters are: it
-  reveals counts and names, never secrets or tokens.
-- a middleware counts every request by method, route and status; an accepted
+  on the unix socket and on the read-only view port (9323), never on 2377. Read-only
+  and unauthenticated, as node exporters are: it reveals counts and names, never
+  secrets or tokens.
+- a middleware counts every request by method, route and status (on every listener,
+  2377 included: `count`); an accepted
   heartbeat (`POST /v1/dispatcher/heartbeat` answered 200) is also a heartbeat received.
 - the scrape reads the daemon's current objects: its data plane's task statuses, its
   resolver's counters and, on the leader, the store summarised into `ClusterSummary`.
@@ -80,8 +81,13 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
             daemon.metrics.heartbeat_received()
 
 
+def count(app: web.Application, daemon: Daemon) -> None:
+    """Count `app`'s requests into `daemon`'s metrics."""
+    app.middlewares.insert(0, count_requests)
+    watch(daemon)
+
+
 def setup(app: web.Application, daemon: Daemon) -> None:
     """Serve /metrics, count requests, and point the scrape at `daemon`'s objects."""
     app.add_routes(routes)
-    app.middlewares.insert(0, count_requests)
-    watch(daemon)
+    count(app, daemon)

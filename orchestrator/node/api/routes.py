@@ -1,18 +1,18 @@
 """API routes. Handlers only parse, call the daemon or the manager, and answer.
 
-Three kinds of route:
-- local: about this daemon (info, swarm init/join/leave), served by every node;
+Three kinds of route (access.py says on which listener each is served):
+- local: about this daemon (info, swarm init/join/leave), on its unix socket only;
 - manager: cluster objects; served by the leader, forwarded to it by other
-  managers, refused on workers with Docker's wording;
-- node-to-node: join, heartbeats, assignments (leader) and exec (every agent),
-  authenticated with the node's secret.
+  managers over 2377, refused on workers with Docker's wording;
+- node-to-node, on 2377 only, the caller known by its certificate: exec on an agent
+  here; the CA, join, renewal, heartbeats and assignments of the leader in
+  node_routes.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import json
 import logging
@@ -23,16 +23,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from netagent.contract.desired import task_mac
-from netagent.contract.errors import InvalidArgument, NotFound, PermissionDenied
-from netagent.contract.messages import (
-    SECRET_HEADER,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    JoinRequest,
-)
+from netagent.contract.errors import InvalidArgument, NotFound
 from netagent.tasks.enter import task_exec_argv
+from orchestrator.ca import tls
 from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.manager import Manager
+from orchestrator.node.api.access import forwardable
 from orchestrator.node.api.app import json_response, jsonable, parse_body, proxy
 from orchestrator.node.daemon import Daemon
 from orchestrator.placement.global_mode import desired_count
@@ -54,15 +50,21 @@ def manager_route(fn: ManagerHandler) -> Callable[[web.Request], Awaitable[web.S
         daemon = daemon_of(request)
         url = daemon.leader_url()
         if url is not None:
-            return await proxy(request, url)
+            return await proxy(request, url, verify=daemon.tls.client, expect=tls.MANAGER_NAME)
         return await fn(request, daemon.require_leader())
 
-    return handler
+    return forwardable(handler)
 
 
 class InitRequest(BaseModel):
     advertise_addr: str | None = None
     heartbeat_period: float = 5.0
+    #: Life of node certificates, in seconds; the CA's default (90 days) if unset.
+    cert_expiry: float | None = None
+
+
+class SwarmUpdateRequest(BaseModel):
+    cert_expiry: float | None = None
 
 
 class JoinSwarmRequest(BaseModel):
@@ -95,10 +97,6 @@ class ExecRequest(BaseModel):
     task_id: str = ""
 
 
-class LeaveNotice(BaseModel):
-    node_id: str
-
-
 # local ------------------------------------------------------------------------------------
 
 
@@ -111,7 +109,7 @@ async def info(request: web.Request) -> web.Response:
 async def swarm_init(request: web.Request) -> web.Response:
     body = await parse_body(request, InitRequest)
     daemon = daemon_of(request)
-    node_id = await daemon.init_swarm(body.advertise_addr, body.heartbeat_period)
+    node_id = await daemon.init_swarm(body.advertise_addr, body.heartbeat_period, body.cert_expiry)
     daemon.changed()
     return json_response({"node_id": node_id})
 
@@ -140,8 +138,31 @@ async def swarm_leave(request: web.Request) -> web.Response:
 async def swarm_inspect(request: web.Request, manager: Manager) -> web.Response:
     c = manager.cluster
     return json_response(
-        {"id": c.id, "created_at": c.created_at, "heartbeat_period": c.heartbeat_period}
+        {
+            "id": c.id,
+            "created_at": c.created_at,
+            "heartbeat_period": c.heartbeat_period,
+            "cert_expiry": c.cert_expiry,
+        }
     )
+
+
+@routes.get("/v1/swarm/ca")
+@manager_route
+async def swarm_ca(request: web.Request, manager: Manager) -> web.Response:
+    """The signing root (PEM) and the progress of a rotation; `?rotate=1` starts one."""
+    if request.query.get("rotate"):
+        manager.rotate_ca()
+        daemon_of(request).changed()
+    return json_response(manager.ca_status())
+
+
+@routes.post("/v1/swarm/update")
+@manager_route
+async def swarm_update(request: web.Request, manager: Manager) -> web.Response:
+    body = await parse_body(request, SwarmUpdateRequest)
+    c = manager.update_swarm(cert_expiry=body.cert_expiry)
+    return json_response({"id": c.id, "cert_expiry": c.cert_expiry})
 
 
 @routes.get("/v1/swarm/join-token/{role}")
@@ -384,85 +405,20 @@ async def task_exec(request: web.Request, manager: Manager) -> web.StreamRespons
     node = manager.get_node(task.node_id)
     return await proxy(
         request,
-        f"http://{node.addr}:{daemon.cfg.port}",
+        daemon.node_url(node.addr),
         path="/v1/agent/exec",
         body=body.model_dump_json().encode(),
-        headers={SECRET_HEADER: manager.node_secret(node.id)},
+        verify=daemon.tls.client,
+        expect=node.id,
     )
 
 
-# node to node -----------------------------------------------------------------------------
-
-
-@routes.post("/v1/swarm/join-node")
-async def join_node(request: web.Request) -> web.Response:
-    manager = daemon_of(request).require_leader()
-    req = await parse_body(request, JoinRequest)
-    node, secret = manager.join(
-        req.token, hostname=req.hostname, addr=req.addr, engine_version=req.engine_version
-    )
-    daemon_of(request).changed()
-    return json_response(
-        {
-            "node_id": node.id,
-            "secret": secret,
-            "role": node.role,
-            "cluster_id": manager.cluster.id,
-            "heartbeat_period": manager.cluster.heartbeat_period,
-        }
-    )
-
-
-@routes.post("/v1/dispatcher/heartbeat")
-async def heartbeat(request: web.Request) -> web.Response:
-    manager = daemon_of(request).require_leader()
-    req = await parse_body(request, HeartbeatRequest)
-    secret = request.headers.get(SECRET_HEADER, "")
-    period = manager.heartbeat(req.node_id, secret, req.statuses, req.applied_digest)
-    daemon_of(request).changed()
-    return json_response(HeartbeatResponse(heartbeat_period=period))
-
-
-@routes.get("/v1/dispatcher/assignments")
-async def assignments(request: web.Request) -> web.Response:
-    """Long-poll: answer when this node's desired state differs from what it has."""
-    daemon = daemon_of(request)
-    manager = daemon.require_leader()
-    node_id = request.query.get("node_id", "")
-    manager.authenticate(node_id, request.headers.get(SECRET_HEADER, ""))
-    have = request.query.get("digest", "")
-    deadline = asyncio.get_running_loop().time() + 15.0
-    try:
-        while True:
-            wake = daemon.notifier.current
-            kept = manager.desired(node_id)
-            remaining = deadline - asyncio.get_running_loop().time()
-            if kept.digest != have or remaining <= 0:
-                return json_response(manager.assignments(node_id, have, kept))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), remaining)
-    except asyncio.CancelledError:
-        # The agent's connection closed under a waiting poll: its daemon died (or
-        # its machine did). Probe it now rather than after a missed heartbeat.
-        daemon.suspect(node_id)
-        raise
-
-
-@routes.post("/v1/dispatcher/leave")
-async def node_leaves(request: web.Request) -> web.Response:
-    manager = daemon_of(request).require_leader()
-    notice = await parse_body(request, LeaveNotice)
-    manager.authenticate(notice.node_id, request.headers.get(SECRET_HEADER, ""))
-    manager.leave(notice.node_id, force=True)
-    daemon_of(request).changed()
-    return json_response({})
+# node to node (the agent side; the manager side is node_routes.py) ----------------------
 
 
 @routes.post("/v1/agent/exec")
 async def agent_exec(request: web.Request) -> web.StreamResponse:
-    daemon = daemon_of(request)
-    if not daemon.identity or request.headers.get(SECRET_HEADER) != daemon.identity.secret:
-        raise PermissionDenied("exec refused: this request is not from this node's manager")
+    # A manager of this swarm (access.cluster_door checked its certificate).
     return await _exec_here(request, await parse_body(request, ExecRequest))
 
 

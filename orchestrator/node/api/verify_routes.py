@@ -22,10 +22,10 @@ import httpx
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from netagent.contract.errors import PermissionDenied, Unavailable
-from netagent.contract.messages import SECRET_HEADER
+from netagent.contract.errors import Unavailable
 from netagent.drift import Difference, NodeReport, VerifyRequest
 from netagent.drift.check import verify_node
+from orchestrator.ca.tls import expect
 from orchestrator.cluster.objects import Node, NodeStatus
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, parse_body
@@ -100,11 +100,13 @@ async def _one(
             return await asyncio.to_thread(verify_node, _dataplane(daemon), req), ""
         except Unavailable as exc:
             return None, str(exc)
-    url = f"http://{node.addr}:{daemon.cfg.port}/v1/agent/verify"
-    headers = {SECRET_HEADER: manager.node_secret(node.id), "Content-Type": "application/json"}
+    url = f"{daemon.node_url(node.addr)}/v1/agent/verify"
+    headers = {"Content-Type": "application/json"}
     try:
-        async with httpx.AsyncClient(timeout=NODE_TIMEOUT) as client:
-            resp = await client.post(url, content=req.model_dump_json(), headers=headers)
+        async with httpx.AsyncClient(timeout=NODE_TIMEOUT, verify=daemon.tls.client) as client:
+            resp = await client.post(
+                url, content=req.model_dump_json(), headers=headers, extensions=expect(node.id)
+            )
     except httpx.TransportError as err:
         return None, f"cannot reach {node.addr}:{daemon.cfg.port}: {err}"
     if resp.status_code != 200:
@@ -139,8 +141,7 @@ def _dataplane(daemon: Daemon):
 
 @verify_routes.post("/v1/agent/verify")
 async def agent_verify(request: web.Request) -> web.Response:
+    # A manager of this swarm (access.cluster_door checked its certificate).
     daemon = daemon_of(request)
-    if not daemon.identity or request.headers.get(SECRET_HEADER) != daemon.identity.secret:
-        raise PermissionDenied("verify refused: this request is not from this node's manager")
     req = await parse_body(request, VerifyRequest)
     return json_response(await asyncio.to_thread(verify_node, _dataplane(daemon), req))

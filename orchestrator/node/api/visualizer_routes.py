@@ -1,24 +1,26 @@
 """The swarm visualizer (like dockersamples/visualizer), served by the manager's API.
 
-Owns no kernel object. Routes, on the API's own listeners (TCP 2377 on the manager's
-underlay address, and the unix socket):
+Owns no kernel object. Routes, on the read-only view port (9323, `VIEW_PORT`, on every
+address of the node) and on the unix socket, never on 2377:
   GET /visualizer                  the page (static HTML, CSS and vanilla JS, no CDN)
   GET /visualizer/static/{file}    its script and style sheet
   GET /visualizer/state            the cluster as the page draws it (JSON), polled ~1 s
 
-Why the API port and not a listener of its own (the tutorials' 8080): the routing
-mesh DNATs a published port for every local address of every node (`fib daddr type
-local` in the node's nft table, in prerouting), before any socket sees the packet.
-A visualizer listening on 8080 would silently vanish behind a service published on
-8080, or keep that port from the service. The API port is a port the mesh must never
-take anyway (a service published on it would cut the nodes off from their manager,
-visualizer or not), so the page adds no new port to protect. For a local port of one's own,
+The state shows names, placement, states and addresses: no token, secret, task
+environment or command line (`_task_view` picks its fields one by one).
+
+Why a port the routing mesh refuses to publish (like 2377) and not the tutorials'
+8080: the mesh DNATs a published port for every local address of every node (`fib
+daddr type local` in the node's nft table, in prerouting), before any socket sees the
+packet. A visualizer listening on 8080 would silently vanish behind a service
+published on 8080, or keep that port from the service. For a local port of one's own,
 `vxswarm visualizer --port P` forwards 127.0.0.1:P to this page; the mesh leaves
 127.0.0.0/8 alone, so that cannot collide either.
 
-Like every manager route: served by the leader, forwarded by other managers,
-refused on workers with Docker's wording. `visualizer_state` is pure: it takes the
-objects and returns what the page needs, so tests check it without a cluster.
+Like every manager route: served by the leader, forwarded by other managers (over
+2377, mutual TLS), refused on workers with Docker's wording. `visualizer_state` is
+pure: it takes the objects and returns what the page needs, so tests check it
+without a cluster.
 """
 
 from __future__ import annotations
@@ -190,15 +192,16 @@ def setup(app: web.Application) -> None:
     app.add_routes(routes)
 
 
-def forwarder_app(manager_url: str) -> web.Application:
-    """A read-only local door to the page: GETs under /visualizer go to `manager_url`
-    (`vxswarm visualizer --port`); nothing else of the manager's API is reachable."""
+async def home(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(PAGE_PATH)
+
+
+def forwarder_app(view_url: str) -> web.Application:
+    """A read-only local door to the page: GETs under /visualizer go to `view_url`, the
+    manager's view port (`vxswarm visualizer --port`); nothing else is reachable."""
 
     async def forward(request: web.Request) -> web.StreamResponse:
-        return await proxy(request, manager_url)
-
-    async def home(_request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound(PAGE_PATH)
+        return await proxy(request, view_url)
 
     app = web.Application(middlewares=[errors_middleware])
     app.router.add_get("/", home)

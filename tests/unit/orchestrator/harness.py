@@ -21,6 +21,7 @@ from orchestrator.cluster.objects import (
 )
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
+from tests.factories import csr
 
 PERIOD = 5.0
 
@@ -49,12 +50,12 @@ def applied(ds: NodeDesiredState) -> list[TaskStatus]:
 
 
 class Swarm:
-    """manager1 + worker1 + worker2, with their secrets, and an overlay "webnet"."""
+    """manager1 + worker1 + worker2, with their certificates, and an overlay "webnet"."""
 
     def __init__(self, state_dir):
         self.state_dir = state_dir
         self.clock = Clock()
-        self.m, manager1, secret = Manager.init(
+        self.m, manager1 = Manager.init(
             state_dir,
             hostname="manager1",
             addr=IPv4Address("192.168.56.11"),
@@ -63,15 +64,22 @@ class Swarm:
             clock=self.clock,
         )
         self.nodes = {"manager1": manager1}
-        self.secrets = {"manager1": secret}
-        token = self.m.join_token(NodeRole.WORKER)
+        self.certs = {"manager1": self.m.issue_certificate(manager1.id, csr())}
         for i, name in enumerate(["worker1", "worker2"], start=12):
-            node, secret = self.m.join(
-                token, hostname=name, addr=IPv4Address(f"192.168.56.{i}"), engine_version="0.1.0"
-            )
-            self.nodes[name] = node
-            self.secrets[name] = secret
+            self.join(name, i)
         self.m.create_network(NetworkSpec(name="webnet"))
+
+    def join(self, name: str, last_octet: int) -> None:
+        """A worker `name` at 192.168.56.<last_octet> joins."""
+        node, cert = self.m.join(
+            self.m.join_token(NodeRole.WORKER),
+            hostname=name,
+            addr=IPv4Address(f"192.168.56.{last_octet}"),
+            engine_version="0.1.0",
+            csr=csr(),
+        )
+        self.nodes[name] = node
+        self.certs[name] = cert
 
     def id(self, hostname: str) -> str:
         return self.nodes[hostname].id
@@ -100,13 +108,13 @@ class Swarm:
                 if "slot" in only and t.slot != only["slot"]:
                     continue
                 statuses.append(TaskStatus(task_id=t.id, state=state))
-        self.m.heartbeat(self.id(hostname), self.secrets[hostname], statuses)
+        self.m.heartbeat(self.id(hostname), statuses)
 
     def run_all(self) -> None:
         """Every agent starts what it is given (and stops what it must stop)."""
         for name in self.nodes:
             ds = self.m.desired_state(self.id(name))
-            self.m.heartbeat(self.id(name), self.secrets[name], applied(ds), digest(ds))
+            self.m.heartbeat(self.id(name), applied(ds), digest(ds))
 
     def settle(self) -> None:
         """Agents apply and report twice: draining tasks get stopped, stopped ones reaped."""

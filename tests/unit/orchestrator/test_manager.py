@@ -6,6 +6,7 @@ import pytest
 
 from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
 from netagent.contract.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from orchestrator.ca.node_certs import cert_info, check_chain, make_csr, new_key
 from orchestrator.cluster.objects import (
     NetworkAttachmentSpec,
     NetworkSpec,
@@ -16,6 +17,7 @@ from orchestrator.cluster.objects import (
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
 from orchestrator.reconcile.reconciler import HISTORY_LIMIT
+from tests.factories import csr
 from tests.unit.orchestrator.harness import PERIOD
 
 # -- init, open, join -------------------------------------------------------------------------
@@ -44,6 +46,7 @@ def test_join_gives_the_token_role(swarm):
         hostname="manager2",
         addr=IPv4Address("192.168.56.20"),
         engine_version="0.1.0",
+        csr=csr(),
     )
     assert node.role == NodeRole.MANAGER
     assert swarm.m.get_node("worker1").role == NodeRole.WORKER
@@ -54,13 +57,17 @@ def test_join_with_a_rotated_token_is_refused_and_adds_nothing(swarm):
     new = swarm.m.rotate_join_token(NodeRole.WORKER)
     assert new != old
     with pytest.raises(PermissionDenied, match="it was rotated"):
-        swarm.m.join(old, hostname="w9", addr=IPv4Address("192.168.56.30"), engine_version="")
+        swarm.m.join(
+            old, hostname="w9", addr=IPv4Address("192.168.56.30"), engine_version="", csr=csr()
+        )
     assert len(swarm.m.list_nodes()) == 3
 
 
 def test_join_refuses_a_bad_hostname_before_the_token(swarm):
     with pytest.raises(InvalidArgument, match="invalid hostname 'bad name'"):
-        swarm.m.join("x", hostname="bad name", addr=IPv4Address("1.2.3.4"), engine_version="")
+        swarm.m.join(
+            "x", hostname="bad name", addr=IPv4Address("1.2.3.4"), engine_version="", csr=csr()
+        )
 
 
 def test_rejoin_from_same_host_and_address_replaces_the_old_entry(swarm):
@@ -70,6 +77,7 @@ def test_rejoin_from_same_host_and_address_replaces_the_old_entry(swarm):
         hostname="worker1",
         addr=IPv4Address("192.168.56.12"),
         engine_version="0.1.0",
+        csr=csr(),
     )
     assert node.id != old
     assert [n.id for n in swarm.m.list_nodes() if n.hostname == "worker1"] == [node.id]
@@ -83,10 +91,16 @@ def test_node_lookup_by_hostname_prefix_and_missing(swarm):
         swarm.m.get_node("nosuch")
 
 
-def test_heartbeat_with_a_wrong_secret_is_refused(swarm):
-    with pytest.raises(PermissionDenied):
-        swarm.m.heartbeat(swarm.id("worker1"), swarm.secrets["worker2"], [])
-    assert swarm.m.heartbeat(swarm.id("worker1"), swarm.secrets["worker1"], []) == PERIOD
+def test_join_hands_out_a_certificate_naming_the_node_its_role_and_the_swarm(swarm):
+    info = cert_info(swarm.certs["worker1"])
+    assert (info.node_id, info.role, info.cluster_id) == (
+        swarm.id("worker1"),
+        NodeRole.WORKER,
+        swarm.m.cluster.id,
+    )
+    assert cert_info(swarm.certs["manager1"]).role == NodeRole.MANAGER
+    # Signed by the swarm's root, the one joiners pin by the digest in the tokens.
+    check_chain(swarm.certs["worker1"], swarm.m.ca_bundle(), now=info.not_before)
 
 
 # -- networks and services ---------------------------------------------------------------------
@@ -172,7 +186,6 @@ def test_status_never_moves_back_from_terminal_and_unknown_ids_are_ignored(swarm
     swarm.report(host, TaskState.FAILED)
     swarm.m.heartbeat(
         t.node_id,
-        swarm.secrets[host],
         [
             TaskStatus(task_id=t.id, state=TaskState.RUNNING),
             TaskStatus(task_id="unknown", state=TaskState.RUNNING),
@@ -383,13 +396,16 @@ def test_desired_state_digest_is_stable_and_follows_changes(swarm):
     assert digest(swarm.m.desired_state(nid)) != digest(first)
 
 
-def test_node_secret_matches_what_join_handed_out(swarm):
-    assert swarm.m.node_secret("worker1") == swarm.secrets["worker1"]
-    assert swarm.m.authenticate(swarm.id("worker1"), swarm.secrets["worker1"]).hostname == (
-        "worker1"
-    )
-    with pytest.raises(PermissionDenied):
-        swarm.m.authenticate(swarm.id("worker1"), "nope")
+def test_a_renewal_needs_the_certificates_key_and_a_node_still_in_the_swarm(swarm):
+    cert = swarm.certs["worker1"]
+    renewed = swarm.m.renew_certificate(cert, csr())
+    assert cert_info(renewed).node_id == swarm.id("worker1")
+    other_key_csr = make_csr(new_key())
+    with pytest.raises(PermissionDenied, match="not signed by the certificate's key"):
+        swarm.m.renew_certificate(cert, other_key_csr)
+    swarm.m.leave(swarm.id("worker1"))
+    with pytest.raises(PermissionDenied, match="is not part of this swarm"):
+        swarm.m.renew_certificate(cert, csr())
 
 
 def test_reopen_after_close_keeps_everything_and_gives_nodes_a_grace(swarm):
@@ -411,7 +427,7 @@ def test_reopen_after_close_keeps_everything_and_gives_nodes_a_grace(swarm):
     assert [n.id for n in m.list_nodes()] == before[1]
     assert m.list_tasks() == before[2]
     assert m.revision == before[3]
-    assert m.heartbeat(swarm.id("worker1"), swarm.secrets["worker1"], []) == PERIOD
+    assert m.heartbeat(swarm.id("worker1"), []) == PERIOD
     swarm.tick()
     assert {n.status for n in m.list_nodes()} == {NodeStatus.READY}
     swarm.advance(3 * PERIOD + 1)
@@ -460,11 +476,13 @@ def test_service_rm_deletes_unplaced_tasks_and_tasks_on_down_nodes_at_once(swarm
     assert swarm.m.list_tasks() == []
 
 
-def test_heartbeat_of_a_removed_node_is_not_found(swarm):
-    nid, secret = swarm.id("worker1"), swarm.secrets["worker1"]
+def test_heartbeat_of_a_removed_node_is_refused(swarm):
+    nid = swarm.id("worker1")
+    assert swarm.m.is_member(nid)
     swarm.m.leave(nid)
-    with pytest.raises(NotFound, match="is not part of this swarm"):
-        swarm.m.heartbeat(nid, secret, [])
+    assert not swarm.m.is_member(nid)
+    with pytest.raises(PermissionDenied, match="is not part of this swarm"):
+        swarm.m.heartbeat(nid, [])
 
 
 def test_join_refuses_an_address_held_by_another_live_node(swarm):
@@ -474,4 +492,5 @@ def test_join_refuses_an_address_held_by_another_live_node(swarm):
             hostname="imposter",
             addr=IPv4Address("192.168.56.12"),
             engine_version="",
+            csr=csr(),
         )

@@ -20,9 +20,10 @@ from netagent.contract.errors import InvalidArgument
 from netagent.dns import wire
 from orchestrator.cluster.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.manager import Manager
-from orchestrator.node.api.listeners import make_app
+from orchestrator.node.api.listeners import local_app
 from orchestrator.node.api.metrics_routes import cluster_summary
 from orchestrator.node.daemon import Daemon, DaemonConfig
+from tests.factories import csr
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -202,7 +203,7 @@ def scrape_app(state_dir: Path, calls: list[tuple[str, str]]) -> str:
 
     async def run() -> str:
         daemon = Daemon(DaemonConfig(state_dir=state_dir, hostname="unit"))
-        client = TestClient(TestServer(make_app(daemon), host="127.0.0.1"))
+        client = TestClient(TestServer(local_app(daemon), host="127.0.0.1"))
         await client.start_server()
         try:
             for method, path in calls:
@@ -246,13 +247,13 @@ def test_api_counts_requests_by_route_and_the_status_the_error_middleware_chose(
 
 
 def test_cluster_summary_counts_the_stores_tasks_and_nodes(tmp_path):
-    manager, _node, _secret = Manager.init(
+    manager, _node = Manager.init(
         tmp_path, hostname="manager1", addr=IPv4Address("192.168.56.11"), engine_version="0.1.0"
     )
     try:
         token = manager.join_token(NodeRole.WORKER)
         manager.join(token, hostname="worker1", addr=IPv4Address("192.168.56.12"),
-                     engine_version="0.1.0")  # fmt: skip
+                     engine_version="0.1.0", csr=csr())  # fmt: skip
         manager.create_network(NetworkSpec(name="webnet"))
         manager.create_service(
             ServiceSpec(name="web", image="whoami", replicas=3,

@@ -1,6 +1,7 @@
 """Desired states sent as patches: the rebuilt state equals the manager's, and reuses
 the node's own objects for everything kept."""
 
+import ssl
 from ipaddress import IPv4Address
 
 import pytest
@@ -125,7 +126,6 @@ def test_the_dispatcher_sends_a_patch_only_against_what_it_sent_and_the_node_app
 def test_a_session_rebuilds_a_patch_on_the_state_it_applied_and_otherwise_asks_for_all():
     identity = NodeIdentity(
         node_id="node1",
-        secret="s",
         role="worker",
         cluster_id="c",
         manager_addr="127.0.0.1:9",
@@ -134,7 +134,12 @@ def test_a_session_rebuilds_a_patch_on_the_state_it_applied_and_otherwise_asks_f
     )
     forms: list[str] = []
     session = Session(
-        identity, apply=lambda _state: None, statuses=list, on_assignments=forms.append
+        identity,
+        tls=ssl.create_default_context(),
+        server_name="swarm-manager",
+        apply=lambda _state: None,
+        statuses=list,
+        on_assignments=forms.append,
     )
     try:
         first, second = _state(1, 3, 3), _state(2, 2, 2)

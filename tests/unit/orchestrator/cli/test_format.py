@@ -60,10 +60,14 @@ def test_format_duration_prints_go_style(seconds, text):
     assert format_duration(seconds) == text
 
 
-def test_endpoint_parses_unix_and_tcp_hosts():
+def test_endpoint_is_a_unix_socket():
     assert Endpoint.parse("unix:///run/x.sock").uds == "/run/x.sock"
-    assert Endpoint.parse("tcp://192.168.56.11").url == "http://192.168.56.11:2377"
-    assert Endpoint.parse("tcp://10.1.1.1:2400").url == "http://10.1.1.1:2400"
+
+
+@pytest.mark.parametrize("host", ["tcp://192.168.56.11:2377", "https://192.168.56.11"])
+def test_endpoint_refuses_a_network_address_naming_the_socket_instead(host):
+    with pytest.raises(InvalidArgument, match="served on the node's unix socket only"):
+        Endpoint.parse(host)
 
 
 @pytest.mark.parametrize("host", ["http://x", "unix://relative", "192.168.56.11"])

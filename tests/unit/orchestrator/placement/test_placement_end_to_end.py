@@ -1,13 +1,11 @@
 """Node availability and labels, placement constraints and global mode, end to end
 through the Manager facade (the `Swarm` helper: manager1, worker1, worker2)."""
 
-from ipaddress import IPv4Address
-
 import pytest
 
 from netagent.contract.desired import DesiredTaskState
 from netagent.contract.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.cluster.objects import NodeRole, ServiceMode, Task
+from orchestrator.cluster.objects import ServiceMode, Task
 from orchestrator.placement.global_mode import desired_count
 from tests.unit.orchestrator.harness import PERIOD, Swarm
 
@@ -32,11 +30,7 @@ def desired(swarm: Swarm, service: str = "web") -> int:
 
 
 def join(swarm: Swarm, name: str, last_octet: int) -> None:
-    token = swarm.m.join_token(NodeRole.WORKER)
-    node, secret = swarm.m.join(
-        token, hostname=name, addr=IPv4Address(f"192.168.56.{last_octet}"), engine_version="0"
-    )
-    swarm.nodes[name], swarm.secrets[name] = node, secret
+    swarm.join(name, last_octet)
 
 
 # -- node update: drain, pause, labels ----------------------------------------------------

@@ -221,7 +221,6 @@ def test_a_failed_global_task_under_condition_none_is_not_replaced_on_its_node(s
     worker1 = swarm.id("worker1")
     swarm.m.heartbeat(
         worker1,
-        swarm.secrets["worker1"],
         [
             TaskStatus(task_id=t.id, state=TaskState.FAILED)
             for t in swarm.m.desired_state(worker1).tasks

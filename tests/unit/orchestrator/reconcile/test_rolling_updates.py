@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
-
 import pytest
 
 from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
 from netagent.contract.errors import Conflict, InvalidArgument
-from orchestrator.cluster.objects import NetworkSpec, NodeRole, Service, Task, UpdateConfig
+from orchestrator.cluster.objects import NetworkSpec, Service, Task, UpdateConfig
 from orchestrator.dispatch.assignments import digest
 from tests.unit.orchestrator.harness import Swarm
 
@@ -56,11 +54,8 @@ def state(swarm: Swarm) -> str:
 
 
 def report(swarm: Swarm, task: Task, state: TaskState) -> None:
-    host = next(h for h, n in swarm.nodes.items() if n.id == task.node_id)
     ds = swarm.m.desired_state(task.node_id)
-    swarm.m.heartbeat(
-        task.node_id, swarm.secrets[host], [TaskStatus(task_id=task.id, state=state)], digest(ds)
-    )
+    swarm.m.heartbeat(task.node_id, [TaskStatus(task_id=task.id, state=state)], digest(ds))
 
 
 def test_an_image_update_replaces_one_slot_at_a_time_by_default(swarm):
@@ -236,11 +231,7 @@ def test_global_start_first_update_keeps_one_task_per_node_running(swarm):
 
 def test_rebalance_moves_tasks_one_at_a_time_to_a_new_node(swarm):
     up(swarm, replicas=6, rebalance=True)
-    token = swarm.m.join_token(NodeRole.WORKER)
-    node, secret = swarm.m.join(
-        token, hostname="worker3", addr=IPv4Address("192.168.56.15"), engine_version="0.1.0"
-    )
-    swarm.nodes["worker3"], swarm.secrets["worker3"] = node, secret
+    swarm.join("worker3", 15)
     moving_at_once = 0
     for _ in range(60):
         step(swarm)
@@ -254,14 +245,10 @@ def test_rebalance_moves_tasks_one_at_a_time_to_a_new_node(swarm):
 
 def test_without_rebalance_a_new_node_gets_nothing(swarm):
     up(swarm, replicas=6)
-    token = swarm.m.join_token(NodeRole.WORKER)
-    node, secret = swarm.m.join(
-        token, hostname="worker3", addr=IPv4Address("192.168.56.15"), engine_version="0.1.0"
-    )
-    swarm.nodes["worker3"], swarm.secrets["worker3"] = node, secret
+    swarm.join("worker3", 15)
     for _ in range(20):
         step(swarm)
-    assert node.id not in {t.node_id for t in live(swarm)}
+    assert swarm.id("worker3") not in {t.node_id for t in live(swarm)}
 
 
 def backends(swarm: Swarm) -> set[str]:

@@ -12,22 +12,27 @@ from orchestrator.cluster.objects import NetworkAttachmentSpec, NetworkSpec, Nod
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
 from orchestrator.node.api.visualizer_routes import STATIC_FILES, forwarder_app, state_of
+from tests.factories import csr
 from tests.unit.orchestrator.harness import applied
 
 
 @pytest.fixture
 def two_nodes(tmp_path):
-    """manager1 + worker1, an overlay webnet; (manager, {hostname: (node id, secret)})."""
-    manager, m1, s1 = Manager.init(
+    """manager1 + worker1, an overlay webnet; (manager, {hostname: node id})."""
+    manager, m1 = Manager.init(
         tmp_path, hostname="manager1", addr=IPv4Address("192.168.56.11"), engine_version="0.1.0"
     )
     token = manager.join_token(NodeRole.WORKER)
-    w1, sw = manager.join(
-        token, hostname="worker1", addr=IPv4Address("192.168.56.12"), engine_version="0.1.0"
+    w1, _cert = manager.join(
+        token,
+        hostname="worker1",
+        addr=IPv4Address("192.168.56.12"),
+        engine_version="0.1.0",
+        csr=csr(),
     )
     manager.create_network(NetworkSpec(name="webnet"))
     try:
-        yield manager, {"manager1": (m1.id, s1), "worker1": (w1.id, sw)}
+        yield manager, {"manager1": m1.id, "worker1": w1.id}
     finally:
         manager.close()
 
@@ -36,9 +41,9 @@ def agents_apply(manager: Manager, nodes: dict, rounds: int = 3) -> None:
     """Every node's agent applies its desired state and reports: tasks to run run, tasks
     to stop stopped (several rounds: a removed task drains before it is stopped)."""
     for _ in range(rounds):
-        for node_id, secret in nodes.values():
+        for node_id in nodes.values():
             ds = manager.desired_state(node_id)
-            manager.heartbeat(node_id, secret, applied(ds), digest(ds))
+            manager.heartbeat(node_id, applied(ds), digest(ds))
         manager.tick()
 
 
@@ -112,8 +117,8 @@ def test_a_failed_task_in_the_history_is_not_drawn_beside_its_replacement(two_no
     manager.tick()
     agents_apply(manager, nodes)
     (failed,) = manager.list_tasks()
-    node_id, secret = next(v for v in nodes.values() if v[0] == failed.node_id)
-    manager.heartbeat(node_id, secret, [TaskStatus(task_id=failed.id, state=TaskState.FAILED)])
+    node_id = next(v for v in nodes.values() if v == failed.node_id)
+    manager.heartbeat(node_id, [TaskStatus(task_id=failed.id, state=TaskState.FAILED)])
     manager.tick()
     agents_apply(manager, nodes)
     history = {t.id: t.status.state for t in manager.list_tasks()}

@@ -1,0 +1,85 @@
+"""The three TLS contexts of the swarm's API, as Swarm sets them up.
+
+- `server_context` (a manager's API): TLS 1.2 or later, the node's certificate, and
+  client certificates OPTIONAL, verified against the bundle when presented. Optional
+  because a joiner has none yet: joining and fetching the root CA must work without
+  one. Every other handler refuses a caller without a certificate through
+  `auth.authorize`, which also checks O, OU and CN. (swarmkit: VerifyClientCertIfGiven.)
+- `client_context` (a node calling another): the server must present a certificate
+  that chains to the bundle *and names whom the caller expects*. Nodes are addressed
+  by IP, so the expected name travels as the TLS server name (SNI), as swarmkit's
+  ServerName does: `MANAGER_NAME` ("swarm-manager", a DNS SAN of every manager
+  certificate) when any manager will do (the agent's session, join, renewal, a
+  forward to the leader), the node id (a DNS SAN of its certificate) for one node (a
+  manager's relay to that node's agent). `expect(name)` is the httpx request
+  extension that sets it. So a worker's certificate cannot pose as a manager, nor
+  one node as another.
+- `pin_context` (a joiner's very first call, the CA fetch): NO verification at all.
+  The joiner has nothing to verify against yet; what it gets is checked afterwards:
+  `tokens.check_bundle` compares the sha256 of the fetched bundle with the digest in
+  its join token, and only if they match does it use the bundle (with
+  `client_context`) and send the token's secret. A man in the middle can serve the
+  first fetch but cannot produce a bundle with the token's digest. This is Swarm's
+  model (the token pins the root CA); never send anything secret over this context.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from netagent.contract.errors import InvalidArgument
+from orchestrator.ca.roles import OU_BY_ROLE, NodeRole
+
+StrPath = str | os.PathLike[str]
+#: The name every manager's certificate carries (its OU, as a DNS SAN).
+MANAGER_NAME = OU_BY_ROLE[NodeRole.MANAGER]
+
+
+def _base(*, server: bool) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def server_context(cert_path: StrPath, key_path: StrPath, bundle_path: StrPath) -> ssl.SSLContext:
+    """A manager's server side: its certificate; client certificates optional, verified."""
+    ctx = _base(server=True)
+    ctx.load_cert_chain(cert_path, key_path)
+    ctx.load_verify_locations(cafile=bundle_path)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_context(
+    bundle_path: StrPath, cert_path: StrPath | None = None, key_path: StrPath | None = None
+) -> ssl.SSLContext:
+    """A node's client side: the server must chain to the bundle (no host name check,
+    see the module docstring); presents the node's certificate when given."""
+    if (cert_path is None) != (key_path is None):
+        raise InvalidArgument(
+            f"client certificate {cert_path} and key {key_path}: expected both or neither",
+            op="tls",
+        )
+    ctx = _base(server=False)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True  # against the name the caller expects (`expect`)
+    ctx.load_verify_locations(cafile=bundle_path)
+    if cert_path is not None:
+        ctx.load_cert_chain(cert_path, key_path)
+    return ctx
+
+
+def expect(name: str) -> dict[str, str]:
+    """httpx request extensions that make the server prove it is `name`: MANAGER_NAME,
+    or a node id."""
+    return {"sni_hostname": name}
+
+
+def pin_context() -> ssl.SSLContext:
+    """A joiner's first CA fetch: encrypted, unverified; check the result with
+    `tokens.check_bundle` before sending anything (see the module docstring)."""
+    ctx = _base(server=False)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
