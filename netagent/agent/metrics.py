@@ -44,7 +44,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: A repair kind becomes a label value: short, lower-case, stable (e.g. "fdb", "nft_table").
-REPAIR_KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+REPAIR_KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 #: Seconds; an apply builds namespaces and spawns processes, a tick and an nft load do not.
 APPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -53,7 +53,7 @@ DNS_ERROR_KINDS = {"malformed": "malformed", "handler": "errors", "tcp_refused":
 
 
 #: What a DNS type or code name looks like; dnslib gives unnamed numbers back as digits.
-_DNS_NAME_RE = re.compile(r"^[A-Z][A-Z0-9-]*$")
+_DNS_NAME_RE = re.compile(r"^[A-Z][A-Z0-9-]*\Z")
 
 
 def _named(name: object) -> str:
@@ -221,6 +221,13 @@ class Metrics:
             ["form"],
             registry=r,
         )
+        self.session_errors = Counter(
+            "vxswarm_session_errors",
+            "Unexpected errors in the agent's session loops (loop: heartbeat, assignments); "
+            "each is logged and the loop goes on after a pause.",
+            ["loop"],
+            registry=r,
+        )
         self.heartbeats_received = Counter(
             "vxswarm_heartbeats_received",
             "Heartbeats this manager accepted from nodes.",
@@ -261,6 +268,9 @@ class Metrics:
 
     def assignment_received(self, form: str) -> None:
         self.assignments_received.labels(form=form).inc()
+
+    def session_error(self, loop: str) -> None:
+        self.session_errors.labels(loop=loop).inc()
 
     def heartbeat_received(self) -> None:
         self.heartbeats_received.inc()

@@ -35,6 +35,8 @@ from netagent.contract.patch import InvalidPatch, apply_patch
 
 log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 15.0
+#: Longest pause after an unexpected error in a session loop.
+MAX_BACKOFF = 5.0
 
 
 class Session:
@@ -52,6 +54,7 @@ class Session:
         on_heartbeat: Callable[[str], None] | None = None,
         on_assignments: Callable[[str], None] | None = None,
         on_ca_digest: Callable[[str], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ):
         self.identity = identity
         #: What the manager's certificate must name (sent as SNI, checked by `tls`).
@@ -65,6 +68,8 @@ class Session:
         self._on_assignments = on_assignments or (lambda _form: None)
         #: Told the digest of the roots the swarm trusts, from every heartbeat answer.
         self._on_ca_digest = on_ca_digest or (lambda _digest: None)
+        #: Told the loop ("heartbeat", "assignments") of every unexpected error.
+        self._on_error = on_error or (lambda _loop: None)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -89,10 +94,31 @@ class Session:
         old.close()
 
     def start(self) -> None:
-        for target, name in ((self._heartbeats, "heartbeat"), (self._assignments, "assignments")):
-            t = threading.Thread(target=target, name=f"session-{name}", daemon=True)
+        for step, name in ((self._heartbeat, "heartbeat"), (self._poll, "assignments")):
+            t = threading.Thread(
+                target=self._loop, args=(step, name), name=f"session-{name}", daemon=True
+            )
             t.start()
             self._threads.append(t)
+
+    def _loop(self, step: Callable[[], bool], name: str) -> None:
+        """Run `step` until stopped (or it says the session is over: False).
+
+        Nothing may end a loop but that: an unexpected error is logged, counted and
+        followed by a pause that doubles up to MAX_BACKOFF, so a node keeps heartbeating
+        and polling whatever one bad answer or state did (a dead assignments thread
+        beside live heartbeats would look Ready and apply nothing)."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if not step():
+                    return
+                backoff = 0.5
+            except Exception:
+                log.exception("session %s loop failed; going on in %.1fs", name, backoff)
+                self._on_error(name)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
 
     def status_changed(self) -> None:
         """Send statuses now rather than at the next period (called from any thread)."""
@@ -116,62 +142,65 @@ class Session:
         self._stop.set()
         return True
 
-    def _heartbeats(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            body = HeartbeatRequest(
-                node_id=self.identity.node_id,
-                statuses=self._statuses(),
-                applied_digest=self.applied_digest,
+    def _heartbeat(self) -> bool:
+        """One heartbeat, then the wait for the next; False once the manager refused us."""
+        self._wake.clear()
+        body = HeartbeatRequest(
+            node_id=self.identity.node_id,
+            statuses=self._statuses(),
+            applied_digest=self.applied_digest,
+        )
+        try:
+            resp = self._http.post(
+                "/v1/dispatcher/heartbeat",
+                content=body.model_dump_json(),
+                timeout=5,
+                extensions=self._expect,
             )
-            try:
-                resp = self._http.post(
-                    "/v1/dispatcher/heartbeat",
-                    content=body.model_dump_json(),
-                    timeout=5,
-                    extensions=self._expect,
-                )
-                self._on_heartbeat("ok" if resp.status_code == 200 else "refused")
-                if self._rejected(resp):
-                    return
-                if resp.status_code == 200:
-                    answer = HeartbeatResponse.model_validate(resp.json())
-                    self.period = answer.heartbeat_period
-                    if answer.ca_digest:
-                        self._on_ca_digest(answer.ca_digest)
-            except httpx.TransportError as err:
-                self._on_heartbeat("unreachable")
-                log.warning("heartbeat to %s failed: %s", self.identity.manager_addr, err)
-            self._wake.wait(self.period)
+            self._on_heartbeat("ok" if resp.status_code == 200 else "refused")
+            if self._rejected(resp):
+                return False
+            if resp.status_code == 200:
+                answer = HeartbeatResponse.model_validate(resp.json())
+                self.period = answer.heartbeat_period
+                if answer.ca_digest:
+                    self._on_ca_digest(answer.ca_digest)
+        except httpx.TransportError as err:
+            self._on_heartbeat("unreachable")
+            log.warning("heartbeat to %s failed: %s", self.identity.manager_addr, err)
+        self._wake.wait(self.period)
+        return True
 
-    def _assignments(self) -> None:
-        while not self._stop.is_set():
-            try:
-                resp = self._http.get(
-                    "/v1/dispatcher/assignments",
-                    params={"node_id": self.identity.node_id, "digest": self.applied_digest},
-                    extensions=self._expect,
-                )
-                if self._rejected(resp):
-                    return
-                resp.raise_for_status()
-                got = Assignments.model_validate_json(resp.content)
-            except (httpx.HTTPError, ValueError) as err:
-                log.warning("assignments from %s failed: %s", self.identity.manager_addr, err)
-                self._stop.wait(1.0)
-                continue
-            if got.digest == self.applied_digest:
-                continue
-            state = self._state_of(got)
-            if state is None:
-                continue
-            try:
-                self._apply(state)
-                self.applied_digest, self._applied = got.digest, state
-            except Exception:
-                log.exception("applying desired state version %s failed", state.version)
-                self._stop.wait(1.0)
-            self._wake.set()
+    def _poll(self) -> bool:
+        """One long-poll for assignments, applied if new; False once refused."""
+        try:
+            resp = self._http.get(
+                "/v1/dispatcher/assignments",
+                params={"node_id": self.identity.node_id, "digest": self.applied_digest},
+                extensions=self._expect,
+            )
+            if self._rejected(resp):
+                return False
+            resp.raise_for_status()
+            got = Assignments.model_validate_json(resp.content)
+        except (httpx.HTTPError, ValueError) as err:
+            log.warning("assignments from %s failed: %s", self.identity.manager_addr, err)
+            self._stop.wait(1.0)
+            return True
+        if got.digest == self.applied_digest:
+            return True
+        state = self._state_of(got)
+        if state is None:
+            return True
+        try:
+            self._apply(state)
+            self.applied_digest, self._applied = got.digest, state
+        except Exception:
+            log.exception("applying desired state version %s failed", state.version)
+            self._on_error("assignments")
+            self._stop.wait(1.0)
+        self._wake.set()
+        return True
 
     def _state_of(self, got: Assignments) -> NodeDesiredState | None:
         """The whole state `got` stands for; None (and the next poll asks for the whole

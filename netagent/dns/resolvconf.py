@@ -21,7 +21,7 @@ from netagent.contract.errors import InvalidArgument
 from netagent.dns.resolver import RESOLVER_IP
 from netagent.kernel import netns
 
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+\Z")
 
 
 def resolv_conf_path(ns: str) -> Path:

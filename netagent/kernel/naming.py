@@ -33,7 +33,7 @@ from dataclasses import dataclass
 IFNAMSIZ = 15
 GW_BRIDGE = "vx_gwbridge"
 SANDBOX_BRIDGE = "br0"
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,47}$")
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,47}\Z")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ RECORD_NAME = "lab.json"
 #: sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 _LAB_NAME_MAX = 12
-_LAB_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+_LAB_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
 
 
 class Role(StrEnum):

@@ -17,8 +17,8 @@ from netagent.contract.desired import NetworkState, NodeDesiredState, ServiceEnd
 from netagent.contract.errors import InvalidArgument
 from netagent.ledger.memo import IdentityMemo
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def _bad(message: str, obj: str) -> InvalidArgument:

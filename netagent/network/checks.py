@@ -22,9 +22,9 @@ from netagent.contract.desired import (
 from netagent.contract.errors import InvalidArgument
 from netagent.ledger.memo import IdentityMemo
 
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-TASK_ID_RE = re.compile(r"^[a-z0-9]{12,64}$")
-TASK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+TASK_ID_RE = re.compile(r"^[a-z0-9]{12,64}\Z")
+TASK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def _bad(message: str, obj: str) -> InvalidArgument:

@@ -28,7 +28,7 @@ NE = "!="
 LABEL_PREFIX = "node.labels."
 KEYS = ("node.id", "node.hostname", "node.role", "node.ip")
 ROLES = ("manager", "worker")
-_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 EXPECTED = "expected KEY==VALUE or KEY!=VALUE"
 
 

@@ -184,6 +184,7 @@ class Daemon:
             on_heartbeat=self.metrics.heartbeat_sent,
             on_assignments=self.metrics.assignment_received,
             on_ca_digest=self._ca_digest_seen,
+            on_error=self.metrics.session_error,
         )
         self.session.start()
         self.self_check = SelfCheck(self.dataplane, self.cfg.self_check)

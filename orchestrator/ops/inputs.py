@@ -20,7 +20,7 @@ from orchestrator.cluster.objects import Task
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 
 
 def validate_spec(model: type[S], data: Any) -> S:
@@ -96,7 +96,7 @@ def check_replicas(replicas: object) -> int:
     return replicas
 
 
-_TASK_NAME_RE = re.compile(r"^(?P<service>.+)\.(?P<slot>[0-9]+)$")
+_TASK_NAME_RE = re.compile(r"^(?P<service>.+)\.(?P<slot>[0-9]+)\Z")
 
 
 def find_task(ref: str, tasks: Iterable[Task]) -> Task:

@@ -21,7 +21,7 @@ from orchestrator.cluster.objects import Availability, Node, NodeRole, NodeStatu
 from orchestrator.cluster.store import Store
 
 #: Docker's label keys: letters, digits, '.', '-', '_' and '/' (for namespaced keys).
-_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
+_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?\Z")
 
 
 def check_availability(value: str | Availability) -> Availability:

@@ -107,7 +107,7 @@ def _scalar_text(v: Any) -> Any:
     return v
 
 
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?\Z")
 
 
 def _alias(value: str) -> str:

@@ -20,7 +20,7 @@ NAMESPACE_LABEL = "com.docker.stack.namespace"
 DEFAULT_NETWORK = "default"
 #: A stack name: it prefixes DNS labels, so letters, digits, '-' and '_' (docker also
 #: refuses '.', which would split the label).
-_STACK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$")
+_STACK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}\Z")
 
 
 def check_stack_name(stack: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from netagent.contract.errors import InvalidArgument, NotFound
 from netagent.contract.images import check_image
-from orchestrator.cluster.objects import ServiceSpec
+from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.ops.inputs import (
     check_addr,
     check_hostname,
@@ -14,6 +14,8 @@ from orchestrator.ops.inputs import (
     resolve,
     validate_spec,
 )
+from orchestrator.ops.nodes import parse_label
+from orchestrator.stack.names import check_stack_name
 
 
 @dataclass
@@ -76,3 +78,28 @@ def test_image_check_uses_the_workloads_catalogue():
     assert check_image("nginx:1.25")[1] == "1.25"
     with pytest.raises(InvalidArgument, match="unknown image 'redis'"):
         check_image("redis")
+
+
+# -- full matches: a name with a trailing newline is no name ------------------------------
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: check_hostname("worker1\n"),
+        lambda: validate_spec(ServiceSpec, {"name": "web\n", "image": "whoami"}),
+        lambda: validate_spec(NetworkSpec, {"name": "webnet\n"}),
+        lambda: parse_label("zone\n=a"),
+        lambda: check_stack_name("shop\n"),
+    ],
+    ids=["hostname", "service", "network", "label", "stack"],
+)
+def test_a_trailing_newline_is_refused_wherever_a_name_is_checked(check):
+    with pytest.raises((InvalidArgument, ValueError)):
+        check()
+
+
+def test_a_poison_service_name_never_reaches_the_store(swarm):
+    with pytest.raises(InvalidArgument):
+        swarm.m.create_service(validate_spec(ServiceSpec, {"name": "x\n", "image": "whoami"}))
+    assert swarm.m.list_services() == []
