@@ -33,6 +33,7 @@ from netagent.contract.desired import (
     PublishMode,
     TaskState,
 )
+from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
 from orchestrator.cluster.placement_text import check_constraint, check_preference
 
@@ -95,8 +96,6 @@ class Cluster(Model):
     """The swarm itself: identity, root CA, join secrets and the dispatcher's settings."""
 
     id: str
-    #: The digest in join tokens: sha256 of `ca_bundle` in base36 (orchestrator.ca.tokens).
-    digest: str
     worker_secret: str
     manager_secret: str
     heartbeat_period: float = 5.0
@@ -112,6 +111,12 @@ class Cluster(Model):
     #: During a rotation: `ca_cert` signed by the previous root, sent with every issued
     #: certificate so that nodes still trusting only the previous root verify it.
     ca_intermediates: str = ""
+
+    @property
+    def digest(self) -> str:
+        """The digest in join tokens: of `ca_bundle`, so a new bundle changes the tokens."""
+        return tokens.bundle_digest(self.ca_bundle.encode())
+
     #: Life of the node certificates issued from now on (`--cert-expiry`), in seconds.
     cert_expiry: float = 90 * 24 * 3600.0
 

@@ -52,12 +52,6 @@ class NodeTLS:
         self._bundle_digest = ""
         self.files.remove()
 
-    def key_pem(self) -> bytes:
-        return self.files.load().key_pem
-
-    def cert_pem(self) -> bytes:
-        return self.files.load().cert_pem
-
     def bundle_digest(self) -> str:
         """The digest of the roots this node trusts (as join tokens carry it)."""
         return self._bundle_digest

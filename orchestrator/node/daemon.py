@@ -417,7 +417,8 @@ class Daemon:
     async def renew_certificate(self) -> None:
         """A new certificate for this node's key, from the manager (or this leader)."""
         assert self.identity is not None
-        key, cert = self.tls.key_pem(), self.tls.cert_pem()
+        held = self.tls.files.load()
+        key, cert = held.key_pem, held.cert_pem
         csr = node_certs.make_csr(key)
         if self.manager is not None:
             new, bundle = self.manager.renew_certificate(cert, csr), self.manager.ca_bundle()

@@ -117,7 +117,6 @@ def start_rotation(cluster: Cluster) -> Cluster:
             "ca_key": (new.key_pem or b"").decode(),
             "ca_intermediates": authority.cross_sign(old, new).decode(),
             "ca_bundle": bundle.decode(),
-            "digest": tokens.bundle_digest(bundle),
         }
     )
 
@@ -135,6 +134,5 @@ def finish_rotation(cluster: Cluster) -> Cluster:
         update={
             "ca_intermediates": "",
             "ca_bundle": bundle.decode(),
-            "digest": tokens.bundle_digest(bundle),
         }
     )

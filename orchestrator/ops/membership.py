@@ -53,7 +53,6 @@ def new_cluster(root: authority.RootCA, *, heartbeat_period: float = 5.0) -> Clu
     worker, manager = tokens.new_secrets()
     return Cluster(
         id=root.cluster_id,
-        digest=tokens.bundle_digest(bundle),
         worker_secret=worker,
         manager_secret=manager,
         heartbeat_period=heartbeat_period,

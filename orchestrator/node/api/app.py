@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from netagent.contract.errors import InvalidArgument, Unavailable, VxswarmError
+from orchestrator.ca import tls
 from orchestrator.ops.inputs import one_line, validate_spec
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ async def proxy(
             params=params,
             content=body,
             headers={"Content-Type": "application/json"},
-            extensions={"sni_hostname": expect} if expect else None,
+            extensions=tls.expect(expect) if expect else None,
         )
         try:
             resp = await client.send(upstream, stream=True)

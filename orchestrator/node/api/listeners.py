@@ -57,7 +57,7 @@ def cluster_app(daemon: Daemon) -> web.Application:
     app.add_routes(routes)
     app.add_routes(debug_routes)
     app.add_routes(verify_routes)
-    metrics_routes.count(app, daemon)
+    metrics_routes.count(app)
     return app
 
 

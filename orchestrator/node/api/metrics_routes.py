@@ -81,13 +81,13 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
             daemon.metrics.heartbeat_received()
 
 
-def count(app: web.Application, daemon: Daemon) -> None:
-    """Count `app`'s requests into `daemon`'s metrics."""
+def count(app: web.Application) -> None:
+    """Count `app`'s requests into its daemon's metrics (a listener without /metrics)."""
     app.middlewares.insert(0, count_requests)
-    watch(daemon)
 
 
 def setup(app: web.Application, daemon: Daemon) -> None:
     """Serve /metrics, count requests, and point the scrape at `daemon`'s objects."""
     app.add_routes(routes)
-    count(app, daemon)
+    count(app)
+    watch(daemon)
