@@ -69,8 +69,11 @@ from orchestrator.ca import node_certs, tls
 from orchestrator.ca.auth import Peer
 from orchestrator.ca.files import Credentials, NodeCredentials
 from orchestrator.cluster.objects import NodeRole, NodeStatus, ServiceSpec
+from orchestrator.etcd.member import MemberConfig
 from orchestrator.manager import Manager
+from orchestrator.node import control
 from orchestrator.node.api import access
+from orchestrator.ops import membership
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "Heartbeats over mutual TLS (manager CPU)"
@@ -106,15 +109,18 @@ def build_swarm(root: Path, period: float = PERIOD) -> tuple[Path, list[BenchNod
     # Set-up time runs in the past, so that the manager's own node can miss its
     # heartbeats for more than 3 periods and nothing is stamped in the future.
     clock = Clock(time.time() - 4 * period - 1)
-    manager, me = Manager.init(
-        state_dir,
+    founding = membership.founding_objects(
         hostname="manager1",
         addr=IPv4Address("127.0.0.1"),
         heartbeat_period=period,
         engine_version=ENGINE_VERSION,
-        clock=clock,
+        now=clock(),
     )
+    me = founding.node
+    seat = take_seat(state_dir)
     try:
+        assert seat.store is not None
+        manager = Manager.init(seat.store, founding, clock=clock)
         key = node_certs.new_key()
         cert = manager.issue_certificate(me.id, node_certs.make_csr(key))
         NodeCredentials.under(state_dir).save(Credentials(manager.ca_bundle(), cert, key))
@@ -164,8 +170,16 @@ def build_swarm(root: Path, period: float = PERIOD) -> tuple[Path, list[BenchNod
         assert all(s == NodeStatus.READY for s in status.values()), status
         assert manager.synced()
     finally:
-        manager.close()
+        seat.stop()
     return state_dir, nodes
+
+
+def take_seat(state_dir: Path) -> control.Seat:
+    """The manager's etcd member (alone: a unix peer socket), leading, with its store."""
+    cfg = MemberConfig.alone("manager1", control.etcd_dir(state_dir))
+    seat = control.Seat(cfg, "manager1", lambda _leading: None)
+    seat.start(wait_leading=True)
+    return seat
 
 
 # -- the manager, in a child process ----------------------------------------------------
@@ -190,8 +204,11 @@ async def serve(state_dir: Path, variant: str) -> None:
     from orchestrator.node.daemon import Daemon, DaemonConfig
 
     daemon = Daemon(DaemonConfig(state_dir=state_dir, hostname="manager1"))
-    manager = Manager.open(state_dir)
+    seat = take_seat(state_dir)
+    assert seat.store is not None
+    manager = Manager.open(seat.store)
     assert manager is not None
+    daemon.seat = seat
     me = next(n for n in manager.list_nodes() if n.role == NodeRole.MANAGER)
     cluster_id = manager.cluster.id
     daemon.manager = manager
@@ -233,7 +250,7 @@ async def serve(state_dir: Path, variant: str) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         await runner.cleanup()
-        manager.close()
+        seat.stop()
 
 
 def serve_main(state_dir: Path, variant: str) -> None:

@@ -1,6 +1,6 @@
 """The manager facade: the one object the API, CLI and daemon call.
 
-Owns the manager's store (`<state_dir>/manager/store.db`) and wires the pieces:
+Works on the cluster store it is given (orchestrator.cluster.store) and wires the pieces:
 tokens (join), allocator (networks), reconciler (services -> tasks), dispatcher
 (heartbeats, node liveness, per-node desired state). Every method is synchronous,
 fast and guarded by one RLock; every input is validated before the first write,
@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
-from pathlib import Path
 
 from netagent.contract.desired import (
     NodeDesiredState,
@@ -43,10 +42,10 @@ from orchestrator.cluster.objects import (
     ServiceSpec,
     Task,
 )
-from orchestrator.cluster.store import Store, store_path
+from orchestrator.cluster.store import Store
 from orchestrator.dispatch.assignments import Kept
 from orchestrator.dispatch.dispatcher import Dispatcher
-from orchestrator.ops import certificates, membership
+from orchestrator.ops import certificates, membership, roles
 from orchestrator.ops import networks as network_ops
 from orchestrator.ops import nodes as node_ops
 from orchestrator.ops import services as service_ops
@@ -61,11 +60,13 @@ Clock = Callable[[], float]
 class Manager:
     """A swarm's control plane over one store. See the module docstring."""
 
-    def __init__(self, store: Store, *, clock: Clock = time.time):
+    def __init__(self, store: Store, *, clock: Clock = time.time, takeover_grace: float = 0.0):
+        """`takeover_grace`: seconds added to every node's heartbeat grace (a new leader
+        gives the agents time to find it before it calls anyone silent)."""
         self._lock = threading.RLock()
         self._store = store
         self._clock = clock
-        self._dispatcher = Dispatcher(store, started_at=clock())
+        self._dispatcher = Dispatcher(store, started_at=clock() + takeover_grace)
         self._reconciler = Reconciler(store, synced=self._dispatcher.synced)
         clusters = store.list("cluster", Cluster)
         if len(clusters) != 1:
@@ -81,54 +82,41 @@ class Manager:
     @classmethod
     def init(
         cls,
-        state_dir: Path,
+        store: Store,
+        founding: membership.Founding,
         *,
-        hostname: str,
-        addr: IPv4Address,
-        heartbeat_period: float = 5.0,
-        cert_expiry: float | str | None = None,
-        engine_version: str,
         clock: Clock = time.time,
-    ) -> tuple[Manager, Node]:
-        """A new swarm, with its root CA, and this node as its manager and leader;
-        Conflict if one exists. The node's certificate: `issue_certificate`."""
-        now = clock()
-        cluster, ingress, node = membership.founding_objects(
-            hostname=hostname,
-            addr=addr,
-            heartbeat_period=heartbeat_period,
-            cert_expiry=cert_expiry,
-            engine_version=engine_version,
-            now=now,
-        )
-        path = store_path(state_dir)
-        if path.exists():
+    ) -> Manager:
+        """A new swarm in `store` (this manager must lead it): its cluster, ingress
+        network and first manager (`membership.founding_objects`); Conflict if the
+        store already holds a swarm."""
+        if store.list("cluster", Cluster):
             raise Conflict(
-                f"this node is already part of a swarm (store {path} exists)",
-                obj=str(path),
+                f"this node is already part of a swarm ({store.path} holds one)",
+                obj=store.path,
                 op="init",
             )
-        store = Store.open(path)
         with store.tx():
-            store.put("cluster", cluster)
-            store.put("network", ingress)
-            store.put("node", node)
+            store.put("cluster", founding.cluster)
+            store.put("network", founding.ingress)
+            store.put("node", founding.node)
         manager = cls(store, clock=clock)
-        manager._dispatcher.seen(node.id, now)
-        log.info("swarm initialised: node %s (%s) is the manager", hostname, node.id)
-        return manager, node
+        manager._dispatcher.seen(founding.node.id, clock())
+        log.info(
+            "swarm initialised: node %s (%s) is the manager",
+            founding.node.hostname,
+            founding.node.id,
+        )
+        return manager
 
     @classmethod
-    def open(cls, state_dir: Path, *, clock: Clock = time.time) -> Manager | None:
-        """Resume after a restart; None when this node holds no swarm store."""
-        path = store_path(state_dir)
-        if not path.exists():
+    def open(
+        cls, store: Store, *, clock: Clock = time.time, takeover_grace: float = 0.0
+    ) -> Manager | None:
+        """The swarm `store` holds; None when it holds none (yet)."""
+        if not store.list("cluster", Cluster):
             return None
-        return cls(Store.open(path), clock=clock)
-
-    def close(self) -> None:
-        with self._lock:
-            self._store.close()
+        return cls(store, clock=clock, takeover_grace=takeover_grace)
 
     @property
     def cluster(self) -> Cluster:
@@ -204,6 +192,53 @@ class Manager:
                 self._store, self.get_node(ref), now=self._clock(), **changes
             )
 
+    def set_role(self, ref: str, role: str, reachable: set[str]) -> Node:
+        """`node promote/demote`, `node update --role`: the store's side (the daemon
+        moves the etcd member). A demotion that would cost the swarm its quorum or its
+        last manager is refused; `reachable`: the managers reachable now."""
+        with self._lock:
+            node = self.get_node(ref)
+            wanted = roles.check_role(role)
+            if node.role == wanted:
+                return node
+            if wanted == NodeRole.WORKER:
+                roles.check_manager_leaves(
+                    node, self._store.list("node", Node), reachable, verb="demoting"
+                )
+            updated = node.model_copy(update={"role": wanted, "updated_at": self._clock()})
+            self._store.put("node", updated)
+            # Placement constraints may name node.role: every service looks again.
+            self._reconciler.mark_dirty(s.id for s in self._store.list("service", Service))
+            log.info("node %s (%s) is now a %s", node.hostname, node.id, wanted)
+            return updated
+
+    def keep_only_manager(self, node_id: str) -> list[str]:
+        """After a forced new cluster: every other manager becomes a worker (their etcd
+        members are gone); their hostnames."""
+        with self._lock:
+            others = [
+                n
+                for n in self._store.list("node", Node)
+                if n.role == NodeRole.MANAGER and n.id != node_id
+            ]
+            with self._store.tx():
+                for n in others:
+                    self._store.put("node", n.model_copy(update={"role": NodeRole.WORKER}))
+            self._reconciler.mark_dirty(s.id for s in self._store.list("service", Service))
+            return [n.hostname for n in others]
+
+    def check_manager_removal(self, ref: str, reachable: set[str]) -> Node:
+        """Before `node rm --force` of a manager: refused if it is up, or if the swarm
+        would lose its quorum; the node, whose etcd member the daemon removes first."""
+        with self._lock:
+            node = self.get_node(ref)
+            if node.role == NodeRole.MANAGER:
+                node_ops.check_removable(node, force=True)
+                roles.check_manager_leaves(
+                    node, self._store.list("node", Node), reachable, verb="removing"
+                )
+            return node
+
     def remove_node(self, ref: str, *, force: bool = False) -> None:
         """`node rm`: a worker that is down (or any worker with `force`). A node that is
         up and runs tasks is drained first and deleted once they have stopped."""
@@ -229,6 +264,11 @@ class Manager:
         with self._lock:
             nodes = self._store.list("node", Node)
         return sorted((self._with_heartbeat(n) for n in nodes), key=lambda n: (n.hostname, n.id))
+
+    def find_node(self, node_id: str) -> Node | None:
+        """The node with exactly this id, or None."""
+        with self._lock:
+            return self._store.get("node", node_id, Node)
 
     def get_node(self, ref: str) -> Node:
         with self._lock:

@@ -17,6 +17,7 @@ set -euo pipefail
 
 # What a node runs (the daemon, tasks, `vxswarm exec`, capture)...
 NODE_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl dnsutils nftables python3-venv
+  etcd-server  # every manager runs one etcd member: the cluster store
   libpcap0.8)  # capture and trace compile BPF filters with libpcap
 # ...and what the tests and benchmarks need on top.
 DEV_PACKAGES=(apache2-utils tshark
@@ -69,6 +70,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # etcd-server comes with a system service of its own: vxswarm's daemon runs its
+  # member itself (on a unix socket), so the packaged one is stopped and disabled.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- Python >= 3.11 and the venv ------------------------------------------------------------

@@ -12,7 +12,9 @@ Both use httpx against the manager's TCP address on the underlay, as separate
 machines would, over mutual TLS: the SSL context (the node's certificate and the
 cluster's roots) is made by the node process and handed in, so the data plane never
 touches the CA. Connections are kept alive: a heartbeat costs no handshake. A manager
-that is away is retried, never fatal.
+that is away is retried, never fatal: each heartbeat answer lists the managers, the
+leader first; the session goes to the leader, and to the next manager of the list when
+its own stops answering.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 15.0
 #: Longest pause after an unexpected error in a session loop.
 MAX_BACKOFF = 5.0
+#: Longest a connection to a manager may take before the session tries another.
+CONNECT_SECONDS = 2.0
+#: Longest a waiting long-poll may stay silent (its manager sends a byte every second).
+POLL_SILENCE = 5.0
+#: The pause before the next heartbeat after one that found no manager.
+RETRY_SECONDS = 0.5
 
 
 class Session:
@@ -55,6 +63,8 @@ class Session:
         on_assignments: Callable[[str], None] | None = None,
         on_ca_digest: Callable[[str], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        on_managers: Callable[[list[str], str], None] | None = None,
+        on_role: Callable[[str], None] | None = None,
     ):
         self.identity = identity
         #: What the manager's certificate must name (sent as SNI, checked by `tls`).
@@ -70,6 +80,13 @@ class Session:
         self._on_ca_digest = on_ca_digest or (lambda _digest: None)
         #: Told the loop ("heartbeat", "assignments") of every unexpected error.
         self._on_error = on_error or (lambda _loop: None)
+        #: Told (every manager, the one this session now talks to) when either changed.
+        self._on_managers = on_managers or (lambda _managers, _target: None)
+        #: Told the node's role from every heartbeat answer (a promotion, a demotion).
+        self._on_role = on_role or (lambda _role: None)
+        self._managers = list(identity.managers) or [identity.manager_addr]
+        self.target = identity.manager_addr
+        self._tls = tls
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -81,17 +98,47 @@ class Session:
 
     def _client(self, tls: ssl.SSLContext) -> httpx.Client:
         return httpx.Client(
-            base_url=f"https://{self.identity.manager_addr}",
+            base_url=f"https://{self.target}",
             verify=tls,
-            timeout=LONG_POLL_SECONDS + 10,
+            # A manager whose machine is gone does not refuse: give up connecting soon
+            # and try another.
+            timeout=httpx.Timeout(LONG_POLL_SECONDS + 10, connect=CONNECT_SECONDS),
         )
 
     def use_tls(self, tls: ssl.SSLContext) -> None:
         """Talk with a renewed certificate (or new roots) from the next request on.
 
         A long-poll in flight on the old client fails and is simply polled again."""
+        self._tls = tls
         old, self._http = self._http, self._client(tls)
         old.close()
+
+    def _move_to(self, addr: str) -> None:
+        """Talk to the manager at `addr` from the next request on."""
+        if addr == self.target:
+            return
+        log.info("session moves from manager %s to %s", self.target, addr)
+        self.target = addr
+        old, self._http = self._http, self._client(self._tls)
+        old.close()
+        self._on_managers(list(self._managers), addr)
+
+    def _learn_managers(self, managers: list[str]) -> None:
+        """A heartbeat answer's managers (the leader first): go to the leader."""
+        if not managers:
+            return
+        changed = managers != self._managers
+        self._managers = list(managers)
+        if managers[0] != self.target:
+            self._move_to(managers[0])
+        elif changed:
+            self._on_managers(list(managers), self.target)
+
+    def _next_manager(self) -> str:
+        """The manager after the current one in the list (the current one if alone)."""
+        if self.target not in self._managers:
+            return self._managers[0]
+        return self._managers[(self._managers.index(self.target) + 1) % len(self._managers)]
 
     def start(self) -> None:
         for step, name in ((self._heartbeat, "heartbeat"), (self._poll, "assignments")):
@@ -165,26 +212,41 @@ class Session:
                 self.period = answer.heartbeat_period
                 if answer.ca_digest:
                     self._on_ca_digest(answer.ca_digest)
+                self._learn_managers(answer.managers)
+                if answer.role:
+                    self._on_role(answer.role)
+            elif resp.status_code == 503:
+                # A manager without a leader to forward to, or one leaving: try another.
+                self._move_to(self._next_manager())
         except httpx.TransportError as err:
             self._on_heartbeat("unreachable")
-            log.warning("heartbeat to %s failed: %s", self.identity.manager_addr, err)
+            log.warning("heartbeat to %s failed: %s", self.target, err)
+            self._move_to(self._next_manager())
+            self._wake.wait(min(self.period, RETRY_SECONDS))
+            return True
         self._wake.wait(self.period)
         return True
 
     def _poll(self) -> bool:
         """One long-poll for assignments, applied if new; False once refused."""
         try:
-            resp = self._http.get(
+            # Streamed: the manager sends a space every second while it waits, so a
+            # manager that went silent is given up after POLL_SILENCE, not at the end of
+            # the poll.
+            with self._http.stream(
+                "GET",
                 "/v1/dispatcher/assignments",
                 params={"node_id": self.identity.node_id, "digest": self.applied_digest},
                 extensions=self._expect,
-            )
+                timeout=httpx.Timeout(POLL_SILENCE, connect=CONNECT_SECONDS),
+            ) as resp:
+                resp.read()
             if self._rejected(resp):
                 return False
             resp.raise_for_status()
             got = Assignments.model_validate_json(resp.content)
         except (httpx.HTTPError, ValueError) as err:
-            log.warning("assignments from %s failed: %s", self.identity.manager_addr, err)
+            log.warning("assignments from %s failed: %s", self.target, err)
             self._stop.wait(1.0)
             return True
         if got.digest == self.applied_digest:

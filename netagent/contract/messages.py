@@ -66,9 +66,12 @@ class NodeIdentity(_Wire):
     node_id: str
     role: str
     cluster_id: str
-    manager_addr: str  # "ip:port" of the leader
+    manager_addr: str  # "ip:port" of the manager this node's session talks to
     addr: IPv4Address
     heartbeat_period: float
+    #: "ip:port" of every manager, the leader first, as the last heartbeat answer said:
+    #: where the session goes when its manager stops answering.
+    managers: list[str] = []
 
     @classmethod
     def load(cls, path: Path) -> NodeIdentity | None:
@@ -96,6 +99,11 @@ class HeartbeatResponse(_Wire):
     #: Digest of the roots the swarm trusts now (as in join tokens): a node whose own
     #: bundle differs renews its certificate, which brings the new bundle (CA rotation).
     ca_digest: str = ""
+    #: "ip:port" of every reachable manager, the leader first (empty: unknown).
+    managers: list[str] = []
+    #: The node's role as the swarm now has it: a node sees here that it was promoted
+    #: or demoted.
+    role: str = ""
 
 
 class Assignments(_Wire):

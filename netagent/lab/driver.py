@@ -37,23 +37,32 @@ class SwarmLab:
     root: Path
     nodes: tuple[str, ...] = ("manager1", "worker1", "worker2")
     env: dict[str, str] = field(default_factory=dict)
+    #: The node whose daemon commands go to unless told otherwise (another manager
+    #: while manager1 is down).
+    via: str = "manager1"
 
     @classmethod
-    def create(cls, root: Path, nodes: int = 3, env: dict[str, str] | None = None) -> SwarmLab:
-        """A lab of `nodes` nodes; `env` is added to the environment of the CLI and so of
-        the daemons it starts."""
-        lab = cls(name=f"t{secrets.token_hex(3)}", root=root)
+    def create(
+        cls, root: Path, nodes: int = 3, env: dict[str, str] | None = None, managers: int = 1
+    ) -> SwarmLab:
+        """A lab of `nodes` nodes, `managers` of them managers; `env` is added to the
+        environment of the CLI and so of the daemons it starts."""
+        names = tuple(f"manager{i + 1}" for i in range(managers)) + tuple(
+            f"worker{i + 1}" for i in range(nodes - managers)
+        )
+        lab = cls(name=f"t{secrets.token_hex(3)}", root=root, nodes=names)
         lab.env = {**os.environ, "VXSWARM_LAB_ROOT": str(root), **(env or {})}
-        lab.lab("up", "--nodes", str(nodes), check=True, timeout=120)
+        up = ("up", "--nodes", str(nodes), "--managers", str(managers))
+        lab.lab(*up, check=True, timeout=180)
         return lab
 
     def socket(self, node: str) -> str:
         return f"unix://{self.root / self.name / node / 'vxswarm.sock'}"
 
     def run(
-        self, *args: str, node: str = "manager1", check: bool = False, timeout: float = 60
+        self, *args: str, node: str | None = None, check: bool = False, timeout: float = 60
     ) -> Result:
-        env = {**self.env, "VXSWARM_HOST": self.socket(node)}
+        env = {**self.env, "VXSWARM_HOST": self.socket(node or self.via)}
         p = subprocess.run(
             [*VXSWARM, *args], env=env, capture_output=True, text=True, timeout=timeout
         )
@@ -67,7 +76,7 @@ class SwarmLab:
             "lab", args[0], "--name", self.name, *args[1:], check=check, timeout=timeout
         )
 
-    def json(self, *args: str, node: str = "manager1") -> Any:
+    def json(self, *args: str, node: str | None = None) -> Any:
         return json.loads(self.run(*args, "--format", "json", node=node, check=True).out)
 
     def down(self) -> None:

@@ -25,6 +25,7 @@ from orchestrator.cli.swarm import swarm
 from orchestrator.cli.verify import verify
 from orchestrator.cli.visualizer import visualizer
 from orchestrator.node.client import DEFAULT_STATE_DIR
+from orchestrator.ops import roles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,9 +100,30 @@ def info(fmt: str) -> None:
         click.echo(f" NodeID: {swarm_info['node_id']}")
         click.echo(f" Is Manager: {str(swarm_info['is_manager']).lower()}")
         click.echo(f" ClusterID: {swarm_info['cluster_id']}")
+        if "managers" in swarm_info:
+            click.echo(f" Managers: {swarm_info['managers']}")
+            click.echo(f" Nodes: {swarm_info['nodes']}")
+            store = swarm_info["store"]
+            click.echo(" Store: etcd")
+            click.echo(f"  Quorum: {'yes' if store['quorum'] else 'no (no leader)'}")
+            click.echo(f"  Is Leader: {str(swarm_info['is_leader']).lower()}")
+            if "members" in store:
+                click.echo(f"  Members: {store['members']}")
+                click.echo(f"  Raft Term: {store['raft_term']}")
+                click.echo(f"  Raft Index: {store['raft_index']}")
+                click.echo(f"  DB Size: {store['db_size']} bytes")
         click.echo(f" Node Address: {swarm_info['node_addr']}")
-        click.echo(f" Manager Address: {swarm_info['manager_addr']}")
+        if "manager_addrs" in swarm_info:
+            click.echo(" Manager Addresses:")
+            for addr in swarm_info["manager_addrs"]:
+                click.echo(f"  {addr}")
+        else:
+            click.echo(f" Manager Address: {swarm_info['manager_addr']}")
     click.echo(f"State Dir: {data['state_dir']}")
+    if swarm_info and swarm_info.get("managers"):
+        warning = roles.even_warning(swarm_info["managers"])
+        if warning:
+            click.echo(f"WARNING: {warning}")
 
 
 for group in (swarm, node, network, service, exec_cmd, stack, lab, visualizer):

@@ -6,9 +6,11 @@ import platform
 
 import click
 
+from netagent.contract.errors import VxswarmError
 from orchestrator.cli.common import api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_table, title, when
 from orchestrator.cli.task_table import echo_tasks
+from orchestrator.ops import roles
 
 
 @click.group()
@@ -22,9 +24,11 @@ def _self_id() -> str | None:
 
 
 def manager_status(n: dict) -> str:
-    if n["role"] != "manager":
+    """Docker's MANAGER STATUS: Leader, Reachable or Unreachable; empty for a worker."""
+    status = n.get("manager_status")
+    if n["role"] != "manager" or not status:
         return ""
-    return "Leader" if n["leader"] else "Reachable"
+    return "Leader" if status["leader"] else title(status["reachability"])
 
 
 @node.command("ls")
@@ -79,10 +83,12 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
             click.echo(f" Message:\t\t{n['status_message']}")
         click.echo(f" Availability:\t\t{title(n['availability'])}")
         click.echo(f" Address:\t\t{n['addr']}")
-        if n["role"] == "manager":
+        status = n.get("manager_status")
+        if n["role"] == "manager" and status:
             click.echo("Manager Status:")
-            click.echo(f" Address:\t\t{n['addr']}:2377")
-            click.echo(f" Raft Status:\t\tReachable\n Leader:\t\t{'Yes' if n['leader'] else 'No'}")
+            click.echo(f" Address:\t\t{status['addr']}")
+            click.echo(f" Raft Status:\t\t{title(status['reachability'])}")
+            click.echo(f" Leader:\t\t{'Yes' if status['leader'] else 'No'}")
         if n.get("labels"):
             click.echo("Labels:")
             for k, v in sorted(n["labels"].items()):
@@ -111,14 +117,58 @@ def ps(refs: tuple[str, ...], fmt: str) -> None:
 )
 @click.option("--label-add", multiple=True, help="Add or update a node label (KEY=VALUE).")
 @click.option("--label-rm", multiple=True, help="Remove a node label if exists.")
+@click.option("--role", type=click.Choice(["worker", "manager"]), help="Role of the node.")
 @click.argument("ref")
 def update(
-    availability: str | None, label_add: tuple[str, ...], label_rm: tuple[str, ...], ref: str
+    availability: str | None,
+    label_add: tuple[str, ...],
+    label_rm: tuple[str, ...],
+    role: str | None,
+    ref: str,
 ) -> None:
     """Update a node: drain moves its tasks away, pause keeps them but takes no new ones."""
-    body = {"availability": availability, "label_add": list(label_add), "label_rm": list(label_rm)}
+    body = {
+        "availability": availability,
+        "label_add": list(label_add),
+        "label_rm": list(label_rm),
+        "role": role,
+    }
     api().post(f"/v1/nodes/{_resolve(ref)}/update", body)
     click.echo(ref)
+    if role is not None:
+        _warn_even()
+
+
+def _set_role(refs: tuple[str, ...], role: str, said: str) -> None:
+    for ref in refs:
+        api().post(f"/v1/nodes/{_resolve(ref)}/update", {"role": role})
+        click.echo(said.format(ref))
+    _warn_even()
+
+
+def _warn_even() -> None:
+    """Docker's advice when the swarm now has an even number of managers."""
+    try:
+        managers = sum(1 for n in api().get("/v1/nodes") if n["role"] == "manager")
+    except VxswarmError:
+        return  # this node itself was just demoted: it no longer sees the managers
+    warning = roles.even_warning(managers)
+    if warning:
+        click.echo(f"WARNING: {warning}", err=True)
+
+
+@node.command()
+@click.argument("refs", nargs=-1, required=True)
+def promote(refs: tuple[str, ...]) -> None:
+    """Promote one or more nodes to manager in the swarm."""
+    _set_role(refs, "manager", "Node {} promoted to a manager in the swarm.")
+
+
+@node.command()
+@click.argument("refs", nargs=-1, required=True)
+def demote(refs: tuple[str, ...]) -> None:
+    """Demote one or more nodes from manager in the swarm."""
+    _set_role(refs, "worker", "Manager {} demoted in the swarm.")
 
 
 @node.command("rm")

@@ -38,7 +38,14 @@ def _join_instructions(role: str, token: str, addr: str) -> str:
     show_default=True,
     help="Validity period for node certificates (at least 1h).",
 )
-def init(advertise_addr: str | None, heartbeat_period: float, cert_expiry: float) -> None:
+@click.option(
+    "--force-new-cluster",
+    is_flag=True,
+    help="Force create a new cluster from current state (a manager that lost its quorum).",
+)
+def init(
+    advertise_addr: str | None, heartbeat_period: float, cert_expiry: float, force_new_cluster: bool
+) -> None:
     """Initialize a swarm: this node becomes its manager (and its certificate authority)."""
     with api() as c:
         node_id = c.post(
@@ -47,6 +54,7 @@ def init(advertise_addr: str | None, heartbeat_period: float, cert_expiry: float
                 "advertise_addr": advertise_addr,
                 "heartbeat_period": heartbeat_period,
                 "cert_expiry": cert_expiry,
+                "force_new_cluster": force_new_cluster,
             },
         )["node_id"]
         tok = c.get("/v1/swarm/join-token/worker")

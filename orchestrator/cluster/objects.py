@@ -67,6 +67,15 @@ class Availability(StrEnum):
     DRAIN = "drain"
 
 
+class ManagerStatus(Model):
+    """A manager as the managers see it now (`node ls` MANAGER STATUS, `node inspect`):
+    filled in when a node is read through the API, never stored."""
+
+    leader: bool = False
+    reachability: str = "unknown"  # reachable | unreachable
+    addr: str = ""  # ip:2377
+
+
 class Node(Model):
     id: str
     hostname: str
@@ -77,7 +86,8 @@ class Node(Model):
     availability: Availability = Availability.ACTIVE
     engine_version: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
-    leader: bool = False
+    #: Managers only, and only in API answers (see ManagerStatus).
+    manager_status: ManagerStatus | None = None
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
     last_heartbeat: float = 0.0

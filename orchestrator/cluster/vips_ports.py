@@ -32,6 +32,7 @@ from orchestrator.cluster.objects import (
     new_id,
 )
 from orchestrator.cluster.store import Store
+from orchestrator.etcd.member import PEER_PORT
 
 INGRESS_NAME = "ingress"
 
@@ -94,6 +95,7 @@ RESERVED_PORTS = {
     (MANAGER_PORT, "tcp"): "the swarm's node-to-node API",
     (VIEW_PORT, "tcp"): "the read-only views (visualizer, metrics)",
     (VXLAN_PORT, "udp"): "VXLAN",
+    (PEER_PORT, "tcp"): "the managers' etcd peers",
 }
 
 

@@ -115,9 +115,11 @@ class Dispatcher:
         return sent[1] if have and sent is not None and sent[0] == have else None
 
     def synced(self) -> bool:
-        """Has every READY node applied exactly what it should have now?"""
+        """Has every READY node applied exactly what it should have now? Nodes this
+        manager has not heard from since it leads are not waited for: a node that went
+        down with the previous leader would hold every write for the settle timeout."""
         for node in self._store.list("node", Node):
-            if node.status != NodeStatus.READY:
+            if node.status != NodeStatus.READY or node.id not in self._last_seen:
                 continue
             if self._applied.get(node.id) != self._states.get(node.id).digest:
                 return False

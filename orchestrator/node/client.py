@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,9 @@ from typing import Any
 import httpx
 
 from netagent.contract.errors import ERRORS_BY_NAME, InvalidArgument, Unavailable, VxswarmError
+
+#: Set by a manager answering a read from its own copy while the swarm has no leader.
+STALE_HEADER = "X-Vxswarm-Stale"
 
 DEFAULT_STATE_DIR = "/var/lib/vxswarm"
 DEFAULT_SOCKET = f"{DEFAULT_STATE_DIR}/vxswarm.sock"
@@ -111,6 +115,11 @@ class Client:
 
 
 def _decode(resp: httpx.Response) -> Any:
+    stale = resp.headers.get(STALE_HEADER)
+    if stale:
+        # Docker has no such case (its managers refuse reads without a leader); say it
+        # on stderr, so that scripts reading stdout still get the answer.
+        print(f"WARNING: {stale}", file=sys.stderr)
     if resp.status_code < 400:
         return resp.json() if resp.content else None
     try:

@@ -6,21 +6,24 @@ socket, 0660, which the socket's group reaches through the 0710):
   certificates/          this node's key, certificate and the swarm's roots
   agent/identity.json    who this node is in its swarm (absent: not in a swarm)
   agent/...              the data plane's records of what it built
-  manager/store.db       the cluster store, with the CA key (leader only)
+  manager/etcd/          a manager's etcd member: the cluster store, with the CA key
 
 On start the daemon reads both back, so a restart, even after SIGKILL, loses no
-cluster state and adopts the running tasks. The manager side is driven by API
-calls and a tick; `Notifier` wakes agents' long-polls when the store changed.
+cluster state and adopts the running tasks. On a manager it starts its etcd member
+and campaigns (orchestrator.node.control); the leader's side is driven by API calls
+and a tick; `Notifier` wakes agents' long-polls when the store changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -47,16 +50,31 @@ from netagent.kernel.naming import Names
 from orchestrator import ENGINE_VERSION
 from orchestrator.ca import node_certs, tls
 from orchestrator.ca.files import Credentials
-from orchestrator.cluster.objects import NodeRole
+from orchestrator.cluster.objects import Node, NodeRole
 from orchestrator.dispatch.liveness import Prober
+from orchestrator.etcd.client import EtcdClient
 from orchestrator.manager import Manager
-from orchestrator.node import renewal, to_manager
+from orchestrator.node import control, promotion, renewal, to_manager
+from orchestrator.node.control import MemberRequest, MemberResponse, Seat, TransferRequest
 from orchestrator.node.credentials import NodeTLS
+from orchestrator.node.managers import PROBE_PERIOD, Managers
+from orchestrator.ops import certificates, membership, roles
 
 log = logging.getLogger(__name__)
 
 #: Longest a CLI write waits for every node to apply its result.
 SETTLE_TIMEOUT = 8.0
+#: A leader handing over does not campaign for this long; the others wait this long.
+HAND_OVER_HOLD = 10.0
+HAND_OVER_WAIT = 6.0
+#: Seconds a new leader adds to every node's heartbeat grace: its agents' sessions
+#: first give up on the old leader (a heartbeat's 5 s timeout) and move to another
+#: manager.
+TAKEOVER_GRACE = 10.0
+#: How long a restarted manager's API waits for its store before it serves anyway.
+START_WAIT = 10.0
+#: How long a restarted manager waits for a quorum before it says so and waits again.
+RESUME_WAIT = 10.0
 NOT_IN_SWARM = (
     'This node is not a swarm manager. Use "vxswarm swarm init" or "vxswarm swarm join" to '
     "connect this node to swarm and try again."
@@ -108,6 +126,9 @@ class Daemon:
         self.cfg = cfg
         self.names = Names(cfg.ns_prefix)
         self.identity: NodeIdentity | None = None
+        #: This manager's etcd member, candidacy and store (None on a worker).
+        self.seat: Seat | None = None
+        #: The swarm as this manager's store holds it: the leader's, or for reads.
         self.manager: Manager | None = None
         self._prober: Prober | None = None
         self.dataplane: DataPlane | None = None
@@ -120,6 +141,13 @@ class Daemon:
         #: This node's key, certificate and roots, and the TLS contexts made of them.
         self.tls = NodeTLS(cfg.state_dir)
         self._renewal: asyncio.Task[None] | None = None
+        self._seating: asyncio.Task[None] | None = None
+        self._changing_role = False
+        #: The election term this daemon's Manager was opened for (see
+        #: _leadership_changed).
+        self._led_term = 0
+        #: On a manager: who leads, who is reachable (orchestrator.node.managers).
+        self.peers: Managers | None = None
         self._renewing = False
         #: The daemon's event loop, for work the session's threads hand back to it.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,9 +163,12 @@ class Daemon:
             # through to the 0660 socket, and reaches nothing else: every other entry
             # is 0700 or 0600. (A lab makes its nodes' dirs 0700 itself: root only.)
             os.chmod(self.cfg.state_dir, 0o710)
-        self.manager = Manager.open(self.cfg.state_dir)
         self.identity = NodeIdentity.load(self.cfg.identity_path)
         if self.identity and self.tls.load():
+            if self.identity.role == NodeRole.MANAGER and control.has_member(self.cfg.state_dir):
+                # In the background: without a quorum of managers the member waits for
+                # the others, while this node goes on as an agent.
+                self._seating = asyncio.create_task(self._resume_seat(self.identity))
             if self.tls.expired():
                 # Stopped past its certificate's end: renew before anything else
                 # (possible while the CA answers; else the renewal loop keeps trying).
@@ -145,11 +176,19 @@ class Daemon:
                     await self.renew_certificate()
             await asyncio.to_thread(self._start_agent, self.identity)
             self._start_renewal()
+            if self._seating is not None:
+                # Serve once the store is back, as a restarted manager with its quorum
+                # does in a second or two; a lonely one serves without it after a while.
+                # (asyncio.wait: the seating may end otherwise, e.g. cancelled by a
+                # demotion this node learns of meanwhile.)
+                await asyncio.wait({self._seating}, timeout=START_WAIT)
 
     def stop(self) -> None:
         """Stop serving; tasks keep running and are adopted by the next start."""
         if self._renewal:
             self._renewal.cancel()
+        if self._seating:
+            self._seating.cancel()
         if self.session:
             self.session.stop()
         if self.self_check:
@@ -158,8 +197,8 @@ class Daemon:
             self.dataplane.close()
         if self.dns:
             self.dns.close()
-        if self.manager:
-            self.manager.close()
+        if self.seat:
+            self.seat.stop()
 
     def _start_agent(self, identity: NodeIdentity) -> None:
         if self.dns is None:
@@ -185,6 +224,8 @@ class Daemon:
             on_assignments=self.metrics.assignment_received,
             on_ca_digest=self._ca_digest_seen,
             on_error=self.metrics.session_error,
+            on_managers=self._managers_changed,
+            on_role=self._role_seen,
         )
         self.session.start()
         self.self_check = SelfCheck(self.dataplane, self.cfg.self_check)
@@ -194,10 +235,84 @@ class Daemon:
         if self.session:
             self.session.status_changed()
 
+    # the seat in the control plane -----------------------------------------------------
+
+    def _new_seat(self, identity: NodeIdentity, start: control.Founding) -> Seat:
+        loop = asyncio.get_running_loop()
+        cfg = control.member_config(
+            self.cfg.state_dir, identity.node_id, identity.addr, identity.cluster_id, start
+        )
+        self.peers = Managers(
+            identity.node_id,
+            self.cfg.port,
+            seat=lambda: self.seat,
+            nodes=lambda: self.manager.list_nodes() if self.manager is not None else [],
+            client_tls=lambda: self.tls.client,
+        )
+        return control.Seat(
+            cfg,
+            identity.node_id,
+            lambda leading: loop.call_soon_threadsafe(self._leadership_changed, leading),
+        )
+
+    async def _take_seat(
+        self, identity: NodeIdentity, start: control.Founding, *, wait_leading: bool = False
+    ) -> None:
+        """Start this manager's etcd member, store and candidacy."""
+        seat = self._new_seat(identity, start)
+        await asyncio.to_thread(seat.start, wait_leading=wait_leading)
+        self.seat = seat
+        self._open_manager()
+
+    async def _resume_seat(self, identity: NodeIdentity) -> None:
+        """After a restart: the member at once, the store once it is part of a quorum."""
+        seat = self._new_seat(identity, control.Founding(peers={}, new=False))
+        self.seat = seat
+        while True:
+            try:
+                if not seat.member.running:
+                    await asyncio.to_thread(seat.member.start)
+                await asyncio.to_thread(seat.open, RESUME_WAIT)
+                break
+            except VxswarmError as err:
+                log.warning("this manager's store is not available yet: %s", err)
+                await asyncio.sleep(1.0)
+        self._open_manager()
+        self.notifier.notify()
+
+    def _open_manager(self, takeover: bool = False) -> None:
+        """A Manager over the seat's store: made again at each turn of leadership, so a
+        new leader starts with every node Unknown and a grace period (a fresh dispatcher)
+        that also gives the agents time to find it."""
+        if self.seat is not None and self.seat.store is not None:
+            grace = TAKEOVER_GRACE if takeover else 0.0
+            self.manager = Manager.open(self.seat.store, takeover_grace=grace)
+
+    def _leadership_changed(self, leading: bool) -> None:
+        """A new term makes a new Manager (a fresh dispatcher); the same term taken up
+        again (a step down while etcd was slow, then the same key) keeps the one there
+        is, with what it knows of each node."""
+        if self.seat is None or self.seat.store is None:
+            return
+        term = self.seat.election.term
+        if leading and (term != self._led_term or self.manager is None):
+            try:
+                # Read everything the previous leader wrote before deciding anything.
+                self.seat.store.reload()
+            except VxswarmError as err:
+                log.error("new leader cannot read the store: %s", err)
+            self._open_manager(takeover=True)
+            self._led_term = term
+        self.notifier.notify()
+
+    @property
+    def leading(self) -> bool:
+        return self.seat is not None and self.seat.leading
+
     async def tick_forever(self) -> None:
         """The manager's reconcile tick: node health, pending tasks, restarts."""
         while True:
-            if self.manager is not None:
+            if self.manager is not None and self.leading:
                 try:
                     if self._tick(self.manager):
                         self.notifier.notify()
@@ -224,7 +339,7 @@ class Daemon:
 
     def changed(self) -> None:
         """After a write through the API: reconcile at once and wake the agents."""
-        if self.manager is not None:
+        if self.manager is not None and self.leading:
             self._tick(self.manager)
         self.notifier.notify()
 
@@ -266,8 +381,9 @@ class Daemon:
                 "node_addr": str(self.identity.addr),
                 "cluster_id": self.identity.cluster_id,
                 "is_manager": self.identity.role == NodeRole.MANAGER,
-                "is_leader": self.manager is not None,
+                "is_leader": self.leading,
                 "manager_addr": self.identity.manager_addr,
+                **self._cluster_info(),
             }
         return {
             "name": self.cfg.hostname,
@@ -277,22 +393,167 @@ class Daemon:
             "swarm": swarm,
         }
 
+    def _cluster_info(self) -> dict[str, Any]:
+        """What a manager adds to `info`: the counts, the managers, its etcd member."""
+        if self.manager is None or self.seat is None or self.peers is None:
+            return {}
+        nodes = self.manager.list_nodes()
+        managers = [n for n in nodes if n.role == NodeRole.MANAGER]
+        store: dict[str, Any] = {"member": self.seat.member.cfg.name, "quorum": False}
+        with contextlib.suppress(VxswarmError):
+            status = self.seat.client.status()
+            store.update(
+                quorum=bool(status.leader),
+                raft_term=status.raft_term,
+                raft_index=status.raft_index,
+                db_size=status.db_size,
+                members=len(self.seat.client.members()),
+            )
+        return {
+            "managers": len(managers),
+            "nodes": len(nodes),
+            "manager_addrs": [f"{n.addr}:{self.cfg.port}" for n in managers],
+            "store": store,
+        }
+
     def leader_url(self) -> str | None:
         """Where manager requests go when this node is a manager but not the leader."""
-        if self.manager is not None:
-            return None
         if not self.identity:
             raise Unavailable(NOT_IN_SWARM)
         if self.identity.role != NodeRole.MANAGER:
             raise Unavailable(WORKER_NODE)
-        return f"https://{self.identity.manager_addr}"
+        if self.leading:
+            return None
+        if self.seat is None or self.manager is None or self.peers is None:
+            raise Unavailable("this manager's store is not running yet: try again shortly")
+        leader = self.seat.election.leader
+        node = self.manager.find_node(leader) if leader else None
+        # Never to itself: a key this manager no longer acts on is not a leader.
+        if node is None or node.id == self.node_id or not self.peers.has_quorum():
+            raise self.peers.no_leader()
+        return self.node_url(node.addr)
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.node_id if self.identity else ""
+
+    def etcd(self) -> EtcdClient:
+        """This manager's etcd member (Unavailable where there is none)."""
+        if self.seat is None:
+            raise Unavailable("this node runs no etcd member: it is not a manager")
+        return self.seat.client
+
+    def reachable_managers(self) -> set[str]:
+        return self.peers.reachable_ids() if self.peers is not None else set()
+
+    async def clear_raft_lead(self, node: Node) -> None:
+        """Before the member of manager `node` is removed: raft leadership moves off it
+        (see orchestrator.node.promotion.move_raft_leadership)."""
+        client = self.etcd()
+        if not await asyncio.to_thread(promotion.raft_leader_is, client, node.id):
+            return
+        if node.id == self.node_id:
+            await asyncio.to_thread(promotion.move_raft_leadership, client)
+            return
+        assert self.tls.client is not None
+        mine = (await asyncio.to_thread(client.status)).member_id
+        await to_manager.post(
+            f"{node.addr}:{self.cfg.port}",
+            "/v1/managers/transfer",
+            TransferRequest(to=mine).model_dump_json(),
+            self.tls.client,
+            "moving the raft leadership",
+        )
+
+    async def hand_over(self) -> str:
+        """Give the leadership to another manager; the new leader's URL."""
+        if self.seat is None:
+            raise Unavailable("this node runs no etcd member: it is not a manager")
+        self.seat.election.resign(hold=HAND_OVER_HOLD)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HAND_OVER_WAIT
+        while loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(VxswarmError):
+                url = self.leader_url()
+                if url is not None:
+                    return url
+        raise Unavailable(
+            f"no other manager took the leadership within {HAND_OVER_WAIT:g} s: "
+            "this one leads again shortly"
+        )
+
+    def stale_reads(self) -> str:
+        """Why this manager's reads may be stale now ("" while it is part of a quorum)."""
+        if self.peers is None or self.peers.has_quorum():
+            return ""
+        return f"{self.peers.no_leader()}: this answer is {self.cfg.hostname}'s own copy"
+
+    def shown(self, nodes: list[Node]) -> list[Node]:
+        """`nodes` as the API shows them: managers with their ManagerStatus."""
+        return self.peers.shown(nodes) if self.peers is not None else nodes
+
+    def manager_addrs(self) -> list[str]:
+        """Every reachable manager, the leader first (in heartbeat answers)."""
+        return self.peers.addrs() if self.peers is not None else []
+
+    def _managers_changed(self, managers: list[str], target: str) -> None:
+        """From the session's thread: keep the managers it learned, for the next start."""
+        if self.identity is None:
+            return
+        identity = self.identity.model_copy(update={"managers": managers, "manager_addr": target})
+        identity.save(self.cfg.identity_path)
+        self.identity = identity
+
+    def _role_seen(self, role: str) -> None:
+        """From the session's thread: the swarm's role for this node, in every heartbeat
+        answer. A different one than this node holds: it was promoted or demoted."""
+        loop = self._loop
+        if loop is None or self.identity is None or self._changing_role:
+            return
+        if role == self.identity.role:
+            return
+        self._changing_role = True
+        asyncio.run_coroutine_threadsafe(self._follow_role(NodeRole(role)), loop)
+
+    async def _follow_role(self, role: NodeRole) -> None:
+        """Become what the swarm says (orchestrator.node.promotion has the leader's side)."""
+        assert self.identity is not None
+        identity = self.identity.model_copy(update={"role": role})
+        try:
+            if role == NodeRole.MANAGER:
+                await self.renew_certificate()  # a manager's, which etcd peers accept
+                await self._join_control_plane(identity)
+            else:
+                await asyncio.to_thread(self._leave_seat)
+                await self.renew_certificate()
+            identity.save(self.cfg.identity_path)
+            self.identity = identity
+            log.info("this node is now a %s", role)
+        except VxswarmError as err:
+            log.warning("becoming a %s failed, will retry: %s", role, err)
+        finally:
+            self._changing_role = False
+
+    async def managers_forever(self) -> None:
+        """On a manager: keep the view of the other managers current."""
+        while True:
+            if self.peers is not None:
+                with contextlib.suppress(Exception):
+                    await self.peers.probe_once()
+                with contextlib.suppress(VxswarmError):
+                    if self.leading:
+                        await asyncio.to_thread(self.peers.promote_learners)
+                    else:
+                        await asyncio.to_thread(self.peers.depose_dead_leader)
+            await asyncio.sleep(PROBE_PERIOD)
 
     def cluster_id(self) -> str | None:
         """The swarm this node is in (port 2377 accepts certificates of it only)."""
         return self.identity.cluster_id if self.identity else None
 
     def is_member(self, node_id: str) -> bool:
-        """Whether `node_id` is still in the swarm: the leader knows; others trust the CA."""
+        """Whether `node_id` is still in the swarm: managers know; workers trust the CA."""
         return self.manager.is_member(node_id) if self.manager is not None else True
 
     def node_url(self, addr: object) -> str:
@@ -300,7 +561,7 @@ class Daemon:
         return f"https://{addr}:{self.cfg.port}"
 
     def require_leader(self) -> Manager:
-        if self.manager is None:
+        if self.manager is None or not self.leading:
             self.leader_url()
             raise Unavailable("this manager is not the leader")
         return self.manager
@@ -324,29 +585,88 @@ class Daemon:
             )
         # pyroute2's sync API runs its own event loop: keep netlink off this one.
         addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
-        manager, node = Manager.init(
-            self.cfg.state_dir,
+        founding = membership.founding_objects(
             hostname=self.cfg.hostname,
             addr=addr,
             heartbeat_period=heartbeat_period,
             cert_expiry=cert_expiry,
             engine_version=ENGINE_VERSION,
+            now=time.time(),
         )
-        self.manager = manager
-        # The manager signs this node's own CSR like any other: its key stays in its file.
+        node = founding.node
+        # This node's certificate first: its etcd member shows it to its peers. The
+        # CA signs it like any other; the key stays in its file.
         key = node_certs.new_key()
-        cert = manager.issue_certificate(node.id, node_certs.make_csr(key))
-        self.tls.install(Credentials(manager.ca_bundle(), cert, key))
+        cert = certificates.issue(founding.cluster, node, node_certs.make_csr(key))
+        self.tls.install(Credentials(founding.cluster.ca_bundle.encode(), cert, key))
         identity = NodeIdentity(
             node_id=node.id,
             role=NodeRole.MANAGER,
-            cluster_id=manager.cluster.id,
+            cluster_id=founding.cluster.id,
             manager_addr=f"{addr}:{self.cfg.port}",
             addr=addr,
             heartbeat_period=heartbeat_period,
         )
+        start = control.Founding(peers={node.id: control.peer_url(addr)}, new=True)
+        try:
+            await self._take_seat(identity, start, wait_leading=True)
+            assert self.seat is not None and self.seat.store is not None
+            self.manager = Manager.init(self.seat.store, founding)
+            self._led_term = self.seat.election.term
+        except VxswarmError:
+            await asyncio.to_thread(self._leave_seat)
+            self.tls.forget()
+            raise
         await self._adopt_identity(identity)
         return node.id
+
+    async def force_new_cluster(self) -> str:
+        """`swarm init --force-new-cluster` on a manager that lost its quorum: its etcd
+        member becomes the only one, with every object kept; the other managers are
+        workers from now on (promote them again to get back to 3 or 5)."""
+        identity = self.identity
+        if identity is None or identity.role != NodeRole.MANAGER or self.seat is None:
+            raise Conflict(
+                "--force-new-cluster needs a manager of a swarm: this node holds no swarm "
+                "state (use `vxswarm swarm init` to make a new swarm)"
+            )
+        if self._seating is not None:
+            self._seating.cancel()
+            self._seating = None
+        old = self.seat
+        self.seat = None
+        self.manager = None
+        await asyncio.to_thread(old.stop)
+        seat = self._new_seat(identity, control.Founding(peers={}, new=False))
+        seat.member.cfg = dataclasses.replace(seat.member.cfg, force_new_cluster=True)
+        await asyncio.to_thread(seat.start, wait_leading=True)
+        seat.settle_forced()
+        self.seat = seat
+        self._open_manager()
+        self._led_term = seat.election.term
+        if self.manager is None:
+            raise Unavailable("the recovered store holds no swarm")
+        gone = self.manager.keep_only_manager(identity.node_id)
+        log.warning(
+            "new cluster forced: %s is the only manager; %s are workers now",
+            self.cfg.hostname,
+            ", ".join(gone) or "no other manager",
+        )
+        self.notifier.notify()
+        return identity.node_id
+
+    def _leave_seat(self) -> None:
+        """Stop this manager's member and forget its data (leaving, a failed init)."""
+        self.manager = None
+        self.peers = None
+        if self._seating is not None:
+            self._seating.cancel()
+            self._seating = None
+        if self.seat is not None:
+            self.seat.stop()
+            self.seat.wipe()
+            self.seat = None
+        shutil.rmtree(self.cfg.state_dir / "manager", ignore_errors=True)
 
     async def join_swarm(self, remote: str, token: str, advertise_addr: str | None) -> NodeIdentity:
         self._refuse_if_member()
@@ -380,8 +700,32 @@ class Daemon:
             addr=addr,
             heartbeat_period=joined.heartbeat_period,
         )
+        if identity.role == NodeRole.MANAGER:
+            try:
+                await self._join_control_plane(identity)
+            except VxswarmError:
+                await asyncio.to_thread(self._leave_seat)
+                self.tls.forget()
+                raise
         await self._adopt_identity(identity)
         return identity
+
+    async def _join_control_plane(self, identity: NodeIdentity) -> None:
+        """Become an etcd member: the leader adds this manager as a learner and promotes
+        it once it caught up; the store opens then."""
+        assert self.tls.client is not None
+        # A new member starts from nothing (a failed attempt may have left data).
+        shutil.rmtree(control.etcd_dir(self.cfg.state_dir), ignore_errors=True)
+        got = await to_manager.post(
+            identity.manager_addr,
+            "/v1/managers/member",
+            MemberRequest(node_id=identity.node_id).model_dump_json(),
+            self.tls.client,
+            "joining the managers",
+        )
+        peers = MemberResponse.model_validate_json(got).peers
+        await self._take_seat(identity, control.Founding(peers=peers, new=False))
+        log.info("this node is a manager: etcd member of %d", len(peers))
 
     async def _adopt_identity(self, identity: NodeIdentity) -> None:
         identity.save(self.cfg.identity_path)
@@ -420,7 +764,7 @@ class Daemon:
         held = self.tls.files.load()
         key, cert = held.key_pem, held.cert_pem
         csr = node_certs.make_csr(key)
-        if self.manager is not None:
+        if self.manager is not None and self.leading:
             new, bundle = self.manager.renew_certificate(cert, csr), self.manager.ca_bundle()
         else:
             got = await renewal.ask_manager(
@@ -435,13 +779,19 @@ class Daemon:
     async def leave_swarm(self, force: bool) -> None:
         if not self.identity:
             raise Unavailable("This node is not part of a swarm")
+        managers = (
+            [n for n in self.manager.list_nodes() if n.role == NodeRole.MANAGER]
+            if (self.manager is not None)
+            else []
+        )
         if self.identity.role == NodeRole.MANAGER and not force:
-            raise Conflict(
-                "You are attempting to leave the swarm on a node that is participating as a "
-                "manager. Removing the last manager erases all current state of the swarm. Use "
-                "`--force` to ignore this message."
-            )
-        if self.manager is None:
+            reachable = len(self.reachable_managers()) or 1
+            raise Conflict(roles.leave_warning(max(len(managers), 1), reachable))
+        if self.leading and len(managers) > 1:
+            # Another manager takes over, then removes this one's member and node.
+            with contextlib.suppress(VxswarmError):
+                await self.hand_over()
+        if not self.leading:
             await self._tell_manager_we_leave(self.identity)
         if self.session:
             await asyncio.to_thread(self.session.stop)
@@ -452,10 +802,7 @@ class Daemon:
         if self.dataplane:
             await asyncio.to_thread(self.dataplane.teardown)
             self.dataplane = None
-        if self.manager is not None:
-            self.manager.close()
-            self.manager = None
-            shutil.rmtree(self.cfg.state_dir / "manager", ignore_errors=True)
+        await asyncio.to_thread(self._leave_seat)
         if self._renewal:
             self._renewal.cancel()
             self._renewal = None

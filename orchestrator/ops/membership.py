@@ -11,6 +11,7 @@ are replaced like those of a node that left), the way Swarm shows a fresh node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netagent.contract.errors import Conflict, InvalidArgument
@@ -23,9 +24,8 @@ from orchestrator.ops.inputs import check_addr, check_hostname
 
 
 def _new_node(
-    hostname: str, addr: IPv4Address, role: NodeRole, engine_version: str, now: float,
-    *, leader: bool = False,
-) -> Node:  # fmt: skip
+    hostname: str, addr: IPv4Address, role: NodeRole, engine_version: str, now: float
+) -> Node:
     return Node(
         id=new_id(),
         hostname=hostname,
@@ -33,7 +33,6 @@ def _new_node(
         addr=addr,
         status=NodeStatus.READY,
         engine_version=engine_version,
-        leader=leader,
         created_at=now,
         updated_at=now,
         last_heartbeat=now,
@@ -62,6 +61,16 @@ def new_cluster(root: authority.RootCA, *, heartbeat_period: float = 5.0) -> Clu
     )
 
 
+@dataclass(frozen=True)
+class Founding:
+    """What a new swarm starts with: its cluster (and root CA), the ingress network,
+    its first manager."""
+
+    cluster: Cluster
+    ingress: Network
+    node: Node
+
+
 def founding_objects(
     *,
     hostname: str,
@@ -70,8 +79,10 @@ def founding_objects(
     cert_expiry: float | str | None = None,
     engine_version: str,
     now: float,
-) -> tuple[Cluster, Network, Node]:
-    """The cluster, the ingress network and the first manager of a new swarm."""
+) -> Founding:
+    """The cluster, the ingress network and the first manager of a new swarm. Made
+    before the store exists: the first manager's certificate (`certificates.issue`) is
+    what its etcd member's peers will check."""
     hostname = check_hostname(hostname)
     addr = check_addr(addr)
     expiry = certificates.check_expiry(cert_expiry) if cert_expiry is not None else None
@@ -86,11 +97,14 @@ def founding_objects(
     if expiry is not None:
         cluster = cluster.model_copy(update={"cert_expiry": expiry})
     ingress = make_ingress_network(now)
-    node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now, leader=True)
+    node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now)
     node = node.model_copy(
-        update={"ingress_addr": address_book([ingress], [], [], []).allocate(ingress.id)}
+        update={
+            "ingress_addr": address_book([ingress], [], [], []).allocate(ingress.id),
+            "cert_root": certificates.signer_digest(cluster),
+        }
     )
-    return cluster, ingress, node
+    return Founding(cluster, ingress, node)
 
 
 def admit(

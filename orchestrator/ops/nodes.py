@@ -94,8 +94,10 @@ def update_node(
 
 
 def check_removable(node: Node, *, force: bool) -> Node:
-    """`node rm`: refuse a manager, and a node that is not down unless `force`."""
-    if node.role == NodeRole.MANAGER:
+    """`node rm`: refuse a manager (but one that is down, with `force`: its etcd member
+    goes with it, see Manager.check_manager_removal), and a node that is not down unless
+    `force`."""
+    if node.role == NodeRole.MANAGER and not (force and node.status != NodeStatus.READY):
         raise Conflict(
             f"node {node.hostname} is a cluster manager and is a member of the raft "
             "cluster. It must be demoted to worker before removal",

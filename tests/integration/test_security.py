@@ -142,10 +142,25 @@ def test_a_worker_certificate_cannot_call_manager_routes_nor_speak_for_another_n
                              f"https://{MANAGER}:2377/v1/dispatcher/heartbeat")  # fmt: skip
     assert code == "403"
     assert f"node {ids['worker1']} cannot speak for node {ids['worker2']}" in body
+    # The header a manager forwards a node's call with is believed of managers only.
+    code, body = from_client(lab, *worker1, "-X", "POST", "-d", as_worker2,
+                             "-H", f"X-Vxswarm-Forwarded-For: {ids['worker2']}",
+                             f"https://{MANAGER}:2377/v1/dispatcher/heartbeat")  # fmt: skip
+    assert code == "403"
+    assert f"node {ids['worker1']} cannot speak for node {ids['worker2']}" in body
+    # Nor may a worker ask for an etcd membership or move raft leadership.
+    for path in ("/v1/managers/member", "/v1/managers/transfer"):
+        code, body = from_client(lab, *worker1, "-X", "POST", "-d", as_itself_body(tmp_path, ids),
+                                 f"https://{MANAGER}:2377{path}")  # fmt: skip
+        assert code == "403" and "is a worker" in body, (path, body)
     as_itself = body_file(tmp_path, "hb1.json", {"node_id": ids["worker1"]})
     code, body = from_client(lab, *worker1, "-X", "POST", "-d", as_itself,
                              f"https://{MANAGER}:2377/v1/dispatcher/heartbeat")  # fmt: skip
     assert code == "200", body
+
+
+def as_itself_body(tmp_path: Path, ids: dict[str, str]) -> str:
+    return body_file(tmp_path, "m.json", {"node_id": ids["worker1"], "to": 1})
 
 
 def test_port_2377_carries_tls_only(lab, tmp_path):
@@ -182,8 +197,11 @@ def test_no_file_under_a_nodes_state_directory_is_readable_by_others(lab):
             assert mode & 0o007 == 0, f"{path} is {oct(mode)}"
         for secret in ("certificates/swarm-node.key", "agent/identity.json"):
             assert stat.S_IMODE((state_dir / secret).stat().st_mode) == 0o600
-    store = lab.root / lab.name / "manager1" / "manager" / "store.db"
-    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    # The cluster store, with the CA key: the manager's etcd member and its data.
+    etcd = lab.root / lab.name / "manager1" / "manager" / "etcd"
+    assert stat.S_IMODE(etcd.stat().st_mode) == 0o700
+    assert stat.S_IMODE((etcd / "data" / "member" / "snap" / "db").stat().st_mode) == 0o600
+    assert stat.S_ISSOCK((etcd / "client:2379").lstat().st_mode)
 
 
 def test_a_root_ca_rotation_reissues_every_node_and_the_mesh_loses_nothing(lab):

@@ -7,16 +7,13 @@ The objects behind them live in importable modules, so a test can also name thei
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
+from tests.etcd import Seat
 from tests.unit.orchestrator.harness import Swarm
 
 
 @pytest.fixture
-def swarm(tmp_path) -> Iterator[Swarm]:
+def swarm(seat: Seat) -> Swarm:
     """manager1 + worker1 + worker2 and an overlay "webnet", on an explicit clock."""
-    s = Swarm(tmp_path)
-    yield s
-    s.close()
+    return Swarm(seat)

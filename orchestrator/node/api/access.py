@@ -9,8 +9,12 @@ Two doors into the same routes:
     and a CSR, renewing with the current certificate and a CSR signed by its key;
   * any node of this swarm, speaking for itself: heartbeats, assignments, leaving
     (the handler checks the certificate's CN against the node id it names);
-  * managers only: the relays to an agent (exec, capture/trace, verify) and the user
-    API forwarded by a manager that is not the leader (`manager_route`).
+  * managers only: the relays to an agent (exec, capture/trace, verify), the user
+    API forwarded by a manager that is not the leader (`manager_route`), and the
+    managers' own routes (an etcd member to add, health).
+  A manager that is not the leader forwards a node's heartbeat or long-poll to the
+  leader with the node's id in `FORWARDED_FOR`: the leader believes it from a manager's
+  certificate only (managers hold the CA key: they are trusted with every node).
   Nothing else answers on 2377: `swarm init/join/leave` and `info` are the node's own
   business, asked on its own socket.
 
@@ -37,8 +41,13 @@ OPEN = frozenset({"/v1/ca", "/v1/swarm/join-node", "/v1/node/certificate"})
 NODE = frozenset({"/v1/dispatcher/heartbeat", "/v1/dispatcher/assignments", "/v1/dispatcher/leave"})
 #: A manager calling this node's agent.
 AGENT = frozenset({"/v1/agent/exec", "/v1/agent/debug/{op}", "/v1/agent/verify"})
+#: Managers only: their etcd membership (for themselves) and health.
+MEMBER = "/v1/managers/member"
+MANAGERS = frozenset({MEMBER, "/v1/managers/health", "/v1/managers/transfer"})
 #: Never served on the unix socket: they mean nothing from a local user.
-CLUSTER_ONLY = OPEN | NODE | AGENT
+CLUSTER_ONLY = OPEN | NODE | AGENT | MANAGERS
+#: The node a manager forwards a node's call for (see the module docstring).
+FORWARDED_FOR = "X-Vxswarm-Forwarded-For"
 PEER_KEY = "peer"
 ANY_ROLE = (NodeRole.MANAGER, NodeRole.WORKER)
 
@@ -77,23 +86,38 @@ def cluster_door(cluster_id: Callable[[], str | None], is_member: Callable[[str]
             raise PermissionDenied("this node is not part of a swarm")
         if path in NODE:
             roles: tuple[NodeRole, ...] = ANY_ROLE
-        elif path in AGENT or getattr(request.match_info.handler, "forwardable", False):
+        elif (
+            path in AGENT
+            or path in MANAGERS
+            or getattr(request.match_info.handler, "forwardable", False)
+        ):
             roles = (NodeRole.MANAGER,)
         else:
             raise PermissionDenied(
                 f"{request.path} is not served on port 2377: ask the node's own unix socket"
             )
         peer = authorize(peer_of(der), cluster_id=swarm, roles=roles)
-        if not is_member(peer.node_id):
-            raise PermissionDenied(
-                f"node {peer.node_id} is not part of this swarm (removed): certificate refused",
-                obj=peer.node_id,
-                op="authorize",
-            )
+        forwarded = request.headers.get(FORWARDED_FOR)
+        callers = [peer]
+        if forwarded and (path in NODE or path == MEMBER) and peer.role == NodeRole.MANAGER:
+            peer = Peer(node_id=forwarded, role=NodeRole.WORKER, cluster_id=peer.cluster_id)
+            callers.append(peer)
+        for who in callers:
+            if not is_member(who.node_id):
+                raise PermissionDenied(
+                    f"node {who.node_id} is not part of this swarm (removed): certificate refused",
+                    obj=who.node_id,
+                    op="authorize",
+                )
         request[PEER_KEY] = peer
         return await handler(request)
 
     return door
+
+
+def caller(request: web.Request) -> Peer | None:
+    """The node a request on 2377 is from (or forwarded for); None without a certificate."""
+    return request.get(PEER_KEY)
 
 
 def speaks_for(request: web.Request, node_id: str) -> Peer:

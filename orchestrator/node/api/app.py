@@ -23,6 +23,10 @@ from orchestrator.ca import tls
 from orchestrator.ops.inputs import one_line, validate_spec
 
 log = logging.getLogger(__name__)
+
+#: Seconds to open a connection to another daemon: one whose machine is gone never
+#: refuses, and a forwarded write must fail rather than hang.
+CONNECT_TIMEOUT = 2.0
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,6 +76,8 @@ async def proxy(
     body: bytes | None = None,
     verify: ssl.SSLContext | None = None,
     expect: str | None = None,
+    headers: dict[str, str] | None = None,
+    read_timeout: float | None = None,
 ) -> web.StreamResponse:
     """Forward a request to another daemon and stream its answer back unchanged.
 
@@ -79,7 +85,10 @@ async def proxy(
     `body` make it a POST of that body to that path instead (node-to-node calls).
     `verify`: this node's client context, for another node's port 2377 (mutual TLS);
     `expect`: the name the other node's certificate must carry (a node id, or
-    `swarm-manager` for the leader).
+    `swarm-manager` for the leader); `headers`: sent on top of the content type;
+    `read_timeout`: the longest silence of the other daemon (None: streams such as a
+    capture may be silent for long). A daemon that does not answer its connection
+    within CONNECT_TIMEOUT (its machine is gone) is Unavailable.
     """
     if body is None:
         body = await request.read()
@@ -87,14 +96,16 @@ async def proxy(
     else:
         method, params = "POST", []
     async with httpx.AsyncClient(
-        base_url=base_url, timeout=None, verify=verify if verify is not None else True
+        base_url=base_url,
+        timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT),
+        verify=verify if verify is not None else True,
     ) as client:
         upstream = client.build_request(
             method,
             path or request.rel_url.path,
             params=params,
             content=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(headers or {})},
             extensions=tls.expect(expect) if expect else None,
         )
         try:
@@ -104,12 +115,15 @@ async def proxy(
         try:
             out = web.StreamResponse(status=resp.status_code)
             out.content_type = resp.headers.get("content-type", "application/json").split(";")[0]
-            await out.prepare(request)
-            # The client may leave a stream early (Ctrl-C on exec, capture -c N): not an error.
+            # The client may leave a stream early (Ctrl-C on exec, capture -c N, an agent
+            # that moved to another manager): not an error.
             with contextlib.suppress(ConnectionError):
+                await out.prepare(request)
                 async for chunk in resp.aiter_raw():
                     await out.write(chunk)
                 await out.write_eof()
             return out
+        except httpx.TransportError as err:
+            raise Unavailable(f"{base_url} stopped answering: {err}") from None
         finally:
             await resp.aclose()

@@ -109,13 +109,17 @@ async def serve(cfg: DaemonConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    ticker = asyncio.create_task(daemon.tick_forever())
+    loops = [
+        asyncio.create_task(daemon.tick_forever()),
+        asyncio.create_task(daemon.managers_forever()),
+    ]
     try:
         await stop.wait()
     finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        for loop_task in loops:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
         for runner in runners:
             await runner.cleanup()
         await asyncio.to_thread(daemon.stop)

@@ -23,18 +23,27 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from netagent.contract.desired import task_mac
-from netagent.contract.errors import InvalidArgument, NotFound
+from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.ca import tls
 from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.manager import Manager
+from orchestrator.node import promotion
 from orchestrator.node.api.access import forwardable
 from orchestrator.node.api.app import json_response, jsonable, parse_body, proxy
+from orchestrator.node.client import STALE_HEADER
 from orchestrator.node.daemon import Daemon
+from orchestrator.ops import roles
 from orchestrator.placement.global_mode import desired_count
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+#: How many times managers forwarded a request to a leader.
+HOP_HEADER = "X-Vxswarm-Forwarded"
+MAX_HOPS = 2
+#: The longest the leader may stay silent on a forwarded request: a write's settling
+#: (daemon.SETTLE_TIMEOUT) and more; a long-poll sends a byte every second.
+FORWARD_READ_TIMEOUT = 30.0
 ManagerHandler = Callable[[web.Request, Manager], Awaitable[web.StreamResponse]]
 
 
@@ -42,18 +51,55 @@ def daemon_of(request: web.Request) -> Daemon:
     return request.app["daemon"]
 
 
+def _reads_only(request: web.Request) -> bool:
+    """A GET, but not one of the two that rotate something (`join-token`, `swarm ca`)."""
+    return request.method == "GET" and "rotate" not in request.query
+
+
 def manager_route(fn: ManagerHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Serve on the leader; forward from another manager; refuse on a worker."""
+    """Serve on the leader; refuse on a worker. Another manager answers reads from its
+    own store (its mirror follows the leader's writes; without a leader the answer says
+    it may be stale) and forwards writes to the leader."""
 
     @functools.wraps(fn)
     async def handler(request: web.Request) -> web.StreamResponse:
         daemon = daemon_of(request)
+        if _reads_only(request) and daemon.manager is not None and not daemon.leading:
+            response = await fn(request, daemon.manager)
+            stale = daemon.stale_reads()
+            if stale and not response.prepared:
+                response.headers[STALE_HEADER] = stale
+            return response
         url = daemon.leader_url()
         if url is not None:
-            return await proxy(request, url, verify=daemon.tls.client, expect=tls.MANAGER_NAME)
+            return await to_leader(request, url)
         return await fn(request, daemon.require_leader())
 
     return forwardable(handler)
+
+
+async def to_leader(
+    request: web.Request, url: str, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """Forward `request` to the leader at `url`. A request forwarded MAX_HOPS times
+    already is refused rather than sent on (two managers each believing the other leads
+    would otherwise pass it back and forth); two hops: a follower to the leader, and the
+    leader handing over (it demotes itself) to the next one."""
+    try:
+        hops = int(request.headers.get(HOP_HEADER, "0"))
+    except ValueError:
+        hops = MAX_HOPS
+    if hops >= MAX_HOPS:
+        raise Unavailable("the leadership is moving: try again shortly", op="forward")
+    daemon = daemon_of(request)
+    return await proxy(
+        request,
+        url,
+        verify=daemon.tls.client,
+        expect=tls.MANAGER_NAME,
+        headers={HOP_HEADER: str(hops + 1), **(headers or {})},
+        read_timeout=FORWARD_READ_TIMEOUT,
+    )
 
 
 class InitRequest(BaseModel):
@@ -61,6 +107,8 @@ class InitRequest(BaseModel):
     heartbeat_period: float = 5.0
     #: Life of node certificates, in seconds; the CA's default (90 days) if unset.
     cert_expiry: float | None = None
+    #: A manager that lost its quorum becomes the one manager of its swarm, state kept.
+    force_new_cluster: bool = False
 
 
 class SwarmUpdateRequest(BaseModel):
@@ -88,6 +136,7 @@ class UpdateRequest(BaseModel):
 
 class NodeUpdateRequest(BaseModel):
     availability: str | None = None
+    role: str | None = None
     label_add: list[str] = []
     label_rm: list[str] = []
 
@@ -109,7 +158,12 @@ async def info(request: web.Request) -> web.Response:
 async def swarm_init(request: web.Request) -> web.Response:
     body = await parse_body(request, InitRequest)
     daemon = daemon_of(request)
-    node_id = await daemon.init_swarm(body.advertise_addr, body.heartbeat_period, body.cert_expiry)
+    if body.force_new_cluster:
+        node_id = await daemon.force_new_cluster()
+    else:
+        node_id = await daemon.init_swarm(
+            body.advertise_addr, body.heartbeat_period, body.cert_expiry
+        )
     daemon.changed()
     return json_response({"node_id": node_id})
 
@@ -180,43 +234,64 @@ async def join_token(request: web.Request, manager: Manager) -> web.Response:
         daemon_of(request).changed()
     else:
         token = manager.join_token(role)
-    leader = next(n for n in manager.list_nodes() if n.leader)
-    port = daemon_of(request).cfg.port
-    return json_response({"role": role, "token": token, "manager_addr": f"{leader.addr}:{port}"})
+    # As Docker: the address of the manager asked (any manager admits a node).
+    daemon = daemon_of(request)
+    here = daemon.identity.addr if daemon.identity else ""
+    return json_response(
+        {"role": role, "token": token, "manager_addr": f"{here}:{daemon.cfg.port}"}
+    )
 
 
 @routes.get("/v1/nodes")
 @manager_route
 async def node_list(request: web.Request, manager: Manager) -> web.Response:
-    return json_response(manager.list_nodes())
+    return json_response(daemon_of(request).shown(manager.list_nodes()))
 
 
 @routes.get("/v1/nodes/{ref}")
 @manager_route
 async def node_inspect(request: web.Request, manager: Manager) -> web.Response:
-    return json_response(manager.get_node(request.match_info["ref"]))
+    return json_response(daemon_of(request).shown([manager.get_node(request.match_info["ref"])])[0])
 
 
 @routes.post("/v1/nodes/{ref}/update")
 @manager_route
 async def node_update(request: web.Request, manager: Manager) -> web.Response:
     body = await parse_body(request, NodeUpdateRequest)
+    daemon = daemon_of(request)
+    ref = request.match_info["ref"]
+    if body.role is not None:
+        node = manager.get_node(ref)
+        reachable = daemon.reachable_managers()
+        if node.id == daemon.node_id and roles.check_role(body.role) == NodeRole.WORKER:
+            # The leader demotes itself: it hands the leadership over, and the new
+            # leader removes its member.
+            roles.check_manager_leaves(node, manager.list_nodes(), reachable, verb="demoting")
+            return await to_leader(request, await daemon.hand_over())
+        await promotion.change_role(
+            manager, daemon.etcd(), ref, body.role, reachable, daemon.clear_raft_lead
+        )
     node = manager.update_node(
-        request.match_info["ref"],
+        ref,
         availability=body.availability,
         label_add=body.label_add,
         label_rm=body.label_rm,
     )
-    await daemon_of(request).settle()
-    return json_response(node)
+    await daemon.settle()
+    return json_response(daemon.shown([node])[0])
 
 
 @routes.delete("/v1/nodes/{ref}")
 @manager_route
 async def node_rm(request: web.Request, manager: Manager) -> web.Response:
     force = request.query.get("force") == "1"
-    manager.remove_node(request.match_info["ref"], force=force)
-    await daemon_of(request).settle()
+    daemon = daemon_of(request)
+    ref = request.match_info["ref"]
+    if force and manager.get_node(ref).role == NodeRole.MANAGER:
+        await promotion.remove_manager(manager, daemon.etcd(), ref, daemon.reachable_managers())
+    else:
+        manager.remove_node(ref, force=force)
+    await daemon.settle()
     return json_response({})
 
 

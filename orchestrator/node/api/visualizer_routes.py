@@ -25,7 +25,7 @@ without a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any
 
@@ -36,7 +36,7 @@ from netagent.contract.errors import NotFound
 from orchestrator.cluster.objects import Network, Node, Service, Task
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import errors_middleware, json_response, proxy
-from orchestrator.node.api.routes import manager_route
+from orchestrator.node.api.routes import daemon_of, manager_route
 from orchestrator.placement.global_mode import desired_count
 
 routes = web.RouteTableDef()
@@ -113,7 +113,7 @@ def visualizer_state(
                 "id": n.id,
                 "hostname": n.hostname,
                 "role": str(n.role),
-                "leader": n.leader,
+                "leader": bool(n.manager_status and n.manager_status.leader),
                 "availability": str(n.availability),
                 "status": str(n.status),
                 "addr": str(n.addr),
@@ -148,11 +148,14 @@ def visualizer_state(
     }
 
 
-def state_of(manager: Manager) -> dict[str, Any]:
+def state_of(
+    manager: Manager, show: Callable[[list[Node]], list[Node]] = lambda nodes: nodes
+) -> dict[str, Any]:
+    """The page's model from `manager`; `show` fills in the managers' status."""
     return visualizer_state(
         cluster_id=manager.cluster.id,
         revision=manager.revision,
-        nodes=manager.list_nodes(),
+        nodes=show(manager.list_nodes()),
         networks=manager.list_networks(),
         services=manager.list_services(),
         tasks=manager.list_tasks(include_history=True),
@@ -185,7 +188,7 @@ async def static(request: web.Request, manager: Manager) -> web.Response:
 @routes.get(STATE_PATH)
 @manager_route
 async def state(request: web.Request, manager: Manager) -> web.Response:
-    return json_response(state_of(manager))
+    return json_response(state_of(manager, daemon_of(request).shown))
 
 
 def setup(app: web.Application) -> None:

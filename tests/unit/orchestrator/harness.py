@@ -1,9 +1,10 @@
 """A small swarm around a real Manager, for unit tests of the control plane.
 
-`Swarm` is manager1 + worker1 + worker2 in a temporary state dir, with their secrets and
-an overlay "webnet", driven by an explicit clock (`PERIOD` is its heartbeat period) and
-by fake agents that report what they were told to do. tests/unit/conftest.py offers it
-as the `swarm` fixture; import `Swarm` and `PERIOD` from here for annotations and times.
+`Swarm` is manager1 + worker1 + worker2 in a store of the shared etcd (tests.etcd), with
+their secrets and an overlay "webnet", driven by an explicit clock (`PERIOD` is its
+heartbeat period) and by fake agents that report what they were told to do.
+tests/unit/conftest.py offers it as the `swarm` fixture; import `Swarm` and `PERIOD`
+from here for annotations and times.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from orchestrator.cluster.objects import (
 )
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
+from orchestrator.ops import membership
+from tests.etcd import Seat
 from tests.factories import csr
 
 PERIOD = 5.0
@@ -49,20 +52,25 @@ def applied(ds: NodeDesiredState) -> list[TaskStatus]:
     ]
 
 
+def found(seat: Seat, hostname: str = "manager1", addr: str = "192.168.56.11", **kw):
+    """A new swarm in `seat`'s store with `hostname` its first manager; (manager, node)."""
+    founding = membership.founding_objects(
+        hostname=hostname,
+        addr=IPv4Address(addr),
+        heartbeat_period=kw.pop("heartbeat_period", PERIOD),
+        engine_version="0.1.0",
+        now=kw["clock"]() if "clock" in kw else 1_000_000.0,
+    )
+    return Manager.init(seat.store, founding, **kw), founding.node
+
+
 class Swarm:
     """manager1 + worker1 + worker2, with their certificates, and an overlay "webnet"."""
 
-    def __init__(self, state_dir):
-        self.state_dir = state_dir
+    def __init__(self, seat: Seat):
+        self.seat = seat
         self.clock = Clock()
-        self.m, manager1 = Manager.init(
-            state_dir,
-            hostname="manager1",
-            addr=IPv4Address("192.168.56.11"),
-            heartbeat_period=PERIOD,
-            engine_version="0.1.0",
-            clock=self.clock,
-        )
+        self.m, manager1 = found(seat, clock=self.clock)
         self.nodes = {"manager1": manager1}
         self.certs = {"manager1": self.m.issue_certificate(manager1.id, csr())}
         for i, name in enumerate(["worker1", "worker2"], start=12):
@@ -129,5 +137,8 @@ class Swarm:
         host = {n.id: n.hostname for n in self.m.list_nodes()}
         return {t.slot: host[t.node_id] for t in self.current()}
 
-    def close(self) -> None:
-        self.m.close()
+    def reopen(self) -> Manager:
+        """The manager a new leader would be over the same store (fresh dispatcher)."""
+        manager = Manager.open(self.seat.store, clock=self.clock)
+        assert manager is not None
+        return manager

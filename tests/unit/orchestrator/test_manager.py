@@ -10,12 +10,14 @@ from orchestrator.ca.node_certs import cert_info, check_chain, make_csr, new_key
 from orchestrator.cluster.objects import (
     NetworkAttachmentSpec,
     NetworkSpec,
+    Node,
     NodeRole,
     NodeStatus,
     ServiceSpec,
 )
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
+from orchestrator.ops import membership
 from orchestrator.reconcile.reconciler import HISTORY_LIMIT
 from tests.factories import csr
 from tests.unit.orchestrator.harness import PERIOD
@@ -23,21 +25,25 @@ from tests.unit.orchestrator.harness import PERIOD
 # -- init, open, join -------------------------------------------------------------------------
 
 
-def test_init_makes_a_ready_leader_manager(swarm):
+def test_init_makes_a_ready_manager(swarm):
     node = swarm.m.get_node("manager1")
     assert node.role == NodeRole.MANAGER
-    assert node.leader
+    assert node.manager_status is None  # filled by the daemon in API answers only
     assert node.status == NodeStatus.READY
-    assert (swarm.state_dir / "manager" / "store.db").exists()
+    assert swarm.seat.store.get("node", node.id, Node) is not None
 
 
-def test_init_refuses_a_state_dir_that_already_holds_a_swarm(swarm):
+def test_init_refuses_a_store_that_already_holds_a_swarm(swarm):
+    founding = membership.founding_objects(
+        hostname="x", addr=IPv4Address("1.2.3.4"), heartbeat_period=5, engine_version="", now=1
+    )
     with pytest.raises(Conflict, match="already part of a swarm"):
-        Manager.init(swarm.state_dir, hostname="x", addr=IPv4Address("1.2.3.4"), engine_version="")
+        Manager.init(swarm.seat.store, founding)
+    assert [n.hostname for n in swarm.m.list_nodes()] == ["manager1", "worker1", "worker2"]
 
 
-def test_open_without_a_store_is_none(tmp_path):
-    assert Manager.open(tmp_path) is None
+def test_open_of_an_empty_store_is_none(seat):
+    assert Manager.open(seat.store) is None
 
 
 def test_join_gives_the_token_role(swarm):
@@ -418,10 +424,8 @@ def test_reopen_after_close_keeps_everything_and_gives_nodes_a_grace(swarm):
         swarm.m.list_tasks(),
         swarm.m.revision,
     )
-    swarm.m.close()
     swarm.advance(100)  # longer than 3 periods while the manager was away
-    m = Manager.open(swarm.state_dir, clock=swarm.clock)
-    assert m is not None
+    m = swarm.reopen()
     swarm.m = m
     assert m.cluster == before[0]
     assert [n.id for n in m.list_nodes()] == before[1]
@@ -494,3 +498,48 @@ def test_join_refuses_an_address_held_by_another_live_node(swarm):
             engine_version="",
             csr=csr(),
         )
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+
+def test_promotion_and_demotion_change_the_stored_role(swarm):
+    promoted = swarm.m.set_role("worker1", "manager", reachable={swarm.id("manager1")})
+    assert promoted.role == NodeRole.MANAGER
+    assert swarm.m.get_node("worker1").role == NodeRole.MANAGER
+    both = {swarm.id("manager1"), swarm.id("worker1")}
+    assert swarm.m.set_role("worker1", "worker", reachable=both).role == NodeRole.WORKER
+    assert swarm.m.set_role("worker1", "worker", reachable=both).role == NodeRole.WORKER
+
+
+def test_demoting_the_last_manager_is_refused_and_changes_nothing(swarm):
+    with pytest.raises(Conflict, match="demoting manager1 is refused: it is the last manager"):
+        swarm.m.set_role("manager1", "worker", reachable={swarm.id("manager1")})
+    assert swarm.m.get_node("manager1").role == NodeRole.MANAGER
+
+
+def test_a_manager_is_removed_only_when_down_and_quorum_holds(swarm):
+    me, w1 = swarm.id("manager1"), swarm.id("worker1")
+    swarm.m.set_role("worker1", "manager", reachable={me})
+    with pytest.raises(Conflict, match="It must be demoted to worker before removal"):
+        swarm.m.check_manager_removal("worker1", reachable={me, w1})
+    swarm.advance(4 * PERIOD)
+    swarm.report("manager1")
+    swarm.report("worker2")
+    swarm.tick()
+    assert swarm.m.get_node("worker1").status == NodeStatus.DOWN
+    assert swarm.m.check_manager_removal("worker1", reachable={me}).id == w1
+    swarm.m.remove_node("worker1", force=True)
+    assert "worker1" not in [n.hostname for n in swarm.m.list_nodes()]
+
+
+def test_a_forced_new_cluster_keeps_one_manager_and_every_service(swarm):
+    me = swarm.id("manager1")
+    swarm.m.set_role("worker1", "manager", reachable={me})
+    swarm.m.set_role("worker2", "manager", reachable={me})
+    swarm.web(3)
+    swarm.tick()
+    assert sorted(swarm.m.keep_only_manager(me)) == ["worker1", "worker2"]
+    roles = {n.hostname: n.role for n in swarm.m.list_nodes()}
+    assert roles == {"manager1": "manager", "worker1": "worker", "worker2": "worker"}
+    assert [s.spec.name for s, _ in swarm.m.list_services()] == ["web"]

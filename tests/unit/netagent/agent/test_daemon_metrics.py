@@ -19,11 +19,11 @@ from netagent.contract.desired import TaskState, TaskStatus
 from netagent.contract.errors import InvalidArgument
 from netagent.dns import wire
 from orchestrator.cluster.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
-from orchestrator.manager import Manager
 from orchestrator.node.api.listeners import local_app
 from orchestrator.node.api.metrics_routes import cluster_summary
 from orchestrator.node.daemon import Daemon, DaemonConfig
 from tests.factories import csr
+from tests.unit.orchestrator.harness import found
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -246,25 +246,20 @@ def test_api_counts_requests_by_route_and_the_status_the_error_middleware_chose(
     assert not any(name.startswith("vxswarm_cluster") for name, _ in s)
 
 
-def test_cluster_summary_counts_the_stores_tasks_and_nodes(tmp_path):
-    manager, _node = Manager.init(
-        tmp_path, hostname="manager1", addr=IPv4Address("192.168.56.11"), engine_version="0.1.0"
-    )
-    try:
-        token = manager.join_token(NodeRole.WORKER)
-        manager.join(token, hostname="worker1", addr=IPv4Address("192.168.56.12"),
-                     engine_version="0.1.0", csr=csr())  # fmt: skip
-        manager.create_network(NetworkSpec(name="webnet"))
-        manager.create_service(
-            ServiceSpec(name="web", image="whoami", replicas=3,
-                        networks=[NetworkAttachmentSpec(target="webnet")])
-        )  # fmt: skip
-        manager.tick()
-        summary = cluster_summary(manager)
-        assert sum(n for (svc, _), n in summary.tasks.items() if svc == "web") == 3
-        assert summary.nodes == {
-            ("manager", "ready", "active"): 1,
-            ("worker", "ready", "active"): 1,
-        }
-    finally:
-        manager.close()
+def test_cluster_summary_counts_the_stores_tasks_and_nodes(seat):
+    manager, _node = found(seat)
+    token = manager.join_token(NodeRole.WORKER)
+    manager.join(token, hostname="worker1", addr=IPv4Address("192.168.56.12"),
+                 engine_version="0.1.0", csr=csr())  # fmt: skip
+    manager.create_network(NetworkSpec(name="webnet"))
+    manager.create_service(
+        ServiceSpec(name="web", image="whoami", replicas=3,
+                    networks=[NetworkAttachmentSpec(target="webnet")])
+    )  # fmt: skip
+    manager.tick()
+    summary = cluster_summary(manager)
+    assert sum(n for (svc, _), n in summary.tasks.items() if svc == "web") == 3
+    assert summary.nodes == {
+        ("manager", "ready", "active"): 1,
+        ("worker", "ready", "active"): 1,
+    }

@@ -20,7 +20,6 @@ from netagent.contract.patch import (
     diff_states,
     diff_tuple,
 )
-from orchestrator.cluster.store import Store, store_path
 from orchestrator.dispatch.dispatcher import Dispatcher
 from tests import factories
 
@@ -108,19 +107,15 @@ def test_a_network_new_to_the_node_comes_whole():
     assert apply_patch(old, _over_the_wire(diff_states(old, new))) == new
 
 
-def test_the_dispatcher_sends_a_patch_only_against_what_it_sent_and_the_node_applied(tmp_path):
-    store = Store.open(store_path(tmp_path))
-    try:
-        d = Dispatcher(store, started_at=0.0)
-        first, second = _state(1, 3, 3), _state(2, 2, 2)
-        assert d.sending("node1", "", first, "d1") is None  # a new session: whole
-        assert d.sending("node1", "d1", second, "d2") is first  # it applied d1: a patch of it
-        # The node says it has d1 still (its apply of d2 failed): d2 was sent since.
-        assert d.sending("node1", "d1", second, "d2") is None
-        d.forget("node1")
-        assert d.sending("node1", "d2", second, "d2") is None
-    finally:
-        store.close()
+def test_the_dispatcher_sends_a_patch_only_against_what_it_sent_and_the_node_applied(seat):
+    d = Dispatcher(seat.store, started_at=0.0)
+    first, second = _state(1, 3, 3), _state(2, 2, 2)
+    assert d.sending("node1", "", first, "d1") is None  # a new session: whole
+    assert d.sending("node1", "d1", second, "d2") is first  # it applied d1: a patch of it
+    # The node says it has d1 still (its apply of d2 failed): d2 was sent since.
+    assert d.sending("node1", "d1", second, "d2") is None
+    d.forget("node1")
+    assert d.sending("node1", "d2", second, "d2") is None
 
 
 def test_a_session_rebuilds_a_patch_on_the_state_it_applied_and_otherwise_asks_for_all():

@@ -1,31 +1,34 @@
-"""The manager's SQLite store: round trips, revisions, transactions, crash safety."""
+"""The cluster store on a real etcd: round trips, revisions, transactions, the fence,
+a follower's mirror, and writes that survive a SIGKILL of the member."""
 
+import os
 import signal
-import sqlite3
-import subprocess
-import sys
-import textwrap
+import time
 
 import pytest
 
 from netagent.contract.errors import InvalidArgument
+from orchestrator.cluster import keys
 from orchestrator.cluster.objects import Network, NetworkSpec, Node, NodeRole
-from orchestrator.cluster.store import Store, store_path
+from orchestrator.etcd.election import NotLeader
+from orchestrator.etcd.member import Member, MemberConfig
+from tests.etcd import Seat
 
 
 def _node(node_id: str, hostname: str = "worker1") -> Node:
     return Node(id=node_id, hostname=hostname, role=NodeRole.WORKER, addr="192.168.56.12")
 
 
+def _eventually(check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the timeout"
+        time.sleep(0.02)
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(store_path(tmp_path))
-    yield s
-    s.close()
-
-
-def test_store_file_lives_under_state_dir_manager(tmp_path):
-    assert store_path(tmp_path) == tmp_path / "manager" / "store.db"
+def store(seat: Seat):
+    return seat.store
 
 
 def test_put_then_get_returns_an_equal_object(store):
@@ -55,55 +58,50 @@ def test_list_returns_only_that_kind_ordered_by_id(store):
     assert [n.id for n in store.list("network", Network)] == ["x"]
 
 
-def test_every_write_bumps_the_revision_and_a_missed_delete_does_not(store):
-    assert store.revision == 0
+def test_objects_are_kept_under_the_swarm_prefix_in_etcd(etcd, seat):
+    seat.store.put("node", _node("a"))
+    kv = etcd.client.get(keys.objects_prefix(seat.root) + b"node/a")
+    assert kv is not None
+    assert Node.model_validate_json(kv.value) == seat.store.get("node", "a", Node)
+
+
+def test_every_write_raises_the_revision_and_a_missed_delete_does_not(store):
+    start = store.revision
     store.put("node", _node("a"))
+    first = store.revision
     store.put("node", _node("a", "renamed"))
-    assert store.revision == 2
+    assert start < first < store.revision
     assert store.delete("node", "a") is True
-    assert store.revision == 3
+    deleted = store.revision
     assert store.delete("node", "a") is False
-    assert store.revision == 3
+    assert store.revision == deleted
 
 
-def test_a_failed_transaction_leaves_no_write_and_no_revision(store):
+def test_a_failed_transaction_leaves_no_write_and_no_revision(etcd, seat):
+    store = seat.store
     store.put("node", _node("a"))
+    before = store.revision
     with pytest.raises(RuntimeError), store.tx():
         store.put("node", _node("b"))
         store.delete("node", "a")
+        assert [n.id for n in store.list("node", Node)] == ["b"]  # reads see the tx
         raise RuntimeError("boom")
     assert [n.id for n in store.list("node", Node)] == ["a"]
-    assert store.revision == 1
+    assert store.revision == before
+    assert etcd.client.get(keys.objects_prefix(seat.root) + b"node/b") is None
 
 
-def test_nested_transactions_commit_with_the_outer_one(store):
+def test_a_transaction_lands_as_one_etcd_revision(store):
     with store.tx():
         store.put("node", _node("a"))
         with store.tx():
             store.put("node", _node("b"))
-    assert store.revision == 2
+        assert store.get("node", "b", Node) is not None
+    revision = store.revision
     assert len(store.list("node", Node)) == 2
-
-
-def test_reopening_keeps_objects_and_revision(tmp_path):
-    path = store_path(tmp_path)
-    s = Store.open(path)
-    s.put("node", _node("a"))
-    s.close()
-    s = Store.open(path)
-    try:
-        assert s.get("node", "a", Node) is not None
-        assert s.revision == 1
-    finally:
-        s.close()
-
-
-def test_store_uses_wal_mode(store):
-    conn = sqlite3.connect(store.path)
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        conn.close()
+    store.put("node", _node("c"))
+    # One more write, one more revision: the two above were one transaction.
+    assert store.revision == revision + 1
 
 
 def test_unknown_kind_is_refused_naming_it(store):
@@ -111,25 +109,77 @@ def test_unknown_kind_is_refused_naming_it(store):
         store.put("volume", _node("a"))
 
 
-def test_writes_survive_a_sigkill_of_the_writer(tmp_path):
-    path = store_path(tmp_path)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        from orchestrator.cluster.objects import Node, NodeRole
-        from orchestrator.cluster.store import Store
-        s = Store.open({str(path)!r})
-        for i in range(20):
-            s.put("node", Node(id=f"n{{i:02d}}", hostname="h", role=NodeRole.WORKER,
-                               addr="192.168.56.12"))
-        os.kill(os.getpid(), signal.SIGKILL)
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    s = Store.open(path)
+def test_a_second_manager_mirrors_the_leaders_writes_and_cannot_write(etcd, seat):
+    election = keys.election(etcd.client, "manager2", seat.root)
+    election.start()
+    other = keys.open_store(etcd.client, election, seat.root)
     try:
-        assert len(s.list("node", Node)) == 20
-        assert s.revision == 20
+        seat.store.put("node", _node("a"))
+        _eventually(lambda: other.get("node", "a", Node) is not None)
+        seat.store.delete("node", "a")
+        _eventually(lambda: other.get("node", "a", Node) is None)
+        assert not election.leading
+        with pytest.raises(NotLeader, match="manager2 is not the leader"):
+            other.put("node", _node("b"))
+        assert seat.store.get("node", "b", Node) is None
     finally:
-        s.close()
+        other.close()
+        election.stop()
+
+
+def test_a_deposed_leader_cannot_write_even_before_it_notices(etcd, seat):
+    # manager1 leads; its leader key goes (as at its lease's end) and manager2 takes over.
+    stale_fence = seat.election.fence()
+    election = keys.election(etcd.client, "manager2", seat.root)
+    etcd.client.delete(seat.election.leader_key)
+    election.start()
+    try:
+        assert election.wait_leading(5)
+        new = keys.open_store(etcd.client, election, seat.root)
+        new.put("node", _node("by-manager2"))
+        # manager1's write, fenced on its old term: refused by etcd itself.
+        old = keys.open_store(etcd.client, _Fixed(stale_fence), seat.root)
+        with pytest.raises(NotLeader, match="no longer the leader"):
+            old.put("node", _node("by-manager1"))
+        assert new.get("node", "by-manager1", Node) is None
+        old.close()
+        new.close()
+    finally:
+        election.stop()
+
+
+class _Fixed:
+    """An election frozen at one term, as a leader that has not noticed its end."""
+
+    def __init__(self, compares):
+        self._compares = compares
+
+    def fence(self):
+        return self._compares
+
+
+def test_acknowledged_writes_survive_a_sigkill_of_the_member(tmp_path):
+    peer = "unix://peer:2380"
+    member = Member(
+        MemberConfig(name="m", dir=tmp_path, peer_url=peer, initial_cluster={"m": peer})
+    )
+    member.start()
+    try:
+        election = keys.election(member.client, "manager1")
+        election.start()
+        assert election.wait_leading(5)
+        store = keys.open_store(member.client, election)
+        for i in range(20):
+            store.put("node", _node(f"n{i:02d}"))
+        pid = member.pid
+        os.kill(pid, signal.SIGKILL)
+        # The keeper starts it again; a new mirror reads everything back.
+        _eventually(lambda: member.pid != pid and member.restarts == 1, timeout=10)
+        member.wait_ready(10)
+        store.close()
+        election.stop()
+        again = keys.open_store(member.client, _Fixed([]))
+        assert len(again.list("node", Node)) == 20
+        again.close()
+    finally:
+        member.stop()

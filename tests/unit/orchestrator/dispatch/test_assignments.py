@@ -5,6 +5,7 @@ from ipaddress import IPv4Interface, IPv4Network
 import pytest
 
 from netagent.contract.errors import NotFound
+from orchestrator.cluster import keys
 from orchestrator.cluster.objects import (
     Network,
     NetworkSpec,
@@ -13,12 +14,12 @@ from orchestrator.cluster.objects import (
     Task,
     TaskAttachment,
 )
-from orchestrator.cluster.store import Store, store_path
+from orchestrator.cluster.store import Store
 from orchestrator.dispatch.assignments import DesiredStates, build_desired_state, digest
 
 
 class CountingStore(Store):
-    """A real SQLite store that counts its `list` calls (how often a snapshot is read)."""
+    """A real store that counts its `list` calls (how often a snapshot is read)."""
 
     lists = 0
 
@@ -28,9 +29,8 @@ class CountingStore(Store):
 
 
 @pytest.fixture
-def store(tmp_path):
-    path = store_path(tmp_path)
-    s = CountingStore.open(path)
+def store(etcd, seat):
+    s = CountingStore.open(etcd.client, keys.objects_prefix(seat.root), seat.election.fence)
     net = Network(
         id="net", spec=NetworkSpec(name="webnet"), vni=4097,
         subnet=IPv4Network("10.0.0.0/24"), gateway="10.0.0.1",

@@ -15,7 +15,6 @@ from orchestrator.cluster.objects import (
     TaskAttachment,
     TaskObservedStatus,
 )
-from orchestrator.cluster.store import Store, store_path
 from orchestrator.dispatch.assignments import build_desired_state, digest
 from orchestrator.dispatch.dispatcher import Dispatcher, advance_status
 
@@ -158,18 +157,15 @@ def test_stale_reports_and_anything_after_terminal_are_ignored(current, reported
     assert advance_status(_task("t", "a", [], state=current), _report(reported), now=1.0) is None
 
 
-def test_check_nodes_gives_every_node_a_grace_from_the_manager_start(tmp_path):
-    store = Store.open(store_path(tmp_path))
-    try:
-        store.put("node", _node("a", 11))
-        store.put("node", _node("b", 12))
-        d = Dispatcher(store, started_at=1000.0)
-        d.seen("a", 1010.0)
-        assert d.check_nodes(1015.0, period=5.0) == set()
-        assert d.check_nodes(1015.5, period=5.0) == {"b"}
-        assert d.check_nodes(1025.5, period=5.0) == {"a"}
-        node = store.get("node", "a", Node)
-        assert (node.status, node.status_message) == (NodeStatus.DOWN, "heartbeat failure")
-        assert d.check_nodes(2000.0, period=5.0) == set()  # already DOWN: no new write
-    finally:
-        store.close()
+def test_check_nodes_gives_every_node_a_grace_from_the_manager_start(seat):
+    store = seat.store
+    store.put("node", _node("a", 11))
+    store.put("node", _node("b", 12))
+    d = Dispatcher(store, started_at=1000.0)
+    d.seen("a", 1010.0)
+    assert d.check_nodes(1015.0, period=5.0) == set()
+    assert d.check_nodes(1015.5, period=5.0) == {"b"}
+    assert d.check_nodes(1025.5, period=5.0) == {"a"}
+    node = store.get("node", "a", Node)
+    assert (node.status, node.status_message) == (NodeStatus.DOWN, "heartbeat failure")
+    assert d.check_nodes(2000.0, period=5.0) == set()  # already DOWN: no new write

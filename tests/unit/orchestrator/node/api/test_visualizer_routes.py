@@ -8,20 +8,24 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 import pytest
 
 from netagent.contract.desired import TaskState, TaskStatus
-from orchestrator.cluster.objects import NetworkAttachmentSpec, NetworkSpec, NodeRole, ServiceSpec
+from orchestrator.cluster.objects import (
+    ManagerStatus,
+    NetworkAttachmentSpec,
+    NetworkSpec,
+    NodeRole,
+    ServiceSpec,
+)
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
 from orchestrator.node.api.visualizer_routes import STATIC_FILES, forwarder_app, state_of
 from tests.factories import csr
-from tests.unit.orchestrator.harness import applied
+from tests.unit.orchestrator.harness import applied, found
 
 
 @pytest.fixture
-def two_nodes(tmp_path):
+def two_nodes(seat):
     """manager1 + worker1, an overlay webnet; (manager, {hostname: node id})."""
-    manager, m1 = Manager.init(
-        tmp_path, hostname="manager1", addr=IPv4Address("192.168.56.11"), engine_version="0.1.0"
-    )
+    manager, m1 = found(seat)
     token = manager.join_token(NodeRole.WORKER)
     w1, _cert = manager.join(
         token,
@@ -31,10 +35,7 @@ def two_nodes(tmp_path):
         csr=csr(),
     )
     manager.create_network(NetworkSpec(name="webnet"))
-    try:
-        yield manager, {"manager1": m1.id, "worker1": w1.id}
-    finally:
-        manager.close()
+    return manager, {"manager1": m1.id, "worker1": w1.id}
 
 
 def agents_apply(manager: Manager, nodes: dict, rounds: int = 3) -> None:
@@ -57,10 +58,16 @@ def test_nodes_are_columns_holding_their_tasks_with_ips(two_nodes):
     manager.create_service(web(3))
     manager.tick()
     agents_apply(manager, nodes)
-    state = state_of(manager)
+    leading = ManagerStatus(leader=True, reachability="reachable", addr="192.168.56.11:2377")
+
+    def show(listed):  # what the daemon fills in: manager1 leads
+        return [n.model_copy(update={"manager_status": leading}) for n in listed]
+
+    state = state_of(manager, show)
     columns = {n["hostname"]: n for n in state["nodes"]}
     assert set(columns) == {"manager1", "worker1"}
     assert columns["manager1"]["role"] == "manager" and columns["manager1"]["leader"]
+    assert not state_of(manager)["nodes"][0]["leader"]  # nobody leads what nobody filled
     assert columns["worker1"]["availability"] == "active"
     assert columns["worker1"]["status"] == "ready"
     cards = [t for n in state["nodes"] for t in n["tasks"]]

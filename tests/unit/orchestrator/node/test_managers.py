@@ -1,0 +1,84 @@
+"""A manager's view of the others on a real etcd: the silent leader's lease revoked."""
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from orchestrator.cluster import keys
+from orchestrator.etcd.client import EtcdClient
+from orchestrator.etcd.election import Election
+from orchestrator.node.managers import SUSPECT_AFTER, Managers
+
+
+@dataclass
+class _Seat:
+    """The two parts of a node.control.Seat that Managers reads, on the shared etcd."""
+
+    client: EtcdClient
+    election: Election
+
+    @property
+    def leading(self) -> bool:
+        return self.election.leading
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def two(etcd):
+    root = etcd.new_root()
+    one = keys.election(etcd.client, "manager1", root)
+    two = keys.election(etcd.client, "manager2", root)
+    one.start()
+    assert one.wait_leading(5)
+    two.start()
+    deadline = time.monotonic() + 5
+    while two.leader != "manager1":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    yield one, two
+    one.stop()
+    two.stop()
+
+
+def _view(etcd, election: Election, clock: _Clock) -> Managers:
+    seat = _Seat(etcd.client, election)
+    return Managers(
+        "manager2", 2377, seat=lambda: seat, nodes=list, client_tls=lambda: None, clock=clock
+    )
+
+
+def test_a_leader_heard_lately_is_left_alone(etcd, two):
+    _one, follower = two
+    clock = _Clock()
+    view = _view(etcd, follower, clock)
+    view._healthy_at["manager1"] = clock.t
+    clock.t += SUSPECT_AFTER / 2
+    assert not view.depose_dead_leader()
+    assert not follower.leading
+
+
+def test_a_leader_never_heard_is_not_taken_for_dead(etcd, two):
+    _one, follower = two
+    assert not _view(etcd, follower, _Clock()).depose_dead_leader()
+
+
+def test_a_silent_leaders_lease_is_revoked_and_another_leads(etcd, two):
+    leader, follower = two
+    clock = _Clock()
+    view = _view(etcd, follower, clock)
+    view._healthy_at["manager1"] = clock.t
+    clock.t += SUSPECT_AFTER + 0.1
+    assert view.depose_dead_leader()
+    assert follower.wait_leading(3)
+    deadline = time.monotonic() + 3
+    while leader.leading:  # the old leader learns it at its next keepalive
+        assert time.monotonic() < deadline, "the deposed leader still believes it leads"
+        time.sleep(0.02)
