@@ -431,6 +431,13 @@ class Daemon:
         # Never to itself: a key this manager no longer acts on is not a leader.
         if node is None or node.id == self.node_id or not self.peers.has_quorum():
             raise self.peers.no_leader()
+        if self.peers.silent(node.id):
+            # Its machine is likely gone: say so now rather than after a connect timeout.
+            raise Unavailable(
+                f"the leader {node.hostname} is not answering: another manager takes over "
+                "in a moment; try again",
+                op="forward",
+            )
         return self.node_url(node.addr)
 
     @property

@@ -78,6 +78,11 @@ class Managers:
         seat = self._seat()
         return seat.election.leader if seat is not None else ""
 
+    def silent(self, node_id: str) -> bool:
+        """Whether manager `node_id`, heard before, has not answered for SUSPECT_AFTER."""
+        last = self._healthy_at.get(node_id)
+        return last is not None and self._clock() - last >= SUSPECT_AFTER
+
     def reachable_ids(self) -> set[str]:
         """The managers reachable now, this one included if its member is healthy."""
         return {n.id for n in self.managers() if self.reachable(n.id)}
@@ -195,12 +200,11 @@ class Managers:
         if seat is None or seat.leading:
             return False
         leader = seat.election.leader
-        last = self._healthy_at.get(leader)
-        if not leader or leader == self.node_id or last is None:
+        if not leader or leader == self.node_id or not self.silent(leader):
             return False
-        silent = self._clock() - last
-        if silent < SUSPECT_AFTER or not self.has_quorum():
+        if not self.has_quorum():
             return False
+        silent = self._clock() - self._healthy_at[leader]
         kv = seat.client.get(seat.election.leader_key)
         if kv is None or kv.value.decode() != leader or not kv.lease:
             return False
