@@ -68,6 +68,8 @@ class Managers:
         #: node's TLS context changes (a renewal).
         self._client: httpx.AsyncClient | None = None
         self._client_tls: ssl.SSLContext | None = None
+        #: addrs() as of the last probe round.
+        self._addrs: list[str] | None = None
 
     # views ------------------------------------------------------------------------
 
@@ -135,7 +137,14 @@ class Managers:
         return own is not None and bool(own.leader)
 
     def addrs(self) -> list[str]:
-        """Every reachable manager's "ip:port", the leader first (heartbeat answers)."""
+        """Every reachable manager's "ip:port", the leader first. Every heartbeat answer
+        carries it: the list the last probe round made (at most PROBE_PERIOD old), not
+        one made again from the store for each heartbeat."""
+        if self._addrs is None:
+            self._addrs = self._current_addrs()
+        return self._addrs
+
+    def _current_addrs(self) -> list[str]:
         leader = self.leader_id()
         ordered = sorted(self.managers(), key=lambda n: (n.id != leader, n.hostname))
         return [f"{n.addr}:{self._port}" for n in ordered if n.id == leader or self.reachable(n.id)]
@@ -161,6 +170,7 @@ class Managers:
         others = [n for n in self.managers() if n.id != self.node_id]
         context = self._tls()
         if not others or context is None:
+            self._addrs = self._current_addrs()
             return
         if self._client is None or self._client_tls is not context:
             if self._client is not None:
@@ -173,6 +183,7 @@ class Managers:
         for node, healthy in zip(others, answers, strict=True):
             if healthy:
                 self._healthy_at[node.id] = now
+        self._addrs = self._current_addrs()
 
     async def _ask(self, client: httpx.AsyncClient, node: Node) -> bool:
         try:

@@ -3,11 +3,11 @@ a follower's mirror, and writes that survive a SIGKILL of the member."""
 
 import os
 import signal
-import time
 
 import pytest
 
 from netagent.contract.errors import InvalidArgument
+from netagent.lab.driver import wait_for
 from orchestrator.cluster import keys
 from orchestrator.cluster.objects import Network, NetworkSpec, Node, NodeRole
 from orchestrator.etcd.election import NotLeader
@@ -20,10 +20,7 @@ def _node(node_id: str, hostname: str = "worker1") -> Node:
 
 
 def _eventually(check, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not within the timeout"
-        time.sleep(0.02)
+    wait_for("the store to follow", check, timeout=timeout, interval=0.02)
 
 
 @pytest.fixture

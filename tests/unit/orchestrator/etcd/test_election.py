@@ -1,9 +1,8 @@
 """Leader election on a real etcd: one leader, a takeover at the leader's end, the fence."""
 
-import time
-
 import pytest
 
+from netagent.lab.driver import wait_for
 from orchestrator.cluster import keys
 from orchestrator.etcd.election import Election, NotLeader
 
@@ -25,29 +24,29 @@ def candidates(etcd):
 
 
 def _until(check, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not within the timeout"
-        time.sleep(0.02)
+    wait_for("the candidates to agree", check, timeout=timeout, interval=0.02)
+
+
+def _leader_and_follower(candidates, **leader_kw):
+    """manager1 leading, manager2 following it."""
+    one = candidates("manager1", **leader_kw)
+    assert one.wait_leading(5)
+    two = candidates("manager2")
+    _until(lambda: two.leader == "manager1")
+    return one, two
 
 
 def test_the_first_candidate_leads_and_the_others_know_it(candidates):
     turns = []
-    one = candidates("manager1", on_change=turns.append)
-    assert one.wait_leading(5)
-    two = candidates("manager2")
-    _until(lambda: two.leader == "manager1")
+    one, two = _leader_and_follower(candidates, on_change=turns.append)
     assert not two.leading and turns == [True]
     assert one.present() == {"manager1", "manager2"}
     assert two.current_leader() == "manager1"
 
 
 def test_a_stopped_leader_is_replaced_at_once_and_its_fence_fails(etcd, candidates):
-    one = candidates("manager1")
-    assert one.wait_leading(5)
+    one, two = _leader_and_follower(candidates)
     fence = one.fence()
-    two = candidates("manager2")
-    _until(lambda: two.leader == "manager1")
     one.stop()  # revokes its lease: the key goes now, not at the lease's end
     assert two.wait_leading(3)
     with pytest.raises(NotLeader, match="manager1 is not the leader"):
@@ -59,10 +58,7 @@ def test_a_stopped_leader_is_replaced_at_once_and_its_fence_fails(etcd, candidat
 
 
 def test_a_leader_whose_lease_ends_is_replaced(etcd, candidates):
-    one = candidates("manager1")
-    assert one.wait_leading(5)
-    two = candidates("manager2")
-    _until(lambda: two.leader == "manager1")
+    one, two = _leader_and_follower(candidates)
     # As if manager1's machine stopped: its lease is no longer kept alive.
     one._stop.set()
     one._thread.join(5)
@@ -71,10 +67,7 @@ def test_a_leader_whose_lease_ends_is_replaced(etcd, candidates):
 
 def test_a_resigning_leader_holds_back_while_another_takes_over(candidates):
     turns = []
-    one = candidates("manager1", on_change=turns.append)
-    assert one.wait_leading(5)
-    two = candidates("manager2")
-    _until(lambda: two.leader == "manager1")
+    one, two = _leader_and_follower(candidates, on_change=turns.append)
     one.resign(hold=30)
     assert two.wait_leading(3)
     _until(lambda: one.leader == "manager2")

@@ -1,10 +1,10 @@
 """A manager's view of the others on a real etcd: the silent leader's lease revoked."""
 
-import time
 from dataclasses import dataclass
 
 import pytest
 
+from netagent.lab.driver import wait_for
 from orchestrator.cluster import keys
 from orchestrator.etcd.client import EtcdClient
 from orchestrator.etcd.election import Election
@@ -39,10 +39,7 @@ def two(etcd):
     one.start()
     assert one.wait_leading(5)
     two.start()
-    deadline = time.monotonic() + 5
-    while two.leader != "manager1":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for("manager2 to follow", lambda: two.leader == "manager1", timeout=5, interval=0.02)
     yield one, two
     one.stop()
     two.stop()
@@ -78,7 +75,5 @@ def test_a_silent_leaders_lease_is_revoked_and_another_leads(etcd, two):
     clock.t += SUSPECT_AFTER + 0.1
     assert view.depose_dead_leader()
     assert follower.wait_leading(3)
-    deadline = time.monotonic() + 3
-    while leader.leading:  # the old leader learns it at its next keepalive
-        assert time.monotonic() < deadline, "the deposed leader still believes it leads"
-        time.sleep(0.02)
+    # The old leader learns it at its next keepalive.
+    wait_for("the deposed leader to step down", lambda: not leader.leading, 3, 0.02)
