@@ -206,14 +206,17 @@ def etcd_pids(lab: SwarmLab, node: str, procs: dict[int, list[bytes]]) -> list[i
     ]
 
 
-def rss_mb(pids: list[int]) -> float | None:
+def rss_mb(pids: list[int], field: str = "VmRSS") -> float | None:
+    """The sum of one /proc/<pid>/status memory field over `pids`, in MB: VmRSS, or its
+    parts RssAnon (the process's own: Python's objects) and RssFile (mapped files, the
+    shared libraries, which other processes share)."""
     total = 0
     for pid in pids:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             return None
-        total += next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
+        total += next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith(field))
     return total / 1024 if pids else None
 
 
@@ -222,6 +225,16 @@ def memory(lab: SwarmLab) -> dict[str, tuple[float | None, float | None]]:
     procs = _cmdlines()
     return {
         m: (rss_mb(daemon_pids(lab, m, procs)), rss_mb(etcd_pids(lab, m, procs))) for m in MANAGERS
+    }
+
+
+def daemon_split(lab: SwarmLab) -> dict[str, tuple[float | None, float | None]]:
+    """Manager → its daemon's (anonymous, file-backed) resident MB."""
+    procs = _cmdlines()
+    return {
+        m: (rss_mb(pids, "RssAnon"), rss_mb(pids, "RssFile"))
+        for m in MANAGERS
+        for pids in [daemon_pids(lab, m, procs)]
     }
 
 
@@ -325,6 +338,7 @@ class Run:
     back_s: float | None
     down_lines: list[str]
     rss: dict[str, tuple[float | None, float | None]]
+    split: dict[str, tuple[float | None, float | None]]
 
     @property
     def ab_counts(self) -> dict[str, int]:
@@ -449,7 +463,7 @@ def one_run(lab: SwarmLab, i: int, n: int, attempt_timeout: float) -> Run:
         print(f"  note: the leader {victim} runs no task of {SERVICE}", flush=True)
     before = {t["id"]: names[t["node_id"]] for t in tasks}
     doomed = doomed_ips(tasks, names, victim)
-    rss = memory(lab)
+    rss, split = memory(lab), daemon_split(lab)
     sandbox = Names(prefix=lab.node_ns(MESH_NODE)).ingress_ns()
     box: dict[str, Any] = {}
 
@@ -496,7 +510,9 @@ def one_run(lab: SwarmLab, i: int, n: int, attempt_timeout: float) -> Run:
     ]
     survivors_all = [h for h in (*MANAGERS, "worker1", "worker2") if h != victim]
     down = down_lines(lab, survivors_all, box["wall"])
-    run = Run(victim, via, box["stop_call"], watch, ab, box["cut"], restarted, back_s, down, rss)
+    run = Run(
+        victim, via, box["stop_call"], watch, ab, box["cut"], restarted, back_s, down, rss, split
+    )
     lab.lab("start", victim, check=True, timeout=120)
     return run
 
@@ -596,7 +612,11 @@ def render(runs: list[Run], n: int, attempt_timeout: float) -> str:
     ]  # fmt: skip
     for i, r in enumerate(runs, 1):
         w = r.watch
-        mem = ", ".join(f"{m} {fmt_mb(d)} / {fmt_mb(e)}" for m, (d, e) in r.rss.items())
+        mem = ", ".join(
+            f"{m} {fmt_mb(d)} (anonymous {fmt_mb(r.split[m][0])}, files {fmt_mb(r.split[m][1])})"
+            f" / {fmt_mb(e)}"
+            for m, (d, e) in r.rss.items()
+        )
         lines += [
             f"- run {i}: leader {r.victim} stopped (the stop call took {r.stop_call_s:.2f} s); "
             f"{w.new_leader or 'no manager'} leads; writes via {r.via}, attempts: "
@@ -611,6 +631,12 @@ def render(runs: list[Run], n: int, attempt_timeout: float) -> str:
             + f" ({'; '.join(' '.join(ln.split()) for ln in r.ab.lines)}). "
             f"RSS daemon / etcd: {mem}.",
         ]
+    lines += [
+        "",
+        "A daemon's RSS counts the shared libraries it maps (files: libpython, libcrypto, "
+        "the Rust modules of cryptography and pydantic-core), which every Python process on "
+        "the machine shares; its own memory is the anonymous part.",
+    ]
     return "\n".join(lines)
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import socket
 from ipaddress import IPv4Address, IPv4Interface
 
-from pyroute2 import IPRoute
-
 from netagent.contract.errors import InvalidArgument
+from netagent.kernel.rtnl import IPRoute
 
 
 def local_addresses() -> list[tuple[str, IPv4Interface]]:

@@ -13,11 +13,9 @@ import errno
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netagent.contract.errors import KernelError
 from netagent.kernel.netns import kernel_errors, wait_until
+from netagent.kernel.rtnl import IPRoute, NetlinkError
 from netagent.ledger.changes import Change
 
 IFF_UP = 0x1

@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass, field
 from socket import AF_INET
 
-from pyroute2 import IPRoute
-
+from netagent.kernel.rtnl import IPRoute
 from netagent.ledger.changes import Change
 
 NUD_PERMANENT = 0x80

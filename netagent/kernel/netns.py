@@ -36,10 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netagent.contract.errors import InvalidArgument, KernelError
+from netagent.kernel.rtnl import IPRoute, NetlinkError
 
 NETNS_RUN_DIR = Path("/run/netns")
 #: Files `ip netns exec` bind-mounts over /etc inside a namespace (resolv.conf).

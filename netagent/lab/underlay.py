@@ -27,9 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from pyroute2 import NetlinkError, NetNS, netns
-
 from netagent.contract.errors import KernelError
+from netagent.kernel.rtnl import NetlinkError, NetNS, netns
 from netagent.lab.topology import NODE_IFNAME, SWITCH_BRIDGE, LabNode, Topology
 
 log = logging.getLogger(__name__)

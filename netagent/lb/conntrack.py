@@ -20,9 +20,8 @@ import logging
 from collections.abc import Iterable
 from ipaddress import IPv4Address
 
-from pyroute2 import Conntrack
-
 from netagent.kernel import netns
+from netagent.kernel.rtnl import Conntrack
 
 log = logging.getLogger(__name__)
 

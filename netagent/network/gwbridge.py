@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from pyroute2 import IPRoute
-
 from netagent.contract.errors import Conflict
 from netagent.kernel import iptables, links, netns
 from netagent.kernel.naming import GW_BRIDGE
+from netagent.kernel.rtnl import IPRoute
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import NodeRecord
 

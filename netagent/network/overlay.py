@@ -25,13 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from pyroute2 import IPRoute
-
 from netagent.contract.desired import VXLAN_PORT, NetworkState, RemoteEndpoint, peer_key, task_mac
 from netagent.kernel import links, netns
 from netagent.kernel.naming import SANDBOX_BRIDGE, Names
 from netagent.kernel.neighbours import Programmed, sync_fdb, sync_neighbours
 from netagent.kernel.netns import kernel_errors
+from netagent.kernel.rtnl import IPRoute
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import SandboxRecord
 from netagent.ledger.memo import IdentityMemo

@@ -68,7 +68,11 @@ def daemon(
 ) -> None:
     """Run the node daemon (agent, and manager after swarm init). Needs root."""
     import socket
+    import sys
 
+    # The daemon's HTTP clients run on asyncio, but httpcore imports trio whenever it is
+    # installed (it is, for the browser tests): 4.6 MB of the daemon's memory for nothing.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
     from orchestrator.node.api.listeners import run
     from orchestrator.node.daemon import DaemonConfig
 

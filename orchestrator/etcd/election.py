@@ -94,6 +94,11 @@ class Election:
         self._thread = threading.Thread(target=self._run, name="election", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Look at the leader key now rather than at the next period (a manager that
+        just revoked a dead leader's lease campaigns at once)."""
+        self._wake.set()
+
     def wait_leading(self, timeout: float) -> bool:
         """Until this candidate leads (True) or `timeout` passed (False)."""
         deadline = time.monotonic() + timeout

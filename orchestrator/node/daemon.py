@@ -57,7 +57,7 @@ from orchestrator.manager import Manager
 from orchestrator.node import control, promotion, renewal, to_manager
 from orchestrator.node.control import MemberRequest, MemberResponse, Seat, TransferRequest
 from orchestrator.node.credentials import NodeTLS
-from orchestrator.node.managers import PROBE_PERIOD, Managers
+from orchestrator.node.managers import PROBE_PERIOD, LeaderMoving, Managers
 from orchestrator.ops import certificates, membership, roles
 
 log = logging.getLogger(__name__)
@@ -433,7 +433,7 @@ class Daemon:
             raise self.peers.no_leader()
         if self.peers.silent(node.id):
             # Its machine is likely gone: say so now rather than after a connect timeout.
-            raise Unavailable(
+            raise LeaderMoving(
                 f"the leader {node.hostname} is not answering: another manager takes over "
                 "in a moment; try again",
                 op="forward",
@@ -544,7 +544,9 @@ class Daemon:
 
     async def managers_forever(self) -> None:
         """On a manager: keep the view of the other managers current."""
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             if self.peers is not None:
                 with contextlib.suppress(Exception):
                     await self.peers.probe_once()
@@ -553,7 +555,8 @@ class Daemon:
                         await asyncio.to_thread(self.peers.promote_learners)
                     else:
                         await asyncio.to_thread(self.peers.depose_dead_leader)
-            await asyncio.sleep(PROBE_PERIOD)
+            # A round every PROBE_PERIOD, however long this one took.
+            await asyncio.sleep(max(0.05, began + PROBE_PERIOD - loop.time()))
 
     def cluster_id(self) -> str | None:
         """The swarm this node is in (port 2377 accepts certificates of it only)."""

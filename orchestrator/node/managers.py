@@ -40,6 +40,11 @@ PROBE_TIMEOUT = 1.0
 SUSPECT_AFTER = 1.5
 
 
+class LeaderMoving(Unavailable):
+    """No manager can take a write now, but one will in a moment: the leader went
+    silent, or an election is under way among a quorum. A forwarded request may wait."""
+
+
 class Managers:
     """This manager's view of its peers; the daemon's `managers_forever` keeps it current."""
 
@@ -70,6 +75,8 @@ class Managers:
         self._client_tls: ssl.SSLContext | None = None
         #: addrs() as of the last probe round.
         self._addrs: list[str] | None = None
+        #: node id -> the question in flight to that manager.
+        self._asking: dict[str, asyncio.Task[None]] = {}
 
     # views ------------------------------------------------------------------------
 
@@ -154,48 +161,58 @@ class Managers:
         managers = self.managers()
         lost = sorted(n.hostname for n in managers if not self.reachable(n.id))
         need = quorum(len(managers))
-        if lost:
-            why = (
-                f"{len(lost)} of {len(managers)} managers unreachable ({', '.join(lost)}); "
-                f"{need} needed"
+        if len(managers) - len(lost) >= need:
+            # Enough managers answer: the next leader is being elected.
+            return LeaderMoving(
+                "the swarm has no leader yet: an election is under way among "
+                f"{len(managers)} managers; try again shortly",
+                op="write",
             )
-        else:
-            why = f"an election is under way among {len(managers)} managers; try again shortly"
-        return Unavailable(f"the swarm has no leader: {why}", op="write")
+        return Unavailable(
+            f"the swarm has no leader: {len(lost)} of {len(managers)} managers unreachable "
+            f"({', '.join(lost)}); {need} needed",
+            op="write",
+        )
 
     # the probe --------------------------------------------------------------------
 
     async def probe_once(self) -> None:
+        """One round: this manager's own member, then each other manager asked at once.
+        The round waits for their answers at most PROBE_PERIOD: a manager whose machine
+        is gone answers nothing until PROBE_TIMEOUT, and must not slow the rounds that
+        notice it went silent. Each answer is stamped when it comes; a manager still
+        being asked is not asked again."""
         await asyncio.to_thread(self.refresh_own)
         others = [n for n in self.managers() if n.id != self.node_id]
         context = self._tls()
-        if not others or context is None:
-            self._addrs = self._current_addrs()
-            return
-        if self._client is None or self._client_tls is not context:
-            if self._client is not None:
-                await self._client.aclose()
-            self._client = httpx.AsyncClient(verify=context, timeout=PROBE_TIMEOUT)
-            self._client_tls = context
-        client = self._client
-        answers = await asyncio.gather(*(self._ask(client, n) for n in others))
-        now = self._clock()
-        for node, healthy in zip(others, answers, strict=True):
-            if healthy:
-                self._healthy_at[node.id] = now
+        if others and context is not None:
+            if self._client is None or self._client_tls is not context:
+                if self._client is not None:
+                    await self._client.aclose()
+                self._client = httpx.AsyncClient(verify=context, timeout=PROBE_TIMEOUT)
+                self._client_tls = context
+            for node in others:
+                asking = self._asking.get(node.id)
+                if asking is None or asking.done():
+                    self._asking[node.id] = asyncio.create_task(self._ask(self._client, node))
+            await asyncio.wait([self._asking[n.id] for n in others], timeout=PROBE_PERIOD)
         self._addrs = self._current_addrs()
 
-    async def _ask(self, client: httpx.AsyncClient, node: Node) -> bool:
+    async def _ask(self, client: httpx.AsyncClient, node: Node) -> None:
         try:
             resp = await client.get(
                 f"https://{node.addr}:{self._port}/v1/managers/health",
                 extensions=tls.expect(tls.MANAGER_NAME),
             )
         except httpx.HTTPError:
-            return False
-        return resp.status_code == 200 and not resp.json().get("learner", True)
+            return
+        if resp.status_code == 200 and not resp.json().get("learner", True):
+            self._healthy_at[node.id] = self._clock()
 
     async def close(self) -> None:
+        for asking in self._asking.values():
+            asking.cancel()
+        self._asking.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -229,6 +246,7 @@ class Managers:
             leader,
             silent,
         )
+        seat.election.wake()
         return True
 
     # the leader's chores ----------------------------------------------------------

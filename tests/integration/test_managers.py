@@ -116,6 +116,8 @@ def test_the_leader_stops_another_leads_and_writes_go_on(lab):
     assert on_old, "spread puts one of the 5 tasks on each node"
     lab.lab("stop", "manager1", check=True)
     lab.via = "manager2"
+    # A write sent at once waits for the next leader instead of failing.
+    lab.run("service", "create", "--name", "two", "whoami", node="manager2", check=True)
     new = wait_for(
         "a new leader",
         lambda: (found := leader(lab, "manager2")) in ("manager2", "manager3") and found,
@@ -126,8 +128,7 @@ def test_the_leader_stops_another_leads_and_writes_go_on(lab):
         lambda: statuses(lab, "manager3").get("manager1") == "unreachable",
         timeout=15,
     )
-    # Writes through either remaining manager: create, scale, update.
-    lab.run("service", "create", "--name", "two", "whoami", node="manager2", check=True)
+    # Writes through either remaining manager: scale, update.
     lab.run("service", "scale", "web=6", node="manager3", check=True)
     lab.run("service", "update", "--env-add", "A=1", "two", node="manager2", check=True)
     lab.converge("two", 1)

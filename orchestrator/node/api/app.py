@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 #: Seconds to open a connection to another daemon: one whose machine is gone never
 #: refuses, and a forwarded write must fail rather than hang.
 CONNECT_TIMEOUT = 2.0
+
+
+class NotSent(Unavailable):
+    """The other daemon could not be connected to: nothing of the request reached it,
+    so sending it again (elsewhere) is safe."""
+
+
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,6 +85,7 @@ async def proxy(
     expect: str | None = None,
     headers: dict[str, str] | None = None,
     read_timeout: float | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> web.StreamResponse:
     """Forward a request to another daemon and stream its answer back unchanged.
 
@@ -88,7 +96,7 @@ async def proxy(
     `swarm-manager` for the leader); `headers`: sent on top of the content type;
     `read_timeout`: the longest silence of the other daemon (None: streams such as a
     capture may be silent for long). A daemon that does not answer its connection
-    within CONNECT_TIMEOUT (its machine is gone) is Unavailable.
+    within `connect_timeout` (its machine is gone) is NotSent.
     """
     if body is None:
         body = await request.read()
@@ -97,7 +105,7 @@ async def proxy(
         method, params = "POST", []
     async with httpx.AsyncClient(
         base_url=base_url,
-        timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT),
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         verify=verify if verify is not None else True,
     ) as client:
         upstream = client.build_request(
@@ -110,6 +118,8 @@ async def proxy(
         )
         try:
             resp = await client.send(upstream, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            raise NotSent(f"cannot reach {base_url}: {str(err) or 'no answer'}") from None
         except httpx.TransportError as err:
             raise Unavailable(f"cannot reach {base_url}: {err}") from None
         try:

@@ -32,7 +32,7 @@ from orchestrator.cluster.objects import NodeRole
 from orchestrator.node import control, promotion
 from orchestrator.node.api.access import FORWARDED_FOR, caller, speaks_for
 from orchestrator.node.api.app import json_response, jsonable, parse_body
-from orchestrator.node.api.routes import daemon_of, to_leader
+from orchestrator.node.api.routes import daemon_of, via_leader
 from orchestrator.node.control import MemberRequest, MemberResponse, TransferRequest
 
 node_routes = web.RouteTableDef()
@@ -48,13 +48,11 @@ def on_leader(fn: Handler) -> Handler:
 
     @functools.wraps(fn)
     async def handler(request: web.Request) -> web.StreamResponse:
-        daemon = daemon_of(request)
-        url = daemon.leader_url()
-        if url is None:
-            return await fn(request)
         peer = caller(request)
-        return await to_leader(
-            request, url, {FORWARDED_FOR: peer.node_id} if peer is not None else None
+        return await via_leader(
+            request,
+            lambda: fn(request),
+            {FORWARDED_FOR: peer.node_id} if peer is not None else None,
         )
 
     return handler

@@ -30,9 +30,10 @@ from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.manager import Manager
 from orchestrator.node import promotion
 from orchestrator.node.api.access import forwardable
-from orchestrator.node.api.app import json_response, jsonable, parse_body, proxy
+from orchestrator.node.api.app import NotSent, json_response, jsonable, parse_body, proxy
 from orchestrator.node.client import STALE_HEADER
 from orchestrator.node.daemon import Daemon
+from orchestrator.node.managers import LeaderMoving
 from orchestrator.ops import roles
 from orchestrator.placement.global_mode import desired_count
 
@@ -44,6 +45,13 @@ MAX_HOPS = 2
 #: The longest the leader may stay silent on a forwarded request: a write's settling
 #: (daemon.SETTLE_TIMEOUT) and more; a long-poll sends a byte every second.
 FORWARD_READ_TIMEOUT = 30.0
+#: Managers share a LAN: a leader that has not accepted the connection in this long is
+#: likely gone, and via_leader tries again (there or at the next leader).
+LEADER_CONNECT_TIMEOUT = 1.0
+#: The longest a forwarded request waits for a leader while the leadership moves: a
+#: failover takes about 2 s; a write must fail within 5 s when no leader comes.
+LEADER_WAIT = 4.0
+LEADER_RETRY = 0.1
 ManagerHandler = Callable[[web.Request, Manager], Awaitable[web.StreamResponse]]
 
 
@@ -70,12 +78,35 @@ def manager_route(fn: ManagerHandler) -> Callable[[web.Request], Awaitable[web.S
             if stale and not response.prepared:
                 response.headers[STALE_HEADER] = stale
             return response
-        url = daemon.leader_url()
-        if url is not None:
-            return await to_leader(request, url)
-        return await fn(request, daemon.require_leader())
+        return await via_leader(request, lambda: fn(request, daemon.require_leader()))
 
     return forwardable(handler)
+
+
+async def via_leader(
+    request: web.Request,
+    serve: Callable[[], Awaitable[web.StreamResponse]],
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """`serve()` here if this manager leads, else forward `request` to the leader.
+
+    While the leadership moves (the leader went silent or cannot be connected to, an
+    election is under way among a quorum) the request waits for the next leader, up to
+    LEADER_WAIT, rather than failing: a failover then costs a write a pause, not an
+    error. Without a quorum it fails at once (no leader can come of waiting)."""
+    daemon = daemon_of(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LEADER_WAIT
+    while True:
+        try:
+            url = daemon.leader_url()
+            if url is None:
+                return await serve()
+            return await to_leader(request, url, headers)
+        except (LeaderMoving, NotSent):
+            if loop.time() >= deadline:
+                raise
+        await asyncio.sleep(LEADER_RETRY)
 
 
 async def to_leader(
@@ -99,6 +130,7 @@ async def to_leader(
         expect=tls.MANAGER_NAME,
         headers={HOP_HEADER: str(hops + 1), **(headers or {})},
         read_timeout=FORWARD_READ_TIMEOUT,
+        connect_timeout=LEADER_CONNECT_TIMEOUT,
     )
 
 

@@ -4,11 +4,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from netagent.contract.errors import Unavailable
 from netagent.lab.driver import wait_for
 from orchestrator.cluster import keys
+from orchestrator.cluster.objects import Node, NodeRole
 from orchestrator.etcd.client import EtcdClient
 from orchestrator.etcd.election import Election
-from orchestrator.node.managers import SUSPECT_AFTER, Managers
+from orchestrator.node.managers import STALE_AFTER, SUSPECT_AFTER, LeaderMoving, Managers
 
 
 @dataclass
@@ -45,10 +47,16 @@ def two(etcd):
     two.stop()
 
 
-def _view(etcd, election: Election, clock: _Clock) -> Managers:
+MANAGERS = [
+    Node(id=f"manager{i}", hostname=f"manager{i}", role=NodeRole.MANAGER, addr=f"10.0.0.{i}")
+    for i in (1, 2, 3)
+]
+
+
+def _view(etcd, election: Election, clock: _Clock, nodes=list) -> Managers:
     seat = _Seat(etcd.client, election)
     return Managers(
-        "manager2", 2377, seat=lambda: seat, nodes=list, client_tls=lambda: None, clock=clock
+        "manager2", 2377, seat=lambda: seat, nodes=nodes, client_tls=lambda: None, clock=clock
     )
 
 
@@ -77,3 +85,22 @@ def test_a_silent_leaders_lease_is_revoked_and_another_leads(etcd, two):
     assert follower.wait_leading(3)
     # The old leader learns it at its next keepalive.
     wait_for("the deposed leader to step down", lambda: not leader.leading, 3, 0.02)
+
+
+def test_without_a_leader_a_quorum_waits_for_one_and_a_minority_is_told_who_is_missing(etcd, two):
+    _one, follower = two
+    clock = _Clock()
+    view = _view(etcd, follower, clock, nodes=lambda: MANAGERS)
+    view.refresh_own()  # manager2's own member (the shared etcd) is healthy
+    view._healthy_at["manager1"] = clock.t
+    clock.t += 1.0
+    moving = view.no_leader()
+    assert isinstance(moving, LeaderMoving)
+    assert "an election is under way among 3 managers" in str(moving)
+    clock.t += STALE_AFTER  # manager1's answer no longer counts; manager3 never answered
+    view.refresh_own()
+    lost = view.no_leader()
+    assert isinstance(lost, Unavailable) and not isinstance(lost, LeaderMoving)
+    assert str(lost) == (
+        "the swarm has no leader: 2 of 3 managers unreachable (manager1, manager3); 2 needed"
+    )
