@@ -45,6 +45,7 @@ from orchestrator.cluster.objects import (
 from orchestrator.cluster.store import Store
 from orchestrator.dispatch.assignments import Kept
 from orchestrator.dispatch.dispatcher import Dispatcher
+from orchestrator.dispatch.stalls import Stalls
 from orchestrator.ops import certificates, membership, roles
 from orchestrator.ops import networks as network_ops
 from orchestrator.ops import nodes as node_ops
@@ -60,13 +61,24 @@ Clock = Callable[[], float]
 class Manager:
     """A swarm's control plane over one store. See the module docstring."""
 
-    def __init__(self, store: Store, *, clock: Clock = time.time, takeover_grace: float = 0.0):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = time.time,
+        takeover_grace: float = 0.0,
+        own_node: str = "",
+        stalls: Stalls | None = None,
+    ):
         """`takeover_grace`: seconds added to every node's heartbeat grace (a new leader
-        gives the agents time to find it before it calls anyone silent)."""
+        gives the agents time to find it before it calls anyone silent); `own_node`: the
+        node this manager runs on; `stalls`: its daemon loop's (see the dispatcher)."""
         self._lock = threading.RLock()
         self._store = store
         self._clock = clock
-        self._dispatcher = Dispatcher(store, started_at=clock() + takeover_grace)
+        self._dispatcher = Dispatcher(
+            store, started_at=clock() + takeover_grace, own_node=own_node, stalls=stalls
+        )
         self._reconciler = Reconciler(store, synced=self._dispatcher.synced)
         clusters = store.list("cluster", Cluster)
         if len(clusters) != 1:
@@ -111,12 +123,20 @@ class Manager:
 
     @classmethod
     def open(
-        cls, store: Store, *, clock: Clock = time.time, takeover_grace: float = 0.0
+        cls,
+        store: Store,
+        *,
+        clock: Clock = time.time,
+        takeover_grace: float = 0.0,
+        own_node: str = "",
+        stalls: Stalls | None = None,
     ) -> Manager | None:
         """The swarm `store` holds; None when it holds none (yet)."""
         if not store.list("cluster", Cluster):
             return None
-        return cls(store, clock=clock, takeover_grace=takeover_grace)
+        return cls(
+            store, clock=clock, takeover_grace=takeover_grace, own_node=own_node, stalls=stalls
+        )
 
     @property
     def cluster(self) -> Cluster:
@@ -304,7 +324,8 @@ class Manager:
     def mark_unreachable(self, node_id: str, why: str, probed_at: float) -> None:
         """A probe found the node's machine gone: DOWN now, its tasks replaced."""
         with self._lock:
-            if self._dispatcher.mark_unreachable(node_id, self._clock(), why, probed_at):
+            period = self.cluster.heartbeat_period
+            if self._dispatcher.mark_unreachable(node_id, self._clock(), why, probed_at, period):
                 self._mark_dirty_on_nodes({node_id})
 
     def synced(self) -> bool:

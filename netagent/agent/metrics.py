@@ -80,6 +80,15 @@ class ClusterSummary:
     nodes: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LoopStalls:
+    """How late the daemon's event loop wakes (orchestrator.dispatch.stalls)."""
+
+    lag: float
+    total: float
+    longest: float
+
+
 @dataclass
 class _Sources:
     """Callables the scrape reads; each returns None (or nothing) when not there now."""
@@ -87,6 +96,9 @@ class _Sources:
     node_tasks: Callable[[], Iterable[TaskStatus]] | None = None
     cluster: Callable[[], ClusterSummary | None] | None = None
     dns: Callable[[], Resolver | None] | None = None
+    loop: Callable[[], LoopStalls] | None = None
+    #: Seconds since the agent's session last knew its applied state current.
+    state_age: Callable[[], float | None] | None = None
 
 
 class _StateCollector:
@@ -109,6 +121,36 @@ class _StateCollector:
         resolver = src.dns() if src.dns is not None else None
         if resolver is not None:
             yield from self._dns(resolver.stats, resolver.answered)
+        if src.loop is not None:
+            yield from self._loop(src.loop())
+        age = src.state_age() if src.state_age is not None else None
+        if age is not None:
+            yield GaugeMetricFamily(
+                "vxswarm_session_state_age_seconds",
+                "Seconds since the agent last knew its applied desired state to be the "
+                "current one (a poll answered, a state applied): a watchdog, it grows when "
+                "the session stops applying.",
+                value=age,
+            )
+
+    @staticmethod
+    def _loop(stalls: LoopStalls) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "vxswarm_loop_lag_seconds",
+            "How late the daemon's event loop last woke from a 0.1 s sleep.",
+            value=stalls.lag,
+        )
+        yield CounterMetricFamily(
+            "vxswarm_loop_stalled_seconds",
+            "Seconds the event loop was stalled (woke more than 50 ms late); a manager "
+            "takes them out of its nodes' silence.",
+            value=stalls.total,
+        )
+        yield GaugeMetricFamily(
+            "vxswarm_loop_longest_stall_seconds",
+            "The longest single stall of the event loop since the daemon started.",
+            value=stalls.longest,
+        )
 
     @staticmethod
     def _node_tasks(statuses: Iterable[TaskStatus]) -> Metric:
@@ -303,14 +345,20 @@ class Metrics:
         node_tasks: Callable[[], Iterable[TaskStatus]] | None = None,
         cluster: Callable[[], ClusterSummary | None] | None = None,
         dns: Callable[[], Resolver | None] | None = None,
+        loop: Callable[[], LoopStalls] | None = None,
+        state_age: Callable[[], float | None] | None = None,
     ) -> None:
         """Read these at every scrape (a source given again replaces the old one)."""
-        if node_tasks is not None:
-            self._sources.node_tasks = node_tasks
-        if cluster is not None:
-            self._sources.cluster = cluster
-        if dns is not None:
-            self._sources.dns = dns
+        given = {
+            "node_tasks": node_tasks,
+            "cluster": cluster,
+            "dns": dns,
+            "loop": loop,
+            "state_age": state_age,
+        }
+        for name, source in given.items():
+            if source is not None:
+                setattr(self._sources, name, source)
 
     # -- exposition -------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -89,6 +90,8 @@ class Session:
         self._tls = tls
         self._stop = threading.Event()
         self._wake = threading.Event()
+        #: When a poll last confirmed the applied state current (monotonic; None: never).
+        self._current_at: float | None = None
         self._threads: list[threading.Thread] = []
         self.applied_digest = ""
         #: The state of `applied_digest`: what the next patch is applied to.
@@ -166,6 +169,14 @@ class Session:
                 self._on_error(name)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def state_age(self) -> float | None:
+        """Seconds since a poll last found the applied state current or applied a new
+        one (None before the first): the watchdog's figure, growing while nothing is
+        applied, whether the manager is away or every state fails."""
+        if self._current_at is None:
+            return None
+        return time.monotonic() - self._current_at
 
     def status_changed(self) -> None:
         """Send statuses now rather than at the next period (called from any thread)."""
@@ -250,6 +261,7 @@ class Session:
             self._stop.wait(1.0)
             return True
         if got.digest == self.applied_digest:
+            self._current_at = time.monotonic()
             return True
         state = self._state_of(got)
         if state is None:
@@ -257,6 +269,7 @@ class Session:
         try:
             self._apply(state)
             self.applied_digest, self._applied = got.digest, state
+            self._current_at = time.monotonic()
         except Exception:
             log.exception("applying desired state version %s failed", state.version)
             self._on_error("assignments")

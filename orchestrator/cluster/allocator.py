@@ -6,9 +6,12 @@ gateway is the first host; a task gets the lowest free host after the gateway an
 the MAC `02:42:` + its IP bytes.
 
 Nothing here keeps state: what is "in use" is derived from the objects still in
-the store (a task holds its addresses until its object is deleted), so a restarted
-manager allocates exactly as before. The address pool is generic ("lowest free
-address in network N given an in-use set") so service VIPs can share it later.
+the store, so a restarted manager allocates exactly as before. A task holds its
+addresses while some node may still have it (`holds_addresses`): once it is over (it
+reached a terminal state and is not to run again) no agent keeps its namespace, and its
+addresses are free though the task stays in the history as a record. The address pool
+is generic ("lowest free address in network N given an in-use set") so service VIPs
+can share it later.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableSet, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from netagent.contract.desired import FIRST_USER_VNI, network_gateway, task_mac
+from netagent.contract.desired import (
+    FIRST_USER_VNI,
+    DesiredTaskState,
+    network_gateway,
+    task_mac,
+)
 from netagent.contract.errors import Conflict, InvalidArgument
 from orchestrator.cluster.objects import Network, Service, Task, TaskAttachment
 
@@ -123,9 +131,21 @@ def allocate_address(network: Network, in_use: MutableSet[IPv4Address]) -> IPv4A
     )
 
 
+def holds_addresses(task: Task) -> bool:
+    """Whether the task may still have a namespace on a node: it is to run, or it has
+    not reached a terminal state yet (the agents' rule: dispatch.assignments.on_node)."""
+    return task.desired_state == DesiredTaskState.RUNNING or not task.status.state.terminal
+
+
 def addresses_in_use(network_id: str, tasks: Iterable[Task]) -> set[IPv4Address]:
-    """Addresses held on `network_id` by every task that still exists."""
-    return {a.address.ip for t in tasks for a in t.attachments if a.network_id == network_id}
+    """Addresses held on `network_id` by the tasks that still hold theirs."""
+    return {
+        a.address.ip
+        for t in tasks
+        if holds_addresses(t)
+        for a in t.attachments
+        if a.network_id == network_id
+    }
 
 
 class AddressBook:
@@ -145,6 +165,8 @@ class AddressBook:
         self.networks = networks
         self._in_use: dict[str, set[IPv4Address]] = {nid: set() for nid in networks}
         for t in tasks:
+            if not holds_addresses(t):
+                continue
             for a in t.attachments:
                 self._in_use.setdefault(a.network_id, set()).add(a.address.ip)
         for nid, ip in reserved:
@@ -184,7 +206,7 @@ class AddressBook:
         return made
 
     def release(self, attachments: Iterable[TaskAttachment]) -> None:
-        """Give addresses back (the task holding them was deleted)."""
+        """Give addresses back (the task holding them was deleted, or it is over)."""
         for a in attachments:
             self._in_use.get(a.network_id, set()).discard(a.address.ip)
 

@@ -28,6 +28,7 @@ from netagent.contract.errors import PermissionDenied
 from orchestrator.cluster.objects import Node, NodeStatus, Task, TaskObservedStatus
 from orchestrator.cluster.store import Store
 from orchestrator.dispatch.assignments import DesiredStates, Kept
+from orchestrator.dispatch.stalls import Stalls
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ HEARTBEAT_FAILURE = "heartbeat failure"
 #: restart (interpreter, imports, adopting the tasks) takes about 2 s on a loaded box,
 #: whatever the heartbeat period, so this is a time, not a number of periods.
 RESTART_ALLOWANCE = 5.0
+#: Nodes silent together from which the observer is suspect (with more than half).
+MASS_SILENCE_MIN = 2
 
 
 def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
@@ -68,12 +71,31 @@ def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
     return task.model_copy(update=changes)
 
 
+def _mass(silent: list[Node], nodes: list[Node]) -> bool:
+    """Whether `silent` is most of `nodes`: then the observer is suspect."""
+    return len(silent) >= MASS_SILENCE_MIN and len(silent) * 2 > len(nodes)
+
+
 class Dispatcher:
     """Per-node desired state, heartbeats and node liveness over one store."""
 
-    def __init__(self, store: Store, *, started_at: float):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        started_at: float,
+        own_node: str = "",
+        stalls: Stalls | None = None,
+    ):
         self._store = store
         self._started_at = started_at
+        #: The node this manager runs on (never silent to itself), and its loop's stalls.
+        self._own_node = own_node
+        self._stalls = stalls
+        #: When a node last went DOWN by silence (one per period at most).
+        self._last_down = float("-inf")
+        #: Nodes held UNKNOWN while most were silent (see check_nodes).
+        self._held: set[str] = set()
         self._last_seen: dict[str, float] = {}
         #: When a probe last found each node's machine up (see orchestrator.dispatch.liveness).
         self._answered: dict[str, float] = {}
@@ -168,33 +190,98 @@ class Dispatcher:
         return touched
 
     def check_nodes(self, now: float, period: float) -> set[str]:
-        """Mark silent nodes DOWN; returns the ids of the nodes newly DOWN."""
+        """Mark silent nodes DOWN; returns the ids of the nodes newly DOWN.
+
+        A node's silence is what is left once this manager's own stalls are taken out
+        (orchestrator.dispatch.stalls), and the manager's own node is never silent: its
+        agent is in this very process. When most nodes fall silent together the observer
+        is suspect, not them: they are held UNKNOWN (nothing rescheduled) until they
+        speak again, or until a probe finds their machine gone (liveness). Otherwise at
+        most one node goes DOWN by silence per heartbeat period, so that moving a dead
+        node's tasks cannot load the others into missing heartbeats in turn."""
         grace = HEARTBEAT_GRACE_PERIODS * period
-        down: set[str] = set()
+        nodes = [n for n in self._store.list("node", Node) if n.status != NodeStatus.DOWN]
+        silent = [n for n in nodes if self._silence(n, now) > self._grace_of(n, grace)]
+        if not silent:
+            return set()
+        if _mass(silent, nodes):
+            self._hold_unknown(silent, len(nodes), now)
+            return set()
+        if self._held:
+            # The hold is over (most nodes speak again): those still silent get a fresh
+            # grace from now, as after a leader change, rather than a silence counted
+            # across the hold.
+            for node in silent:
+                if node.id in self._held:
+                    self._last_seen[node.id] = now
+            self._held.clear()
+            silent = [n for n in silent if self._silence(n, now) > self._grace_of(n, grace)]
+            if not silent:
+                return set()
+        if now - self._last_down < period:
+            return set()
+        node = max(silent, key=lambda n: self._silence(n, now))
         with self._store.tx():
-            for node in self._store.list("node", Node):
-                if node.status == NodeStatus.DOWN:
-                    continue
-                since = self._silent_since(node)
-                restarting = self._answered.get(node.id, 0.0) > since
-                if now - since > grace + (RESTART_ALLOWANCE if restarting else 0.0):
-                    self._mark_down(node, now, HEARTBEAT_FAILURE)
-                    down.add(node.id)
-        return down
+            self._mark_down(node, now, HEARTBEAT_FAILURE)
+        self._last_down = now
+        return {node.id}
+
+    def _silence(self, node: Node, now: float) -> float:
+        """Seconds the node has been silent, less the time this manager was stalled."""
+        if node.id == self._own_node:
+            return 0.0
+        since = self._silent_since(node)
+        stalled = self._stalls.within(since, now) if self._stalls is not None else 0.0
+        return now - since - stalled
+
+    def _grace_of(self, node: Node, grace: float) -> float:
+        restarting = self._answered.get(node.id, 0.0) > self._silent_since(node)
+        return grace + (RESTART_ALLOWANCE if restarting else 0.0)
+
+    def _hold_unknown(self, silent: list[Node], alive: int, now: float) -> None:
+        self._held.update(n.id for n in silent)
+        held = [n for n in silent if n.status != NodeStatus.UNKNOWN]
+        if not held:
+            return
+        message = (
+            f"silent together with {len(silent) - 1} other of {alive} nodes: held unknown, "
+            "as this manager may be the one that cannot hear"
+        )
+        log.warning(
+            "%d of %d nodes silent at once (%s): held UNKNOWN, nothing rescheduled",
+            len(silent),
+            alive,
+            ", ".join(sorted(n.hostname for n in silent)),
+        )
+        with self._store.tx():
+            for node in held:
+                update = {
+                    "status": NodeStatus.UNKNOWN,
+                    "status_message": message,
+                    "updated_at": now,
+                }
+                self._store.put("node", node.model_copy(update=update))
 
     def silent(self, now: float, silence: float) -> list[Node]:
-        """Nodes not DOWN whose last heartbeat is more than `silence` seconds old."""
+        """Nodes not DOWN silent for more than `silence` seconds (stalls taken out)."""
         return [
             n
             for n in self._store.list("node", Node)
-            if n.status != NodeStatus.DOWN and now - self._silent_since(n) > silence
+            if n.status != NodeStatus.DOWN and self._silence(n, now) > silence
         ]
 
-    def mark_unreachable(self, node_id: str, now: float, why: str, probed_at: float) -> bool:
+    def mark_unreachable(
+        self, node_id: str, now: float, why: str, probed_at: float, period: float
+    ) -> bool:
         """A probe found the node's machine gone: DOWN now, without the rest of the
-        grace. False if it is DOWN already or sent a heartbeat since `probed_at`."""
+        grace. False if it is DOWN already, sent a heartbeat since `probed_at`, or if
+        most nodes are silent with it (this manager's own link may be what failed: they
+        are held by check_nodes instead)."""
         node = self._store.get("node", node_id, Node)
         if node is None or node.status == NodeStatus.DOWN or self.last_seen(node_id) > probed_at:
+            return False
+        nodes = [n for n in self._store.list("node", Node) if n.status != NodeStatus.DOWN]
+        if _mass([n for n in nodes if self._silence(n, now) > period], nodes):
             return False
         with self._store.tx():
             self._mark_down(node, now, f"{HEARTBEAT_FAILURE}: {why}")

@@ -52,6 +52,7 @@ from orchestrator.ca import node_certs, tls
 from orchestrator.ca.files import Credentials
 from orchestrator.cluster.objects import Node, NodeRole
 from orchestrator.dispatch.liveness import Prober
+from orchestrator.dispatch.stalls import Stalls
 from orchestrator.etcd.client import EtcdClient
 from orchestrator.manager import Manager
 from orchestrator.node import control, promotion, renewal, to_manager
@@ -138,6 +139,9 @@ class Daemon:
         self.notifier = Notifier()
         #: This daemon's Prometheus metrics (GET /metrics; see node.api.metrics_routes).
         self.metrics = Metrics()
+        #: This daemon loop's stalls, which a manager takes out of its nodes' silence;
+        #: `listeners.run` runs their watcher.
+        self.stalls = Stalls()
         #: This node's key, certificate and roots, and the TLS contexts made of them.
         self.tls = NodeTLS(cfg.state_dir)
         self._renewal: asyncio.Task[None] | None = None
@@ -286,7 +290,12 @@ class Daemon:
         that also gives the agents time to find it."""
         if self.seat is not None and self.seat.store is not None:
             grace = TAKEOVER_GRACE if takeover else 0.0
-            self.manager = Manager.open(self.seat.store, takeover_grace=grace)
+            self.manager = Manager.open(
+                self.seat.store,
+                takeover_grace=grace,
+                own_node=self.seat.election.name,  # this node's id
+                stalls=self.stalls,
+            )
 
     def _leadership_changed(self, leading: bool) -> None:
         """A new term makes a new Manager (a fresh dispatcher); the same term taken up

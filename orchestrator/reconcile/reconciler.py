@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from netagent.contract.desired import DesiredTaskState, TaskState
 from netagent.contract.errors import Conflict, VxswarmError
-from orchestrator.cluster.allocator import AddressBook
+from orchestrator.cluster.allocator import AddressBook, holds_addresses
 from orchestrator.cluster.objects import (
     Network,
     Node,
@@ -107,7 +107,10 @@ class Batch:
     def delete(self, task: Task, book: AddressBook) -> None:
         self.deleted.add(task.id)
         self.tasks.pop(task.id, None)
-        book.release(task.attachments)
+        if holds_addresses(task):
+            # A task that was over gave its addresses back already: another may hold
+            # them now.
+            book.release(task.attachments)
 
     def of_service(self, service_id: str) -> list[Task]:
         return [t for t in self.tasks.values() if t.service_id == service_id]

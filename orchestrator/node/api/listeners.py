@@ -110,6 +110,7 @@ async def serve(cfg: DaemonConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loops = [
+        asyncio.create_task(daemon.stalls.watch()),
         asyncio.create_task(daemon.tick_forever()),
         asyncio.create_task(daemon.managers_forever()),
     ]

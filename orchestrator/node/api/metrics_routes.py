@@ -23,7 +23,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from netagent.agent.metrics import ClusterSummary
+from netagent.agent.metrics import ClusterSummary, LoopStalls
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import Handler
 from orchestrator.node.daemon import Daemon
@@ -48,6 +48,10 @@ def watch(daemon: Daemon) -> None:
         node_tasks=lambda: daemon.dataplane.statuses() if daemon.dataplane else (),
         cluster=lambda: cluster_summary(daemon.manager) if daemon.manager else None,
         dns=lambda: daemon.dns.resolver if daemon.dns else None,
+        loop=lambda: LoopStalls(
+            lag=daemon.stalls.lag, total=daemon.stalls.total, longest=daemon.stalls.longest
+        ),
+        state_age=lambda: daemon.session.state_age() if daemon.session else None,
     )
 
 

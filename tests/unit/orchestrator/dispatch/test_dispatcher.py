@@ -17,6 +17,7 @@ from orchestrator.cluster.objects import (
 )
 from orchestrator.dispatch.assignments import build_desired_state, digest
 from orchestrator.dispatch.dispatcher import Dispatcher, advance_status
+from orchestrator.dispatch.stalls import Stalls
 
 
 def _node(name: str, last: int, status: NodeStatus = NodeStatus.READY) -> Node:
@@ -169,3 +170,75 @@ def test_check_nodes_gives_every_node_a_grace_from_the_manager_start(seat):
     node = store.get("node", "a", Node)
     assert (node.status, node.status_message) == (NodeStatus.DOWN, "heartbeat failure")
     assert d.check_nodes(2000.0, period=5.0) == set()  # already DOWN: no new write
+
+
+def _nodes(store, n: int) -> list[str]:
+    names = [f"n{i}" for i in range(n)]
+    for i, name in enumerate(names):
+        store.put("node", _node(name, 11 + i))
+    return names
+
+
+def test_the_managers_own_node_is_never_silent(seat):
+    (own,) = _nodes(seat.store, 1)
+    d = Dispatcher(seat.store, started_at=1000.0, own_node=own)
+    assert d.check_nodes(5000.0, period=1.0) == set()
+    assert d.silent(5000.0, 0.0) == []
+
+
+def test_the_managers_stalls_are_taken_out_of_a_nodes_silence(seat):
+    a, b, c = _nodes(seat.store, 3)
+    stalls = Stalls(clock=lambda: 0.0)
+    d = Dispatcher(seat.store, started_at=1000.0, stalls=stalls)
+    d.seen(a, 1000.0)
+    stalls.record(4.0, end=1005.0)  # the manager was stalled from 1001 to 1005
+    d.seen(b, 1007.0)
+    d.seen(c, 1007.0)
+    assert d.check_nodes(1006.0, period=1.0) == set()  # a: 6 s silent, 4 of them stalled
+    assert d.check_nodes(1007.5, period=1.0) == {a}  # 3.5 s past the stall
+
+
+def test_a_stall_still_going_on_counts_before_the_watcher_records_it():
+    clock = [100.0]
+    stalls = Stalls(clock=lambda: clock[0])
+    stalls._awake_at = 100.0  # the watcher last woke at 100 s and should have at 100.1
+    assert stalls.within(90.0, 100.1) == 0.0
+    assert stalls.within(90.0, 105.0) == pytest.approx(4.9)
+    assert stalls.within(103.0, 105.0) == pytest.approx(2.0)
+    stalls.record(4.9, end=105.0)  # the watcher woke: the same stall, recorded
+    stalls._awake_at = 105.0
+    assert stalls.within(90.0, 105.0) == pytest.approx(4.9)
+    assert stalls.within(100.0, 102.0) == pytest.approx(1.9)
+    assert (stalls.total, stalls.longest) == (pytest.approx(4.9), pytest.approx(4.9))
+
+
+def test_most_nodes_silent_at_once_are_held_unknown_not_down(seat):
+    names = _nodes(seat.store, 5)
+    d = Dispatcher(seat.store, started_at=1000.0, own_node=names[0])
+    d.seen(names[1], 1009.0)  # one worker still talks; three of the five fell silent
+    assert d.check_nodes(1010.0, period=1.0) == set()
+    held = {n: seat.store.get("node", n, Node) for n in names[2:]}
+    assert {n.status for n in held.values()} == {NodeStatus.UNKNOWN}
+    assert "held unknown" in held[names[2]].status_message
+    # A probe that finds one of them gone does not move it either: the observer is suspect.
+    assert not d.mark_unreachable(names[2], 1010.0, "no answer", probed_at=1009.5, period=1.0)
+    # Two speak again: Ready; the hold is over, and the last one gets a fresh grace.
+    d.heartbeat(names[2], [], 1011.0)
+    d.heartbeat(names[3], [], 1011.0)
+    assert seat.store.get("node", names[2], Node).status == NodeStatus.READY
+    assert d.check_nodes(1011.0, period=1.0) == set()
+    for n in names[1:4]:
+        d.seen(n, 1013.5)
+    assert d.check_nodes(1013.9, period=1.0) == set()
+    assert d.check_nodes(1014.1, period=1.0) == {names[4]}
+
+
+def test_nodes_go_down_one_per_heartbeat_period(seat):
+    names = _nodes(seat.store, 6)
+    d = Dispatcher(seat.store, started_at=1000.0, own_node=names[0])
+    for n in names[1:4]:
+        d.seen(n, 1100.0)  # three talk; n4 and n5 went silent: 2 of 6, not most
+    first = d.check_nodes(1100.0, period=5.0)
+    assert len(first) == 1
+    assert d.check_nodes(1104.0, period=5.0) == set()  # within a period of the first
+    assert d.check_nodes(1105.0, period=5.0) == {"n4", "n5"} - first

@@ -35,6 +35,8 @@ def test_an_unreachable_node_goes_down_at_once_and_its_tasks_are_replaced(swarm)
     swarm.settle()
     probed_at = swarm.clock.t
     swarm.advance(PERIOD * 1.6)
+    swarm.report("manager1")
+    swarm.report("worker1")
     swarm.m.mark_unreachable(swarm.id("worker2"), "no answer from 192.168.56.13:2377", probed_at)
     node = swarm.m.get_node("worker2")
     assert node.status == "down"
@@ -60,17 +62,24 @@ def _states(swarm) -> dict[str, str]:
     return {name: swarm.m.get_node(name).status for name in ("worker1", "worker2")}
 
 
+def _advance_talking(swarm, seconds: float) -> None:
+    """Time passes; manager1 and worker2 heartbeat all along, worker1 stays silent."""
+    swarm.advance(seconds)
+    swarm.report("manager1")
+    swarm.report("worker2")
+
+
 def test_a_silent_node_whose_machine_answers_gets_the_restart_allowance(swarm):
     for name in swarm.nodes:
         swarm.report(name)
-    swarm.advance(PERIOD * 1.2)
+    _advance_talking(swarm, PERIOD * 1.2)
     swarm.m.mark_answered(swarm.id("worker1"))  # a reset: the daemon is restarting
-    swarm.advance(HEARTBEAT_GRACE_PERIODS * PERIOD - PERIOD * 1.2 + 0.1)
+    _advance_talking(swarm, HEARTBEAT_GRACE_PERIODS * PERIOD - PERIOD * 1.2 + 0.1)
     swarm.tick()
-    assert _states(swarm) == {"worker1": "ready", "worker2": "down"}
-    swarm.advance(RESTART_ALLOWANCE)
+    assert _states(swarm) == {"worker1": "ready", "worker2": "ready"}
+    _advance_talking(swarm, RESTART_ALLOWANCE)
     swarm.tick()
-    assert _states(swarm) == {"worker1": "down", "worker2": "down"}
+    assert _states(swarm) == {"worker1": "down", "worker2": "ready"}
 
 
 def test_an_answer_from_before_the_last_heartbeat_extends_nothing(swarm):
@@ -78,6 +87,19 @@ def test_an_answer_from_before_the_last_heartbeat_extends_nothing(swarm):
     swarm.advance(0.1)
     for name in swarm.nodes:
         swarm.report(name)
-    swarm.advance(HEARTBEAT_GRACE_PERIODS * PERIOD + 0.1)
+    _advance_talking(swarm, HEARTBEAT_GRACE_PERIODS * PERIOD + 0.1)
     swarm.tick()
-    assert _states(swarm) == {"worker1": "down", "worker2": "down"}
+    assert _states(swarm) == {"worker1": "down", "worker2": "ready"}
+
+
+def test_all_but_the_manager_silent_at_once_are_held_unknown(swarm):
+    swarm.web(replicas=3)
+    swarm.tick()
+    swarm.settle()
+    before = {t.id for t in swarm.current()}
+    swarm.advance(HEARTBEAT_GRACE_PERIODS * PERIOD + 0.1)
+    swarm.report("manager1")
+    swarm.tick()
+    assert _states(swarm) == {"worker1": "unknown", "worker2": "unknown"}
+    swarm.tick()
+    assert {t.id for t in swarm.current()} == before  # nothing shut down or replaced

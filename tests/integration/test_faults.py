@@ -1,0 +1,90 @@
+"""Faults the control plane must not make worse, on a real 3-node lab.
+
+- Addresses come back: on a /28 (12 task addresses once the gateway and the VIP are
+  out), a 5-replica service replaced three times over needs 20 addresses; only the
+  tasks that may still run hold theirs, so every round converges.
+- A manager that suddenly hears no worker suspects itself: both workers cut at once
+  are held Unknown, nothing is rescheduled onto the manager, and they come back Ready
+  with the same tasks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from netagent.lab.driver import running_lab, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+WORKERS = ("worker1", "worker2")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(tmp_path_factory.mktemp("labroot")) as lab:
+        lab.run("network", "create", "-d", "overlay", "--subnet", "10.9.0.0/28", "tiny",
+                check=True)  # fmt: skip
+        yield lab
+
+
+def test_replaced_tasks_give_their_addresses_back_on_a_small_subnet(lab):
+    with lab.service("web", "--network", "tiny", "--update-parallelism", "5", "whoami",
+                     replicas=5) as first:  # fmt: skip
+        seen = {t["id"] for t in first}
+        for round_ in range(3):
+            lab.run("service", "update", "--force", "web", check=True)
+            tasks = wait_for(
+                f"round {round_ + 1}: 5 new tasks running",
+                lambda old=frozenset(seen): _new_five(lab.running("web"), old),
+                timeout=60,
+            )
+            seen |= {t["id"] for t in tasks}
+        stuck = [t for t in lab.tasks("web") if "no free address" in t["status"].get("err", "")]
+        assert stuck == []
+        addrs = [a["address"] for t in lab.running("web") for a in t["attachments"]]
+        assert len(set(addrs)) == 5, addrs  # no address given twice
+
+
+def _new_five(running: list[dict], old: frozenset[str]) -> list[dict] | None:
+    """The running tasks, once they are 5 and none is one of `old`."""
+    fresh = len(running) == 5 and not old & {t["id"] for t in running}
+    return running if fresh else None
+
+
+def _together(lab, verb: str, nodes) -> None:
+    """`lab <verb>` on every node of `nodes` at the same time."""
+    threads = [threading.Thread(target=lab.lab, args=(verb, n), kwargs={"check": True})
+               for n in nodes]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_all_workers_cut_at_once_are_held_unknown_and_keep_their_tasks(lab):
+    with lab.service("spread", "--constraint", "node.role==worker", "whoami",
+                     replicas=2) as tasks:  # fmt: skip
+        before = {t["id"] for t in tasks}
+        _together(lab, "stop", WORKERS)
+        try:
+            wait_for(
+                "both workers Unknown",
+                lambda: all(lab.node_states()[w] == "unknown" for w in WORKERS),
+                timeout=20,
+            )
+            # Past the heartbeat grace and the probes several times over: still held.
+            time.sleep(8)
+            states = lab.node_states()
+            assert states["worker1"] == states["worker2"] == "unknown", states
+            live = {t["id"] for t in lab.tasks("spread") if t["desired_state"] == "running"}
+            assert live == before  # nothing shut down, nothing replaced
+            (w1,) = [n for n in lab.json("node", "ls") if n["hostname"] == "worker1"]
+            assert "held unknown" in w1["status_message"]
+        finally:
+            _together(lab, "start", WORKERS)
+        lab.wait_ready(timeout=60)
+        # Powered off, the workers lost their task processes; back, their agents start
+        # the same tasks again: none was replaced.
+        assert {t["id"] for t in lab.converge("spread", 2, timeout=60)} == before
