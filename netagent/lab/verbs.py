@@ -279,36 +279,49 @@ def _down_one(rec: LabRecord, root: Path) -> None:
     log.info("lab %s is down", rec.name)
 
 
-def stop(node_name: str, name: str | None = None, root: Path | None = None) -> LabNode:
-    """Power a node off: SIGKILL its daemon, wipe what it made, delete its namespace."""
+def stop(*node_names: str, name: str | None = None, root: Path | None = None) -> list[LabNode]:
+    """Power nodes off: SIGKILL their daemons, wipe what they made, delete their
+    namespaces. Several nodes lose power at the same instant: every cable is cut before
+    any of them is wiped. Every name is checked before anything is touched."""
     root = _root(root)
     rec = record.require(name, root)
     topo = rec.topology(root)
-    node = topo.node(node_name)
-    _power_off(topo, node, rec.machine(node.name), graceful=False)
-    record.save(root, rec)
-    return node
-
-
-def start(node_name: str, name: str | None = None, root: Path | None = None) -> LabNode:
-    """Power a node on: namespace and cable back, daemon on the same state dir."""
-    root = _root(root)
-    rec = record.require(name, root)
-    topo = rec.topology(root)
-    node = topo.node(node_name)
-    machine = rec.machine(node.name)
-    underlay.ensure_machine(topo, node)
-    if rec.daemons and not nodes.is_running(machine.daemon):
-        machine.daemon = nodes.start_daemon(node)
+    stopped = [topo.node(n) for n in dict.fromkeys(node_names)]
+    for node in stopped:
+        underlay.unplug(topo, node)
+    try:
+        for node in stopped:
+            _power_off(topo, node, rec.machine(node.name), graceful=False)
+    finally:
         record.save(root, rec)
-        try:
+    return stopped
+
+
+def start(*node_names: str, name: str | None = None, root: Path | None = None) -> list[LabNode]:
+    """Power nodes on: namespaces and cables back, their daemons on the same state dirs,
+    all started before any is waited for (so they come back together)."""
+    root = _root(root)
+    rec = record.require(name, root)
+    topo = rec.topology(root)
+    started = [topo.node(n) for n in dict.fromkeys(node_names)]
+    booting = []
+    try:
+        for node in started:
+            machine = rec.machine(node.name)
+            underlay.ensure_machine(topo, node)
+            if rec.daemons and not nodes.is_running(machine.daemon):
+                machine.daemon = nodes.start_daemon(node)
+                booting.append((node, machine))
+        record.save(root, rec)
+        for node, machine in booting:
             nodes.wait_ready(node, machine.daemon)
-        except BaseException:
+    except BaseException:
+        for _node, machine in booting:
             nodes.stop(machine.daemon, graceful=False)
             machine.daemon = None
-            record.save(root, rec)
-            raise
-    return node
+        record.save(root, rec)
+        raise
+    return started
 
 
 # --- ls / ssh / env ---------------------------------------------------------------------

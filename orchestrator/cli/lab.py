@@ -103,20 +103,21 @@ def ls_cmd(name: str | None, fmt: str) -> None:
 
 @lab.command()
 @_name_option
-@click.argument("node")
-def stop(name: str | None, node: str) -> None:
-    """Power a node off (SIGKILL its daemon, wipe it, remove its namespace)."""
-    stopped = _core().stop(node, name)
-    click.echo(f"{stopped.name} stopped")
+@click.argument("nodes", nargs=-1, required=True)
+def stop(name: str | None, nodes: tuple[str, ...]) -> None:
+    """Power nodes off (SIGKILL their daemons, wipe them, remove their namespaces);
+    several nodes lose power at the same instant."""
+    for stopped in _core().stop(*nodes, name=name):
+        click.echo(f"{stopped.name} stopped")
 
 
 @lab.command()
 @_name_option
-@click.argument("node")
-def start(name: str | None, node: str) -> None:
-    """Power a node back on; its daemon rejoins the swarm from its state."""
-    started = _core().start(node, name)
-    click.echo(f"{started.name} started")
+@click.argument("nodes", nargs=-1, required=True)
+def start(name: str | None, nodes: tuple[str, ...]) -> None:
+    """Power nodes back on; their daemons rejoin the swarm from their state."""
+    for started in _core().start(*nodes, name=name):
+        click.echo(f"{started.name} started")
 
 
 @lab.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

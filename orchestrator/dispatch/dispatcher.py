@@ -41,6 +41,14 @@ HEARTBEAT_FAILURE = "heartbeat failure"
 RESTART_ALLOWANCE = 5.0
 #: Nodes silent together from which the observer is suspect (with more than half).
 MASS_SILENCE_MIN = 2
+#: Silence (in heartbeat periods) from which a node counts towards a mass silence once
+#: another passed its grace: it missed a heartbeat by half a period...
+MISSED_PERIODS = 1.5
+#: ...or, when a probe finds another's machine gone, it is late for one (a probe's
+#: verdict comes 2.15 periods or more after that machine's last heartbeat, so more than
+#: a period after the cut: a node cut with it is silent that long by then, and a healthy
+#: one seldom is, which would only leave the dead node to the grace).
+PROBE_QUIET_PERIODS = 1.0
 
 
 def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
@@ -204,8 +212,11 @@ class Dispatcher:
         silent = [n for n in nodes if self._silence(n, now) > self._grace_of(n, grace)]
         if not silent:
             return set()
-        if _mass(silent, nodes):
-            self._hold_unknown(silent, len(nodes), now)
+        # Nodes heartbeat at their own phase: cut at the same instant, one may pass its
+        # grace a period before another. Those that missed a heartbeat count as well.
+        missing = [n for n in nodes if self._silence(n, now) > MISSED_PERIODS * period]
+        if _mass(missing, nodes):
+            self._hold_unknown(missing, len(nodes), now)
             return set()
         if self._held:
             # The hold is over (most nodes speak again): those still silent get a fresh
@@ -281,7 +292,8 @@ class Dispatcher:
         if node is None or node.status == NodeStatus.DOWN or self.last_seen(node_id) > probed_at:
             return False
         nodes = [n for n in self._store.list("node", Node) if n.status != NodeStatus.DOWN]
-        if _mass([n for n in nodes if self._silence(n, now) > period], nodes):
+        quiet = [n for n in nodes if self._silence(n, now) > PROBE_QUIET_PERIODS * period]
+        if _mass(quiet, nodes):
             return False
         with self._store.tx():
             self._mark_down(node, now, f"{HEARTBEAT_FAILURE}: {why}")

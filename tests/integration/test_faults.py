@@ -1,19 +1,23 @@
 """Faults the control plane must not make worse, on a real 3-node lab.
 
-Addresses come back: on a /28 (12 task addresses once the gateway and the VIP are out),
-a 5-replica service replaced three times over needs 20 addresses; only the tasks that
-may still run hold theirs, so every round converges. (Most nodes silent at once, held
-Unknown, is tested on the dispatcher: `lab stop` run twice at once races on the lab's
-record, so a lab test of it waits for a lab verb that cuts several nodes.)
+- Addresses come back: on a /28 (12 task addresses once the gateway and the VIP are
+  out), a 5-replica service replaced three times over needs 20 addresses; only the
+  tasks that may still run hold theirs, so every round converges.
+- A manager that suddenly hears no worker suspects itself: both workers cut at the
+  same instant (`lab stop worker1 worker2`) are held Unknown, nothing is rescheduled
+  onto the manager, and they come back Ready with the same tasks.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from netagent.lab.driver import running_lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
+WORKERS = ("worker1", "worker2")
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +50,32 @@ def _new_five(running: list[dict], old: frozenset[str]) -> list[dict] | None:
     """The running tasks, once they are 5 and none is one of `old`."""
     fresh = len(running) == 5 and not old & {t["id"] for t in running}
     return running if fresh else None
+
+
+def test_all_workers_cut_at_once_are_held_unknown_and_keep_their_tasks(lab):
+    with lab.service("spread", "--constraint", "node.role==worker", "whoami",
+                     replicas=2) as tasks:  # fmt: skip
+        before = {t["id"] for t in tasks}
+        lab.lab("stop", *WORKERS, check=True)
+        try:
+            try:
+                wait_for(
+                    "both workers Unknown",
+                    lambda: all(lab.node_states()[w] == "unknown" for w in WORKERS),
+                    timeout=20,
+                )
+            except AssertionError as err:
+                raise AssertionError(f"{err}; nodes: {lab.json('node', 'ls')}") from None
+            time.sleep(8)  # past the heartbeat grace and the probes several times over
+            states = lab.node_states()
+            assert states["worker1"] == states["worker2"] == "unknown", states
+            live = {t["id"] for t in lab.tasks("spread") if t["desired_state"] == "running"}
+            assert live == before  # nothing shut down, nothing replaced
+            (w1,) = [n for n in lab.json("node", "ls") if n["hostname"] == "worker1"]
+            assert "held unknown" in w1["status_message"]
+        finally:
+            lab.lab("start", *WORKERS, check=True)
+        lab.wait_ready(timeout=60)
+        # Powered off, the workers lost their task processes; back, their agents start
+        # the same tasks again: none was replaced.
+        assert {t["id"] for t in lab.converge("spread", 2, timeout=60)} == before

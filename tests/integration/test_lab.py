@@ -190,11 +190,14 @@ def test_unknown_node_and_bad_counts_are_refused_with_one_line(cli_lab):
     )
     assert cli_lab.namespaces() == []
     cli_lab.lab("up", "--nodes", "1", "--no-swarm")
-    unknown = cli_lab.run("lab", "stop", "--name", cli_lab.name, "worker1")
+    before = sorted(cli_lab.namespaces())
+    # One unknown name among several: refused before any node is touched.
+    unknown = cli_lab.run("lab", "stop", "--name", cli_lab.name, "manager1", "worker1")
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == (
         f"Error: no such node 'worker1' in lab '{cli_lab.name}': expected one of manager1"
     )
+    assert sorted(cli_lab.namespaces()) == before
 
 
 def test_daemons_outside_a_swarm_make_no_namespace_beyond_the_topology(cli_lab):

@@ -242,3 +242,12 @@ def test_nodes_go_down_one_per_heartbeat_period(seat):
     assert len(first) == 1
     assert d.check_nodes(1104.0, period=5.0) == set()  # within a period of the first
     assert d.check_nodes(1105.0, period=5.0) == {"n4", "n5"} - first
+
+
+def test_nodes_cut_together_are_held_though_their_graces_end_a_period_apart(seat):
+    own, a, b = _nodes(seat.store, 3)
+    d = Dispatcher(seat.store, started_at=1000.0, own_node=own)
+    d.seen(a, 1009.1)  # a heartbeated just after b: both cut at 1010
+    d.seen(b, 1010.0)
+    assert d.check_nodes(1012.2, period=1.0) == set()  # a past its grace, b silent 2.2 s
+    assert {seat.store.get("node", n, Node).status for n in (a, b)} == {NodeStatus.UNKNOWN}
