@@ -5,10 +5,12 @@ One line per event, so a capture crosses the API (and a manager's proxy) like
   {"ready": {"taps": [...]}}                     sockets open: traffic may start now
   {"frame": {"tap", "if", "out", "ts", "data"}}  data = the frame, base64
   {"tick": ts}                                   every 0.5 s without a frame
-  {"end": {"reason", "captured"}}                count / timeout / stopped
+  {"end": {"reason", "captured", "dropped"}}     count / timeout / stopped
   {"error": {"kind", "message"}}                 the capture failed after it began
 Ticks keep an idle stream moving, so a client that went away is noticed (the write
-fails) and the sockets are closed within half a second.
+fails) and the sockets are closed within half a second. Frames wait for a slow client
+in a queue of QUEUE_FRAMES at most: beyond it they are dropped and counted (`dropped`,
+as tcpdump's "packets dropped"), so a capture of a busy link cannot grow the daemon.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Write = Callable[[bytes], Awaitable[Any]]
 _END = object()
+#: Frames waiting for the client at most (about 64 MB of 64 kB frames at the worst).
+QUEUE_FRAMES = 1024
 
 
 def open_capture(req: CaptureRequest, ctx: NodeContext) -> tuple[Capture, list[str]]:
@@ -52,15 +56,26 @@ def open_capture(req: CaptureRequest, ctx: NodeContext) -> tuple[Capture, list[s
     return Capture(taps, req.filter, req.count, req.timeout, ids=ids).open(), missing
 
 
-async def stream_capture(cap: Capture, write: Write, missing: Sequence[str] = ()) -> None:
-    """Send `cap`'s frames as JSON lines until it ends or `write` fails; always closes it."""
+async def stream_capture(
+    cap: Capture, write: Write, missing: Sequence[str] = (), queue_frames: int = QUEUE_FRAMES
+) -> None:
+    """Send `cap`'s frames as JSON lines until it ends or `write` fails; always closes it.
+    Errors and the end always reach the queue: only frames are dropped."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
+    dropped = 0
+
+    def offer(frame: object) -> None:
+        nonlocal dropped
+        if queue.qsize() >= queue_frames:
+            dropped += 1
+        else:
+            queue.put_nowait(frame)
 
     def pump() -> None:
         try:
             for frame in cap.frames():
-                loop.call_soon_threadsafe(queue.put_nowait, frame)
+                loop.call_soon_threadsafe(offer, frame)
         except Exception as exc:  # reported on the stream; the client decides
             log.warning("capture failed: %s", exc)
             loop.call_soon_threadsafe(queue.put_nowait, exc)
@@ -74,7 +89,8 @@ async def stream_capture(cap: Capture, write: Write, missing: Sequence[str] = ()
         await write(_line({"ready": ready}))
         while (item := await queue.get()) is not _END:
             await write(_line(_event(item)))
-        await write(_line({"end": {"reason": cap.reason, "captured": cap.captured}}))
+        end = {"reason": cap.reason, "captured": cap.captured, "dropped": dropped}
+        await write(_line({"end": end}))
     finally:
         cap.stop()
         await asyncio.to_thread(thread.join)
@@ -108,6 +124,8 @@ class Ready:
 class End:
     reason: str
     captured: int
+    #: Frames the node dropped because the client read too slowly.
+    dropped: int = 0
 
 
 def read_events(lines: Iterable[dict[str, Any]]) -> Iterator[Ready | Frame | End | None]:
@@ -123,7 +141,10 @@ def read_events(lines: Iterable[dict[str, Any]]) -> Iterator[Ready | Frame | End
             ready = obj["ready"]
             yield Ready(tuple(ready.get("taps", ())), tuple(ready.get("missing", ())))
         elif "end" in obj:
-            yield End(str(obj["end"].get("reason", "")), int(obj["end"].get("captured", 0)))
+            end = obj["end"]
+            yield End(
+                str(end.get("reason", "")), int(end.get("captured", 0)), int(end.get("dropped", 0))
+            )
             return
         elif "error" in obj:
             err = obj["error"]

@@ -65,7 +65,7 @@ def capture(
         point = Point(kind=PointKind.TASK, task_id=task.id, iface=_task_iface(directory, task, vni))
     body = {"points": [point.model_dump()], "filter": bpf, "count": count, "timeout": timeout}
     lines = c.stream(f"/v1/debug/nodes/{node.id}/capture", body)
-    seen = 0
+    seen = dropped = 0
     # scapy (behind decode and packet_line) costs ~30 MB and a second of start-up: only
     # the commands that decode packets pay for it, not every vxswarm call or the daemon.
     from orchestrator.cli.packets.decode import decode
@@ -79,6 +79,7 @@ def capture(
                     click.echo(f"capturing on {where} ({', '.join(ev.taps)})"
                                + (f", filter: {bpf}" if bpf else ""), err=True)  # fmt: skip
                 elif isinstance(ev, End):
+                    dropped = ev.dropped
                     break
                 elif ev is not None:
                     seen += 1
@@ -89,6 +90,9 @@ def capture(
         except KeyboardInterrupt:
             pass
     click.echo(f"{seen} packet{'s' if seen != 1 else ''} captured", err=True)
+    if dropped:
+        click.echo(f"{dropped} packet{'s' if dropped != 1 else ''} dropped by the node "
+                   "(the capture was read too slowly)", err=True)  # fmt: skip
 
 
 def _task_iface(directory: Directory, task: DirTask, vni: int | None) -> str | None:

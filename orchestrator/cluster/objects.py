@@ -251,12 +251,18 @@ class NetworkAttachmentSpec(Model):
     aliases: list[str] = Field(default_factory=list)
 
 
+#: Replicas of one service at most: every task is an object in the store, and ten
+#: thousand is more namespaces than the largest lab or VM swarm this project runs.
+MAX_REPLICAS = 10_000
+REPLICAS_EXPECTED = f"expected an integer from 0 to {MAX_REPLICAS} (the most one service may have)"
+
+
 class ServiceSpec(Model):
     name: str
     image: str
     command: list[str] = Field(default_factory=list)
     env: list[str] = Field(default_factory=list)  # "K=V", as docker keeps it
-    replicas: int = Field(default=1, ge=0)
+    replicas: int = 1
     networks: list[NetworkAttachmentSpec] = Field(default_factory=list)
     stop_grace_period: float = Field(default=10.0, ge=0)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -323,6 +329,13 @@ class ServiceSpec(Model):
     @classmethod
     def _name_is_label(cls, v: str) -> str:
         return check_name(v, "service")
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_in_limits(cls, v: int) -> int:
+        if not 0 <= v <= MAX_REPLICAS:
+            raise ValueError(REPLICAS_EXPECTED)
+        return v
 
     @field_validator("env")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from netagent.contract.desired import DesiredTaskState
 from netagent.contract.errors import InvalidArgument, NotFound
-from orchestrator.cluster.objects import Task
+from orchestrator.cluster.objects import MAX_REPLICAS, REPLICAS_EXPECTED, Task
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
@@ -87,9 +87,13 @@ def resolve(
 
 
 def check_replicas(replicas: object) -> int:
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+    if (
+        isinstance(replicas, bool)
+        or not isinstance(replicas, int)
+        or not 0 <= replicas <= MAX_REPLICAS
+    ):
         raise InvalidArgument(
-            f"invalid replicas {replicas!r}: expected an integer >= 0",
+            f"invalid replicas {replicas!r}: {REPLICAS_EXPECTED}",
             obj=str(replicas),
             op="scale",
         )

@@ -63,6 +63,10 @@ HISTORY_LIMIT = 5
 DRAIN_TIMEOUT = 5.0
 #: Seconds between full passes over every service (catches anything no event marked).
 FULL_PASS_INTERVAL = 30.0
+#: Most tasks one tick creates: a tick's writes are one store transaction, and a big
+#: service fills over a few ticks instead of one that blocks the manager (and outgrows
+#: etcd's request limit).
+NEW_TASKS_PER_TICK = 256
 
 
 def _status(state: TaskState, now: float, message: str, err: str = "") -> TaskObservedStatus:
@@ -95,6 +99,8 @@ class Batch:
 
     tasks: dict[str, Task]
     deleted: set[str] = field(default_factory=set)
+    #: Tasks this tick created (at most NEW_TASKS_PER_TICK).
+    created: int = 0
     retry: set[str] = field(default_factory=set)
     #: Services whose update status or spec (a rollback) changed.
     services: dict[str, Service] = field(default_factory=dict)
@@ -321,10 +327,11 @@ class Reconciler:
             if any(global_mode.is_live(t) for t in tasks) or restart_policy.refused(tasks):
                 continue
             wait_until = max((t.restart_at for t in tasks), default=0.0)
-            if wait_until > now:
+            if wait_until > now or batch.created >= NEW_TASKS_PER_TICK:
                 batch.retry.add(svc.id)
                 continue
             self._create(batch, svc, slot, now)
+            batch.created += 1
 
     def _stop(self, batch: Batch, task: Task, now: float) -> None:
         """A planned stop: out of DNS and every load balancer first, then SIGTERM.

@@ -3,6 +3,7 @@
 from ipaddress import IPv4Address
 
 import pytest
+from pydantic import ValidationError
 
 from netagent.contract.desired import DesiredTaskState, TaskState, TaskStatus
 from netagent.contract.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
@@ -18,6 +19,7 @@ from orchestrator.cluster.objects import (
 from orchestrator.dispatch.assignments import digest
 from orchestrator.manager import Manager
 from orchestrator.ops import membership
+from orchestrator.ops.inputs import one_line
 from orchestrator.reconcile.reconciler import HISTORY_LIMIT
 from tests.factories import csr
 from tests.unit.orchestrator.harness import PERIOD
@@ -299,10 +301,34 @@ def test_scale_up_then_down_keeps_the_lowest_slots(swarm):
     assert swarm.m.get_service("web").spec.replicas == 2
 
 
-def test_scale_refuses_a_negative_count(swarm):
+@pytest.mark.parametrize("replicas", [-2, 10_001, 1_000_000])
+def test_scale_refuses_a_count_outside_the_limits_naming_them(swarm, replicas):
     swarm.web(1)
-    with pytest.raises(InvalidArgument, match="^invalid replicas -2: expected an integer >= 0$"):
-        swarm.m.scale("web", -2)
+    with pytest.raises(InvalidArgument) as err:
+        swarm.m.scale("web", replicas)
+    assert str(err.value) == (
+        f"invalid replicas {replicas}: expected an integer from 0 to 10000 "
+        "(the most one service may have)"
+    )
+    assert swarm.m.get_service("web").spec.replicas == 1
+
+
+def test_create_refuses_a_million_replicas_naming_the_limit(swarm):
+    with pytest.raises(ValidationError) as err:
+        ServiceSpec(name="big", image="whoami", replicas=1_000_000)
+    assert one_line(err.value) == (
+        "invalid replicas 1000000: expected an integer from 0 to 10000 "
+        "(the most one service may have)"
+    )
+
+
+def test_a_big_service_fills_a_few_hundred_tasks_per_tick(swarm):
+    swarm.web(600)
+    counts = []
+    for _ in range(3):
+        swarm.tick()
+        counts.append(len(swarm.m.list_tasks(service="web")))
+    assert counts == [256, 512, 600]
 
 
 def test_service_rm_deletes_the_service_now_and_its_tasks_once_stopped(swarm):

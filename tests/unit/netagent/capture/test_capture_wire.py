@@ -3,6 +3,7 @@ JSON listing in short, conntrack entries, and the directory's lookups."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -12,7 +13,7 @@ import pytest
 
 from netagent.capture.facts import CtEntry, nft_table
 from netagent.capture.sniffer import Frame
-from netagent.capture.stream import End, Ready, _event, read_events
+from netagent.capture.stream import End, Ready, _event, read_events, stream_capture
 from netagent.contract.errors import InvalidArgument, NotFound
 from orchestrator.cli.packets.pcap import PcapWriter
 from tests.unit.orchestrator.cli.cluster_sample import DIRECTORY
@@ -121,3 +122,34 @@ def test_directory_lookups_name_what_exists():
         DIRECTORY.node("x")
     with pytest.raises(NotFound, match="no network 'x': expected one of ingress, webnet"):
         DIRECTORY.network("x")
+
+
+class _Burst:
+    """A capture that saw `n` frames at once (the producer side of stream_capture)."""
+
+    def __init__(self, n: int):
+        self.n, self.taps, self.reason, self.captured = n, [], "count", 0
+
+    def frames(self):
+        for i in range(self.n):
+            self.captured += 1
+            yield Frame(0, "eth0", False, float(i), b"x")
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_a_slow_reader_makes_the_node_drop_and_count_frames_not_grow():
+    lines: list[dict] = []
+
+    async def slow_write(data: bytes) -> None:
+        lines.append(json.loads(data))
+        await asyncio.sleep(0.005)
+
+    asyncio.run(stream_capture(_Burst(200), slow_write, queue_frames=8))
+    events = list(read_events(lines))
+    frames = [e for e in events if isinstance(e, Frame)]
+    (end,) = [e for e in events if isinstance(e, End)]
+    assert end.captured == 200 and end.dropped > 0
+    assert len(frames) + end.dropped == 200
