@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import shlex
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,14 +279,21 @@ def _down_one(rec: LabRecord, root: Path) -> None:
     log.info("lab %s is down", rec.name)
 
 
-def stop(*node_names: str, name: str | None = None, root: Path | None = None) -> list[LabNode]:
+def _names(node_names: str | Sequence[str]) -> list[str]:
+    """One node name or several, each once, in the order given."""
+    return [node_names] if isinstance(node_names, str) else list(dict.fromkeys(node_names))
+
+
+def stop(
+    node_names: str | Sequence[str], name: str | None = None, root: Path | None = None
+) -> list[LabNode]:
     """Power nodes off: SIGKILL their daemons, wipe what they made, delete their
     namespaces. Several nodes lose power at the same instant: every cable is cut before
     any of them is wiped. Every name is checked before anything is touched."""
     root = _root(root)
     rec = record.require(name, root)
     topo = rec.topology(root)
-    stopped = [topo.node(n) for n in dict.fromkeys(node_names)]
+    stopped = [topo.node(n) for n in _names(node_names)]
     for node in stopped:
         underlay.unplug(topo, node)
     try:
@@ -297,13 +304,15 @@ def stop(*node_names: str, name: str | None = None, root: Path | None = None) ->
     return stopped
 
 
-def start(*node_names: str, name: str | None = None, root: Path | None = None) -> list[LabNode]:
+def start(
+    node_names: str | Sequence[str], name: str | None = None, root: Path | None = None
+) -> list[LabNode]:
     """Power nodes on: namespaces and cables back, their daemons on the same state dirs,
     all started before any is waited for (so they come back together)."""
     root = _root(root)
     rec = record.require(name, root)
     topo = rec.topology(root)
-    started = [topo.node(n) for n in dict.fromkeys(node_names)]
+    started = [topo.node(n) for n in _names(node_names)]
     booting = []
     try:
         for node in started:

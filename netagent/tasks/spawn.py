@@ -103,7 +103,8 @@ def spawn(
     cmd = [
         IP, "netns", "exec", netns,
         sys.executable, "-m", "netagent.tasks.shim",
-        "--hostname", hostname, "--exit-file", str(exit_file), "--", *argv,
+        "--hostname", hostname, "--exit-file", str(exit_file), "--log-file", str(log_file),
+        "--", *argv,
     ]  # fmt: skip
     Path(exit_file).unlink(missing_ok=True)
     # The child inherits this thread's signal mask: a SIGTERM sent before the shim has

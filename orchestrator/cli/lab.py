@@ -107,7 +107,7 @@ def ls_cmd(name: str | None, fmt: str) -> None:
 def stop(name: str | None, nodes: tuple[str, ...]) -> None:
     """Power nodes off (SIGKILL their daemons, wipe them, remove their namespaces);
     several nodes lose power at the same instant."""
-    for stopped in _core().stop(*nodes, name=name):
+    for stopped in _core().stop(nodes, name):
         click.echo(f"{stopped.name} stopped")
 
 
@@ -116,7 +116,7 @@ def stop(name: str | None, nodes: tuple[str, ...]) -> None:
 @click.argument("nodes", nargs=-1, required=True)
 def start(name: str | None, nodes: tuple[str, ...]) -> None:
     """Power nodes back on; their daemons rejoin the swarm from their state."""
-    for started in _core().start(*nodes, name=name):
+    for started in _core().start(nodes, name):
         click.echo(f"{started.name} started")
 
 

@@ -1,0 +1,55 @@
+"""A task's output through its shim: rotated by size as docker's json-file driver does,
+and a workload's orphan holding the pipe open does not hold its exit report back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netagent.tasks.shim import RotatingLog
+
+pytestmark = [pytest.mark.root]
+
+
+def _shim(tmp_path, script: str, **log) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "netagent.tasks.shim", "--hostname", "logtest",
+            "--exit-file", str(tmp_path / "exit.json"), "--log-file", str(tmp_path / "task.log"),
+            *(f"--log-{k.replace('_', '-')}={v}" for k, v in log.items()),
+            "--", "sh", "-c", script]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, timeout=30)
+
+
+def test_a_chatty_task_keeps_max_files_of_max_size(tmp_path):
+    lines = "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); done"
+    done = _shim(tmp_path, lines, max_size=1000, max_files=3)
+    assert done.returncode == 0, done.stderr
+    logs = sorted(p.name for p in tmp_path.glob("task.log*"))
+    assert logs == ["task.log", "task.log.1", "task.log.2"]
+    assert all((tmp_path / n).stat().st_size <= 1000 for n in logs)
+    newest = (tmp_path / "task.log").read_text().splitlines()
+    assert newest[-1] == "line399"
+    # Nothing lost between the files kept: they hold the last lines in order.
+    kept = "".join((tmp_path / n).read_text() for n in reversed(logs)).splitlines()
+    assert kept == [f"line{i}" for i in range(400 - len(kept), 400)]
+    assert json.loads((tmp_path / "exit.json").read_text())["exit_code"] == 0
+
+
+def test_an_orphan_holding_the_output_does_not_hold_the_exit(tmp_path):
+    began = time.monotonic()
+    done = _shim(tmp_path, "sleep 20 & echo started; exit 3")
+    assert done.returncode == 3
+    assert time.monotonic() - began < 10
+    assert (tmp_path / "task.log").read_text() == "started\n"
+
+
+def test_one_file_kept_starts_it_again_past_the_size(tmp_path):
+    log = RotatingLog(str(tmp_path / "one.log"), max_size=10, max_files=1)
+    log.write(b"0123456789")
+    log.write(b"abc")
+    log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.log"]
+    assert (tmp_path / "one.log").read_bytes() == b"abc"
