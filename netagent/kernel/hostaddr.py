@@ -12,7 +12,7 @@ import socket
 from ipaddress import IPv4Address, IPv4Interface
 
 from netagent.contract.errors import InvalidArgument
-from netagent.kernel.rtnl import IPRoute
+from netagent.kernel.pyroute import IPRoute
 
 
 def local_addresses() -> list[tuple[str, IPv4Interface]]:

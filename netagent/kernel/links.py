@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from netagent.contract.errors import KernelError
 from netagent.kernel.netns import kernel_errors, wait_until
-from netagent.kernel.rtnl import IPRoute, NetlinkError
+from netagent.kernel.pyroute import IPRoute, NetlinkError
 from netagent.ledger.changes import Change
 
 IFF_UP = 0x1

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from socket import AF_INET
 
-from netagent.kernel.rtnl import IPRoute
+from netagent.kernel.pyroute import IPRoute
 from netagent.ledger.changes import Change
 
 NUD_PERMANENT = 0x80

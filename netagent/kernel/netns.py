@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from netagent.contract.errors import InvalidArgument, KernelError
-from netagent.kernel.rtnl import IPRoute, NetlinkError
+from netagent.kernel.pyroute import IPRoute, NetlinkError
 
 NETNS_RUN_DIR = Path("/run/netns")
 #: Files `ip netns exec` bind-mounts over /etc inside a namespace (resolv.conf).

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from netagent.contract.errors import KernelError
-from netagent.kernel.rtnl import NetlinkError, NetNS, netns
+from netagent.kernel.pyroute import NetlinkError, NetNS, netns
 from netagent.lab.topology import NODE_IFNAME, SWITCH_BRIDGE, LabNode, Topology
 
 log = logging.getLogger(__name__)

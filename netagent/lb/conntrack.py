@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address
 
 from netagent.kernel import netns
-from netagent.kernel.rtnl import Conntrack
+from netagent.kernel.pyroute import Conntrack
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from netagent.contract.errors import Conflict
 from netagent.kernel import iptables, links, netns
 from netagent.kernel.naming import GW_BRIDGE
-from netagent.kernel.rtnl import IPRoute
+from netagent.kernel.pyroute import IPRoute
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import NodeRecord
 

@@ -30,7 +30,7 @@ from netagent.kernel import links, netns
 from netagent.kernel.naming import SANDBOX_BRIDGE, Names
 from netagent.kernel.neighbours import Programmed, sync_fdb, sync_neighbours
 from netagent.kernel.netns import kernel_errors
-from netagent.kernel.rtnl import IPRoute
+from netagent.kernel.pyroute import IPRoute
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import SandboxRecord
 from netagent.ledger.memo import IdentityMemo

@@ -30,7 +30,7 @@ from netagent.contract.desired import NetworkState, TaskAssignment
 from netagent.kernel import links, netns
 from netagent.kernel.naming import GW_BRIDGE, SANDBOX_BRIDGE, Names
 from netagent.kernel.netns import kernel_errors
-from netagent.kernel.rtnl import IPRoute, NetlinkError
+from netagent.kernel.pyroute import IPRoute, NetlinkError
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import TaskRecord, VethRecord
 from netagent.network.gwbridge import GW_GATEWAY, GW_MTU
