@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import TypedDict, Unpack
 
 from netagent.contract.desired import (
     NodeDesiredState,
@@ -56,6 +57,15 @@ from orchestrator.reconcile.reconciler import Reconciler
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+class ManagerOptions(TypedDict, total=False):
+    """The constructor's keyword arguments, for `Manager.open` to pass on."""
+
+    clock: Clock
+    takeover_grace: float
+    own_node: str
+    stalls: Stalls | None
 
 
 class Manager:
@@ -122,21 +132,12 @@ class Manager:
         return manager
 
     @classmethod
-    def open(
-        cls,
-        store: Store,
-        *,
-        clock: Clock = time.time,
-        takeover_grace: float = 0.0,
-        own_node: str = "",
-        stalls: Stalls | None = None,
-    ) -> Manager | None:
-        """The swarm `store` holds; None when it holds none (yet)."""
+    def open(cls, store: Store, **options: Unpack[ManagerOptions]) -> Manager | None:
+        """The swarm `store` holds (options as the constructor's); None when it holds
+        none (yet)."""
         if not store.list("cluster", Cluster):
             return None
-        return cls(
-            store, clock=clock, takeover_grace=takeover_grace, own_node=own_node, stalls=stalls
-        )
+        return cls(store, **options)
 
     @property
     def cluster(self) -> Cluster:

@@ -140,7 +140,7 @@ class Daemon:
         #: This daemon's Prometheus metrics (GET /metrics; see node.api.metrics_routes).
         self.metrics = Metrics()
         #: This daemon loop's stalls, which a manager takes out of its nodes' silence;
-        #: `listeners.run` runs their watcher.
+        #: `listeners.serve` runs their watcher.
         self.stalls = Stalls()
         #: This node's key, certificate and roots, and the TLS contexts made of them.
         self.tls = NodeTLS(cfg.state_dir)
