@@ -31,7 +31,7 @@ from netagent.contract.desired import (
 from netagent.contract.errors import Conflict, InvalidArgument, Unavailable
 from netagent.contract.messages import Assignments
 from netagent.contract.patch import diff_states
-from orchestrator.ca import pem, tokens
+from orchestrator.ca import tokens
 from orchestrator.cluster.objects import (
     Cluster,
     Network,
@@ -166,24 +166,29 @@ class Manager:
         self, token: str, *, hostname: str, addr: IPv4Address, engine_version: str, csr: bytes
     ) -> tuple[Node, bytes]:
         """Admit a node; (node, its certificate for the key of `csr`). PermissionDenied
-        on a bad or rotated token; a bad CSR is refused before anything is written."""
-        pem.load_csr(csr)
+        on a bad or rotated token, before anything else; a bad CSR is refused by the
+        mint before anything is written."""
+        fields = {"hostname": hostname, "addr": addr, "engine_version": engine_version}
+        with self._lock:
+            checked = membership.admission(
+                self._store, self.cluster, token, now=self._clock(), **fields
+            )
+        # Signed outside the lock (the mint is a process start), for the id and role
+        # the checks gave; the node is stored only once that succeeded.
+        cert = certificates.issue(self.cluster, checked.node, csr)
         with self._lock:
             now = self._clock()
-            node, replaced = membership.admit(
-                self._store,
-                self.cluster,
-                token,
-                hostname=hostname,
-                addr=addr,
-                engine_version=engine_version,
-                now=now,
+            # Again: the store may have changed while the mint worked.
+            admitted = membership.admission(
+                self._store, self.cluster, token, now=now, node_id=checked.node.id, **fields
             )
-            for old in replaced:
+            node = membership.admit(self._store, admitted)
+            for old in admitted.replaced:
                 self._forget_node(old)
             self._dispatcher.seen(node.id, now)
             log.info("node %s (%s) joined as %s", node.hostname, node.id, node.role)
-            return node, self._issue(node, csr)
+            self._record_signer(node.id)
+        return node, cert
 
     def _remove_node(self, node: Node) -> None:
         """Delete the node; the reconciler orphans and replaces its tasks."""
@@ -352,24 +357,32 @@ class Manager:
     def issue_certificate(self, node_id: str, csr: bytes) -> bytes:
         """A certificate for node `node_id` (this manager's own, at init)."""
         with self._lock:
-            return self._issue(self._dispatcher.member(node_id), csr)
+            node = self._dispatcher.member(node_id)
+        return self._issue(node, csr)
 
     def renew_certificate(self, cert: bytes, csr: bytes) -> bytes:
         """A new certificate for the node `cert` names, if `csr` is signed by its key."""
+        node_id = certificates.renewal_subject(self.cluster, cert, csr)
         with self._lock:
-            node_id = certificates.renewal_subject(self.cluster, cert, csr)
             node = self._dispatcher.member(node_id)
-            log.info("certificate of node %s (%s) renewed", node.hostname, node.id)
-            return self._issue(node, csr)
+        log.info("certificate of node %s (%s) renewed", node.hostname, node.id)
+        return self._issue(node, csr)
 
     def _issue(self, node: Node, csr: bytes) -> bytes:
-        """Sign, and note which root did (a rotation ends when every node has the new)."""
-        cluster = self.cluster
-        cert = certificates.issue(cluster, node, csr)
-        root = certificates.signer_digest(cluster)
-        if node.cert_root != root:
-            self._store.put("node", node.model_copy(update={"cert_root": root}))
+        """Sign, and note which root did. Called without the lock: the mint is a
+        process start, which heartbeats and other writes need not wait for."""
+        cert = certificates.issue(self.cluster, node, csr)
+        with self._lock:
+            self._record_signer(node.id)
         return cert
+
+    def _record_signer(self, node_id: str) -> None:
+        """Node `node_id` holds a certificate of the current signing root (a rotation
+        ends when every node does)."""
+        root = certificates.signer_digest(self.cluster)
+        node = self._store.get("node", node_id, Node)
+        if node is not None and node.cert_root != root:
+            self._store.put("node", node.model_copy(update={"cert_root": root}))
 
     def rotate_ca(self) -> None:
         """`swarm ca --rotate`: a new root signs; both are trusted until every node renewed."""

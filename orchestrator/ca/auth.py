@@ -2,9 +2,9 @@
 
 By the time a handler runs, TLS has verified the peer's certificate against the
 swarm's roots (`tls.server_context`), so its subject is the CA's word: CN = the
-node id, OU = its role, O = its swarm. A handler turns the DER bytes the connection
-gives (`ssl_object.getpeercert(binary_form=True)`) into a `Peer` and asks
-`authorize` before doing anything:
+node id, OU = its role, O = its swarm. A handler turns what OpenSSL decoded of it
+(`ssl_object.getpeercert()`, a dict once verified) into a `Peer` and asks `authorize`
+before doing anything:
 
 - no certificate: refused (only the join and the CA fetch go without one);
 - O not this swarm's cluster id: refused (a node of another swarm signed by a root
@@ -18,11 +18,12 @@ gives (`ssl_object.getpeercert(binary_form=True)`) into a `Peer` and asks
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from netagent.contract.errors import InvalidArgument, PermissionDenied
-from orchestrator.ca.node_certs import cert_info
+from orchestrator.ca.certinfo import CertInfo
 from orchestrator.ca.roles import NodeRole
 
 _OP = "authorize"
@@ -37,18 +38,19 @@ class Peer:
     cluster_id: str
 
     @classmethod
-    def from_der(cls, der: bytes) -> Peer:
-        """The peer named by a verified certificate (DER); PermissionDenied if it names none."""
+    def from_peercert(cls, decoded: Mapping[str, Any]) -> Peer:
+        """The peer named by a verified certificate, as `getpeercert()` decodes it;
+        PermissionDenied if it names none (an unverified certificate decodes as {})."""
         try:
-            info = cert_info(der)
+            info = CertInfo.from_peercert(decoded)
         except InvalidArgument as err:
             raise PermissionDenied(f"peer certificate refused: {err}", op=_OP) from None
         return cls(node_id=info.node_id, role=info.role, cluster_id=info.cluster_id)
 
 
-def peer_of(der: bytes | None) -> Peer | None:
-    """`Peer.from_der`, passing through None (the caller sent no certificate)."""
-    return None if der is None else Peer.from_der(der)
+def peer_of(decoded: Mapping[str, Any] | None) -> Peer | None:
+    """`Peer.from_peercert`, passing through None (the caller sent no certificate)."""
+    return None if decoded is None else Peer.from_peercert(decoded)
 
 
 def _roles_text(roles: Iterable[NodeRole]) -> str:

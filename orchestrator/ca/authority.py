@@ -26,7 +26,6 @@ Each bundle change changes the token digest, so join tokens change with it.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,32 +39,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from netagent.contract.errors import InvalidArgument
 from orchestrator.ca import pem
-from orchestrator.ca.node_certs import CERT_BACKDATE
+from orchestrator.ca.certinfo import CERT_BACKDATE, min_node_cert_expiry, utc
 from orchestrator.ca.roles import OU_BY_ROLE, ROOT_CN, NodeRole, check_role
 
 #: Validity of a root CA (Swarm's RootCAExpiration, 630720000 s).
 ROOT_EXPIRY = timedelta(seconds=630_720_000)
 #: Validity of a node certificate unless the cluster says otherwise (Swarm: 2160 h).
 DEFAULT_NODE_CERT_EXPIRY = timedelta(days=90)
-#: The shortest node certificate validity the CA accepts (Swarm's MinNodeCertExpiration).
-MIN_NODE_CERT_EXPIRY = timedelta(hours=1)
-#: Lowers that floor (seconds) for labs and tests that watch certificates expire and
-#: renew; it can only shorten certificate lives, never lengthen them.
-MIN_EXPIRY_ENV = "VXSWARM_MIN_CERT_EXPIRY"
-
-
-def min_node_cert_expiry() -> timedelta:
-    """MIN_NODE_CERT_EXPIRY, or the lower floor VXSWARM_MIN_CERT_EXPIRY sets."""
-    raw = os.environ.get(MIN_EXPIRY_ENV, "")
-    try:
-        floor = timedelta(seconds=float(raw)) if raw else MIN_NODE_CERT_EXPIRY
-    except ValueError:
-        raise InvalidArgument(
-            f"invalid {MIN_EXPIRY_ENV} {raw!r}: expected seconds", obj=raw, op="sign"
-        ) from None
-    return min(floor, MIN_NODE_CERT_EXPIRY)
-
-
 #: Ids that go into a certificate subject and a DNS SAN: one DNS label's characters.
 _ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _CURVES = (ec.SECP256R1, ec.SECP384R1)
@@ -153,7 +133,7 @@ def _check_id(value: str, what: str) -> str:
 def new_root(cluster_id: str, *, now: datetime | None = None) -> RootCA:
     """A fresh root CA for swarm `cluster_id`: ECDSA P-256, self-signed, 20 years."""
     _check_id(cluster_id, "cluster id")
-    start = pem.utc(now) - CERT_BACKDATE
+    start = utc(now) - CERT_BACKDATE
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -250,7 +230,7 @@ def sign_csr(
         )
     public_key = csr.public_key()
     _check_public_key(public_key)
-    start = pem.utc(now)
+    start = utc(now)
     issuer = root.cert
     cert = (
         x509.CertificateBuilder()

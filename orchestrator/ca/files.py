@@ -14,7 +14,8 @@ The process umask is not changed: it is process-wide and the daemon has other
 threads creating files (task resolv.conf, the data plane's records) at any time.
 
 Key and certificate are two renames. A crash between them leaves a pair that does
-not match, which `load` refuses, so the node renews or re-joins instead of
+not match, which the daemon refuses on reading them back (`tls.shown_identity`),
+so the node renews or re-joins instead of
 presenting a certificate it cannot use.
 """
 
@@ -27,8 +28,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netagent.contract.errors import InvalidArgument, NotFound
-from orchestrator.ca import pem
+from netagent.contract.errors import NotFound
 
 CERT_DIR = "certificates"
 ROOT_CA_FILE = "swarm-root-ca.crt"
@@ -118,8 +118,8 @@ class NodeCredentials:
         _fsync_dir(self.directory)
 
     def load(self) -> Credentials:
-        """The three files; NotFound when one is missing, InvalidArgument when they do
-        not parse or the key is not the certificate's."""
+        """The three files; NotFound when one is missing. (Whether they make a TLS
+        identity is `tls.shown_identity`'s check.)"""
         try:
             creds = Credentials(
                 bundle_pem=self.root_ca_path.read_bytes(),
@@ -132,13 +132,6 @@ class NodeCredentials:
                 obj=str(err.filename),
                 op="load credentials",
             ) from None
-        pem.load_certs(creds.bundle_pem)
-        if pem.load_key(creds.key_pem).public_key() != pem.load_cert(creds.cert_pem).public_key():
-            raise InvalidArgument(
-                f"node key {self.key_path} does not match certificate {self.cert_path}",
-                obj=str(self.key_path),
-                op="load credentials",
-            )
         return creds
 
     def remove(self) -> None:

@@ -1,5 +1,4 @@
-"""Bytes to X.509 objects and back: the one place where PEM and DER are parsed (and
-the one rule for the times certificates are checked at: aware UTC datetimes).
+"""Bytes to X.509 objects and back: the one place where PEM and DER are parsed.
 
 Everything that crosses a file, the wire or the store as bytes (certificates,
 bundles, keys, certificate requests) is read here, so bad bytes become one
@@ -9,8 +8,6 @@ and the root key lives in the managers' store, as in Swarm without autolock.
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -93,14 +90,3 @@ def name_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
         return ""
     value = values[0].value
     return value if isinstance(value, str) else ""
-
-
-def utc(now: datetime | None) -> datetime:
-    """`now` (default: the current time) as an aware UTC datetime; naive ones are refused."""
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise InvalidArgument(
-            f"naive time {now.isoformat()}: expected a timezone-aware datetime", op="time"
-        )
-    return now.astimezone(UTC)

@@ -25,15 +25,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
+from typing import Any
 
 from netagent.contract.errors import InvalidArgument
+from orchestrator.ca.certinfo import CertInfo
 from orchestrator.ca.roles import OU_BY_ROLE, NodeRole
 
 StrPath = str | os.PathLike[str]
 #: The name every manager's certificate carries (its OU, as a DNS SAN).
 MANAGER_NAME = OU_BY_ROLE[NodeRole.MANAGER]
+#: Round trips of an in-memory handshake (TLS 1.3 needs two; room for 1.2's).
+_HANDSHAKE_LEGS = 4
 
 
 def _base(*, server: bool) -> ssl.SSLContext:
@@ -83,3 +88,52 @@ def pin_context() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def shown_certificate(
+    cert_path: StrPath, key_path: StrPath, bundle_path: StrPath
+) -> dict[str, Any]:
+    """The certificate at `cert_path` as a peer sees it, decoded and verified by OpenSSL
+    (`SSLSocket.getpeercert()`'s dict): a TLS handshake in memory between a server
+    holding the credentials and a client that trusts the bundle.
+
+    InvalidArgument when the key is not the certificate's; ssl.SSLCertVerificationError
+    when the certificate does not verify now (expired, or not of these roots)."""
+    try:
+        server = server_context(cert_path, key_path, bundle_path)
+    except ssl.SSLError as err:
+        raise InvalidArgument(
+            f"node key {key_path} and certificate {cert_path} do not make a TLS identity: "
+            f"{err.reason or err}",
+            obj=str(cert_path),
+            op="load credentials",
+        ) from None
+    client = _base(server=False)
+    client.check_hostname = False  # the name is what we are reading
+    client.load_verify_locations(cafile=bundle_path)
+    wires = [ssl.MemoryBIO() for _ in range(4)]
+    ends = [
+        client.wrap_bio(wires[0], wires[1], server_side=False),
+        server.wrap_bio(wires[2], wires[3], server_side=True),
+    ]
+    pending = list(ends)
+    for _ in range(_HANDSHAKE_LEGS):
+        for end in list(pending):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                end.do_handshake()
+                pending.remove(end)
+        wires[2].write(wires[1].read())
+        wires[0].write(wires[3].read())
+        if not pending:
+            return ends[0].getpeercert() or {}
+    raise InvalidArgument(
+        f"certificate {cert_path}: the handshake did not complete", op="load credentials"
+    )
+
+
+def shown_identity(cert_path: StrPath, key_path: StrPath, bundle_path: StrPath) -> CertInfo:
+    """What this node's certificate says, read the way its peers read it
+    (`shown_certificate`), so a daemon needs no X.509 library of its own. Raises as
+    `shown_certificate`: the caller reads a certificate that no longer verifies with
+    the mint (`minting.cert_info`)."""
+    return CertInfo.from_peercert(shown_certificate(cert_path, key_path, bundle_path))

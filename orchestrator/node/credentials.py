@@ -9,18 +9,23 @@ three SSL contexts, remade whenever the files change (join, renewal, a CA rotati
 - `client`: this node calling another (the agent's session, a manager's relays to
   agents, a manager forwarding to the leader): verifies the peer against the roots
   and presents this node's certificate.
-- `info`: what the certificate says (node id, role, cluster, validity), for renewal.
+- `info`: what the certificate says (node id, role, cluster, validity), for renewal,
+  read through a handshake in memory (`tls.shown_identity`), or by the mint when the
+  certificate no longer verifies (it expired while the node was down).
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.ca import node_certs, tls, tokens
+from orchestrator.ca import minting, tls, tokens
+from orchestrator.ca.certinfo import CertInfo
 from orchestrator.ca.files import Credentials, NodeCredentials
-from orchestrator.ca.node_certs import CertInfo
+
+log = logging.getLogger(__name__)
 
 
 class NodeTLS:
@@ -77,7 +82,11 @@ class NodeTLS:
 
     def _contexts(self, creds: Credentials) -> None:
         f = self.files
-        self.info = node_certs.cert_info(creds.cert_pem)
+        try:
+            self.info = tls.shown_identity(f.cert_path, f.key_path, f.root_ca_path)
+        except ssl.SSLCertVerificationError as err:
+            log.warning("this node's certificate does not verify: %s", err.verify_message)
+            self.info = minting.cert_info(creds.cert_pem)
         self._bundle_digest = tokens.bundle_digest(creds.bundle_pem)
         self.server = tls.server_context(f.cert_path, f.key_path, f.root_ca_path)
         self.client = tls.client_context(f.root_ca_path, f.cert_path, f.key_path)

@@ -48,7 +48,7 @@ from netagent.drift.watch import SelfCheck, interval_from_env
 from netagent.kernel.hostaddr import choose_advertise_addr, source_addr_towards
 from netagent.kernel.naming import Names
 from orchestrator import ENGINE_VERSION
-from orchestrator.ca import node_certs, tls
+from orchestrator.ca import minting, tls
 from orchestrator.ca.files import Credentials
 from orchestrator.cluster.objects import Node, NodeRole
 from orchestrator.dispatch.liveness import Prober
@@ -604,7 +604,9 @@ class Daemon:
             )
         # pyroute2's sync API runs its own event loop: keep netlink off this one.
         addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
-        founding = membership.founding_objects(
+        # The mint makes the root and this node's key: processes, off this loop.
+        founding = await asyncio.to_thread(
+            membership.founding_objects,
             hostname=self.cfg.hostname,
             addr=addr,
             heartbeat_period=heartbeat_period,
@@ -615,8 +617,8 @@ class Daemon:
         node = founding.node
         # This node's certificate first: its etcd member shows it to its peers. The
         # CA signs it like any other; the key stays in its file.
-        key = node_certs.new_key()
-        cert = certificates.issue(founding.cluster, node, node_certs.make_csr(key))
+        key, csr = await asyncio.to_thread(minting.node_key)
+        cert = await asyncio.to_thread(certificates.issue, founding.cluster, node, csr)
         self.tls.install(Credentials(founding.cluster.ca_bundle.encode(), cert, key))
         identity = NodeIdentity(
             node_id=node.id,
@@ -696,13 +698,13 @@ class Daemon:
             addr = source_addr_towards(host, port)
         bundle = await to_manager.fetch_pinned_ca(f"{host}:{port}", token)
         # From here on the manager is verified against the roots the token pinned.
-        key = node_certs.new_key()
+        key, csr = await asyncio.to_thread(minting.node_key)
         req = JoinRequest(
             token=token,
             hostname=self.cfg.hostname,
             addr=addr,
             engine_version=ENGINE_VERSION,
-            csr=node_certs.make_csr(key).decode(),
+            csr=csr.decode(),
         )
         self.tls.files.save_bundle(bundle)
         verify = tls.client_context(self.tls.files.root_ca_path)
@@ -782,9 +784,10 @@ class Daemon:
         assert self.identity is not None
         held = self.tls.files.load()
         key, cert = held.key_pem, held.cert_pem
-        csr = node_certs.make_csr(key)
+        csr = await asyncio.to_thread(minting.csr_for, key)
         if self.manager is not None and self.leading:
-            new, bundle = self.manager.renew_certificate(cert, csr), self.manager.ca_bundle()
+            new = await asyncio.to_thread(self.manager.renew_certificate, cert, csr)
+            bundle = self.manager.ca_bundle()
         else:
             got = await renewal.ask_manager(
                 self.identity.manager_addr, self.tls.files.root_ca_path, cert, csr

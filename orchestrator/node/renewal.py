@@ -1,7 +1,7 @@
 """Keeping this node's certificate valid: Swarm's renewal timing, and asking the manager.
 
 Each node renews at a random point between 50 % and 80 % of its certificate's life
-(orchestrator.ca.node_certs.renew_at: spread, so a swarm's nodes do not all ask at
+(orchestrator.ca.certinfo.renew_at: spread, so a swarm's nodes do not all ask at
 once), and at start-up when its certificate has already expired (the daemon does
 that before its agent starts). A failed attempt is retried every RETRY seconds, or
 sooner for a short certificate. The request carries the current certificate and a
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from netagent.contract.errors import VxswarmError
 from netagent.contract.messages import RenewRequest, RenewResponse
-from orchestrator.ca import node_certs, tls
+from orchestrator.ca import tls
+from orchestrator.ca.certinfo import renew_at
 from orchestrator.node import to_manager
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ async def keep_renewed(daemon: Daemon) -> None:
     """Renew `daemon`'s certificate whenever its time comes, until cancelled."""
     while daemon.tls.info is not None:
         info = daemon.tls.info
-        delay = (node_certs.renew_at(info) - datetime.now(UTC)).total_seconds()
+        delay = (renew_at(info) - datetime.now(UTC)).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
         try:

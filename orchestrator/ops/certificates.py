@@ -1,7 +1,8 @@
 """Node certificates issued by the swarm's CA: at join, at renewal, their expiry, and
 the rotation of the root itself.
 
-The CA itself (keys, signing, chains) is orchestrator.ca; this module decides *what*
+The CA itself (keys, signing, chains) is orchestrator.ca, run in the mint process
+(`orchestrator.ca.minting`); this module decides *what*
 the manager signs, from the store: the subject is the node as stored (CN its id, OU
 its current role, O the cluster), the IP SAN its advertise address, the life the
 cluster's `cert_expiry`. Nothing a caller writes in a CSR is taken but its key.
@@ -26,14 +27,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from netagent.contract.errors import Conflict, InvalidArgument, PermissionDenied
-from orchestrator.ca import authority, node_certs, pem, tokens
+from orchestrator.ca import minting, tokens
+from orchestrator.ca.certinfo import min_node_cert_expiry
 from orchestrator.cluster.objects import Cluster, Node
 from orchestrator.ops.durations import parse_duration
 
 
-def root_of(cluster: Cluster) -> authority.RootCA:
+def root_of(cluster: Cluster) -> minting.Root:
     """The signing root, with the cross-signed copy of itself during a rotation."""
-    return authority.RootCA(
+    return minting.Root(
         cert_pem=cluster.ca_cert.encode(),
         key_pem=cluster.ca_key.encode(),
         intermediates_pem=cluster.ca_intermediates.encode(),
@@ -47,7 +49,7 @@ def signer_digest(cluster: Cluster) -> str:
 
 def issue(cluster: Cluster, node: Node, csr_pem: bytes) -> bytes:
     """A certificate for `node` as the store knows it, for the key of `csr_pem`."""
-    return authority.sign_csr(
+    return minting.sign(
         root_of(cluster),
         csr_pem,
         node_id=node.id,
@@ -61,20 +63,11 @@ def issue(cluster: Cluster, node: Node, csr_pem: bytes) -> bytes:
 def renewal_subject(cluster: Cluster, cert_pem: bytes, csr_pem: bytes) -> str:
     """The node id a renewal is for; PermissionDenied unless `cert_pem` is one of this
     swarm's node certificates (expiry aside) and `csr_pem` is signed by its key."""
-    info = node_certs.cert_info(cert_pem)
     # Verified at a moment the certificate was valid: renewal is what expiry is for.
-    node_certs.check_chain(cert_pem, cluster.ca_bundle.encode(), now=info.not_before)
+    info = minting.renewal_info(cert_pem, csr_pem, cluster.ca_bundle.encode())
     if info.cluster_id != cluster.id:
         raise PermissionDenied(
             f"certificate of node {info.node_id} is from swarm {info.cluster_id}, not {cluster.id}",
-            obj=info.node_id,
-            op="renew certificate",
-        )
-    cert_key = pem.load_cert(cert_pem).public_key()
-    if pem.load_csr(csr_pem).public_key() != cert_key:
-        raise PermissionDenied(
-            f"renewal for node {info.node_id} refused: the CSR is not signed by the "
-            "certificate's key",
             obj=info.node_id,
             op="renew certificate",
         )
@@ -90,7 +83,7 @@ def check_expiry(value: str | float) -> float:
         seconds = float(value)
     else:
         seconds = -1.0
-    floor = authority.min_node_cert_expiry()
+    floor = min_node_cert_expiry()
     if not seconds >= floor.total_seconds():
         raise InvalidArgument(
             f"invalid --cert-expiry {value!r}: expected a duration of at least {floor}",
@@ -108,15 +101,13 @@ def start_rotation(cluster: Cluster) -> Cluster:
             obj=cluster.id,
             op="rotate CA",
         )
-    old = root_of(cluster)
-    new = authority.new_root(cluster.id)
-    bundle = authority.bundle_pem(new, old)
+    new = minting.rotate(root_of(cluster), cluster.id)
     return cluster.model_copy(
         update={
-            "ca_cert": new.cert_pem.decode(),
-            "ca_key": (new.key_pem or b"").decode(),
-            "ca_intermediates": authority.cross_sign(old, new).decode(),
-            "ca_bundle": bundle.decode(),
+            "ca_cert": new.root.cert_pem.decode(),
+            "ca_key": new.root.key_pem.decode(),
+            "ca_intermediates": new.root.intermediates_pem.decode(),
+            "ca_bundle": new.bundle_pem.decode(),
         }
     )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netagent.contract.errors import Conflict, InvalidArgument
-from orchestrator.ca import authority, tokens
+from orchestrator.ca import minting, tokens
 from orchestrator.cluster.objects import Cluster, Network, Node, NodeRole, NodeStatus, new_id
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
@@ -39,25 +39,20 @@ def _new_node(
     )
 
 
-def new_cluster(root: authority.RootCA, *, heartbeat_period: float = 5.0) -> Cluster:
-    """A swarm identity around `root`: its id is the root's O, its token digest the
-    sha256 of the root's bundle, with distinct worker and manager secrets."""
-    if root.key_pem is None:
-        raise InvalidArgument(
-            f"root CA of swarm {root.cluster_id} has no key: a new swarm must be able to sign",
-            obj=root.cluster_id,
-            op="init",
-        )
-    bundle = authority.bundle_pem(root)
+def new_cluster(
+    cluster_id: str, made: minting.NewRoot, *, heartbeat_period: float = 5.0
+) -> Cluster:
+    """Swarm `cluster_id` around the root `made` for it: its token digest the sha256
+    of the root's bundle, with distinct worker and manager secrets."""
     worker, manager = tokens.new_secrets()
     return Cluster(
-        id=root.cluster_id,
+        id=cluster_id,
         worker_secret=worker,
         manager_secret=manager,
         heartbeat_period=heartbeat_period,
-        ca_cert=root.cert_pem.decode(),
-        ca_key=root.key_pem.decode(),
-        ca_bundle=bundle.decode(),
+        ca_cert=made.root.cert_pem.decode(),
+        ca_key=made.root.key_pem.decode(),
+        ca_bundle=made.bundle_pem.decode(),
     )
 
 
@@ -93,7 +88,10 @@ def founding_objects(
             op="init",
         )
     # The root's validity is wall-clock time (TLS checks it so), not the manager's `now`.
-    cluster = new_cluster(authority.new_root(new_id()), heartbeat_period=heartbeat_period)
+    cluster_id = new_id()
+    cluster = new_cluster(
+        cluster_id, minting.new_root(cluster_id), heartbeat_period=heartbeat_period
+    )
     if expiry is not None:
         cluster = cluster.model_copy(update={"cert_expiry": expiry})
     ingress = make_ingress_network(now)
@@ -107,7 +105,16 @@ def founding_objects(
     return Founding(cluster, ingress, node)
 
 
-def admit(
+@dataclass(frozen=True)
+class Admission:
+    """A join that passed every check: the node as it will be stored (its ingress
+    address comes at `admit`), and the entries of the same machine it replaces."""
+
+    node: Node
+    replaced: list[Node]
+
+
+def admission(
     store: Store,
     cluster: Cluster,
     token: str,
@@ -116,11 +123,11 @@ def admit(
     addr: IPv4Address,
     engine_version: str,
     now: float,
-) -> tuple[Node, list[Node]]:
-    """Store a node joining with `token`; (the node, the entries it replaced and deleted).
-
-    PermissionDenied on a bad or rotated token, Conflict when another live node has
-    the address; nothing is written then."""
+    node_id: str | None = None,
+) -> Admission:
+    """The checks of a node joining with `token`, writing nothing: PermissionDenied on
+    a bad or rotated token, Conflict when another live node has the address. The node
+    gets a new id, or `node_id` (the one its certificate was signed for)."""
     hostname = check_hostname(hostname)
     addr = check_addr(addr)
     role = tokens.verify(cluster, token)
@@ -134,13 +141,21 @@ def admit(
                 op="join",
             )
     node = _new_node(hostname, addr, role, engine_version, now)
+    if node_id is not None:
+        node.id = node_id
+    return Admission(node, replaced)
+
+
+def admit(store: Store, admitted: Admission) -> Node:
+    """Store the node of `admitted` in place of the entries it replaces."""
+    node = admitted.node.model_copy()
     with store.tx():
-        for old in replaced:
+        for old in admitted.replaced:
             store.delete("node", old.id)
         # After the deletes: a replaced entry's ingress address is free again.
         node.ingress_addr = new_ingress_address(store)
         store.put("node", node)
-    return node, replaced
+    return node
 
 
 def check_leavable(node: Node, *, force: bool) -> Node:

@@ -80,7 +80,7 @@ def cluster_door(cluster_id: Callable[[], str | None], is_member: Callable[[str]
         if path in OPEN:
             return await handler(request)
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        cert = ssl_object.getpeercert() if ssl_object is not None else None
         swarm = cluster_id()
         if swarm is None:
             raise PermissionDenied("this node is not part of a swarm")
@@ -96,7 +96,7 @@ def cluster_door(cluster_id: Callable[[], str | None], is_member: Callable[[str]
             raise PermissionDenied(
                 f"{request.path} is not served on port 2377: ask the node's own unix socket"
             )
-        peer = authorize(peer_of(der), cluster_id=swarm, roles=roles)
+        peer = authorize(peer_of(cert), cluster_id=swarm, roles=roles)
         forwarded = request.headers.get(FORWARDED_FOR)
         callers = [peer]
         if forwarded and (path in NODE or path == MEMBER) and peer.role == NodeRole.MANAGER:

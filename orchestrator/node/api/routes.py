@@ -27,6 +27,7 @@ from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.ca import tls
 from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
+from orchestrator.etcd.election import NotLeader
 from orchestrator.manager import Manager
 from orchestrator.node import promotion
 from orchestrator.node.api.access import forwardable
@@ -93,7 +94,10 @@ async def via_leader(
     While the leadership moves (the leader went silent or cannot be connected to, an
     election is under way among a quorum) the request waits for the next leader, up to
     LEADER_WAIT, rather than failing: a failover then costs a write a pause, not an
-    error. Without a quorum it fails at once (no leader can come of waiting)."""
+    error. So does a write this manager began as leader and lost the leadership
+    under (NotLeader: its fenced transaction was refused, nothing was written): it is
+    sent on to the next leader. Without a quorum it fails at once (no leader can come
+    of waiting)."""
     daemon = daemon_of(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LEADER_WAIT
@@ -103,7 +107,7 @@ async def via_leader(
             if url is None:
                 return await serve()
             return await to_leader(request, url, headers)
-        except (LeaderMoving, NotSent):
+        except (LeaderMoving, NotSent, NotLeader):
             if loop.time() >= deadline:
                 raise
         await asyncio.sleep(LEADER_RETRY)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from netagent.contract.errors import PermissionDenied
-from orchestrator.ca import auth, authority, pem
+from orchestrator.ca import auth, authority, tls
 from orchestrator.ca.auth import Peer
 from orchestrator.ca.roles import NodeRole
 from tests.unit.orchestrator.ca.conftest import CLUSTER
@@ -15,24 +14,47 @@ MANAGERS = {NodeRole.MANAGER}
 ANY_NODE = {NodeRole.MANAGER, NodeRole.WORKER}
 
 
-def _der(cert_pem: bytes) -> bytes:
-    return pem.load_cert(cert_pem).public_bytes(Encoding.DER)
+@pytest.fixture
+def shown(tmp_path):
+    """shown(key, cert, root) -> the certificate as OpenSSL decodes it for its peers."""
+
+    def _shown(key: bytes, cert: bytes, root: authority.RootCA) -> dict:
+        paths = [tmp_path / n for n in ("n.key", "n.crt", "ca.crt")]
+        for path, data in zip(paths, (key, cert, authority.bundle_pem(root)), strict=True):
+            path.write_bytes(data)
+        return tls.shown_certificate(paths[1], paths[0], paths[2])
+
+    return _shown
 
 
-def test_a_peer_is_read_from_its_certificate_der(issue):
-    _, cert = issue("worker1-id", "worker")
-    assert Peer.from_der(_der(cert)) == Peer("worker1-id", NodeRole.WORKER, CLUSTER)
+@pytest.fixture
+def real_root():
+    """A root of the real time: handshakes check validity against the clock."""
+    return authority.new_root(CLUSTER)
+
+
+def test_a_peer_is_read_from_its_verified_certificate(issue, shown, real_root):
+    key, cert = issue("worker1-id", "worker", signer=real_root, now=None)
+    decoded = shown(key, cert, real_root)
+    assert Peer.from_peercert(decoded) == Peer("worker1-id", NodeRole.WORKER, CLUSTER)
     assert auth.peer_of(None) is None
 
 
-def test_a_manager_may_call_a_manager_route(issue):
-    _, cert = issue("manager1-id", "manager")
-    peer = Peer.from_der(_der(cert))
+def test_an_unverified_certificate_names_no_peer():
+    # What getpeercert() gives for a certificate that was not verified.
+    with pytest.raises(PermissionDenied, match="^peer certificate refused: certificate ''"):
+        auth.peer_of({})
+
+
+def test_a_manager_may_call_a_manager_route(issue, shown, real_root):
+    key, cert = issue("manager1-id", "manager", signer=real_root, now=None)
+    peer = Peer.from_peercert(shown(key, cert, real_root))
     assert auth.authorize(peer, cluster_id=CLUSTER, roles=MANAGERS) == peer
 
 
-def test_a_node_may_speak_for_itself(issue):
-    peer = Peer.from_der(_der(issue("worker1-id", "worker")[1]))
+def test_a_node_may_speak_for_itself(issue, shown, real_root):
+    key, cert = issue("worker1-id", "worker", signer=real_root, now=None)
+    peer = Peer.from_peercert(shown(key, cert, real_root))
     auth.authorize(peer, cluster_id=CLUSTER, roles=ANY_NODE, node_id="worker1-id")
 
 
@@ -76,6 +98,27 @@ def test_a_removed_node_is_refused_while_its_certificate_is_valid():
     assert _refusal(peer, removed={"worker1-id"}) == "node worker1-id was removed from the swarm"
 
 
-def test_a_certificate_that_names_no_node_is_refused(root):
+def test_a_certificate_that_names_no_node_is_refused():
+    # As getpeercert() decodes the root's certificate: CN and O, no OU.
+    decoded = {
+        "subject": ((("commonName", "swarm-ca"),), (("organizationName", CLUSTER),)),
+        "notBefore": "Jan  2 03:03:05 2030 GMT",
+        "notAfter": "Jan  1 03:04:05 2050 GMT",
+    }
     with pytest.raises(PermissionDenied, match="^peer certificate refused: unknown certificate OU"):
-        Peer.from_der(_der(authority.bundle_pem(root)))
+        Peer.from_peercert(decoded)
+
+
+def test_a_certificate_with_two_common_names_is_refused():
+    decoded = {
+        "subject": (
+            (("commonName", "worker1-id"),),
+            (("commonName", "worker2-id"),),
+            (("organizationalUnitName", "swarm-worker"),),
+            (("organizationName", CLUSTER),),
+        ),
+        "notBefore": "Jan  2 03:03:05 2030 GMT",
+        "notAfter": "Jan  1 03:04:05 2031 GMT",
+    }
+    with pytest.raises(PermissionDenied, match="expected one CN"):
+        Peer.from_peercert(decoded)

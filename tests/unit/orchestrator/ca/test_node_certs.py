@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from netagent.contract.errors import InvalidArgument, PermissionDenied
-from orchestrator.ca import authority, node_certs, pem
-from orchestrator.ca.node_certs import CertInfo
+from orchestrator.ca import authority, certinfo, node_certs, pem
+from orchestrator.ca.certinfo import CertInfo
 from orchestrator.ca.roles import NodeRole
 from tests.unit.orchestrator.ca.conftest import CLUSTER, NOW
 
@@ -43,27 +43,27 @@ def test_cert_info_refuses_a_certificate_that_is_no_node_certificate(root):
 def _info(days: float = 90) -> CertInfo:
     """A certificate issued at NOW for `days` (valid from a backdated not_before)."""
     return CertInfo(
-        "n", NodeRole.WORKER, CLUSTER, NOW - node_certs.CERT_BACKDATE, NOW + timedelta(days=days)
+        "n", NodeRole.WORKER, CLUSTER, NOW - certinfo.CERT_BACKDATE, NOW + timedelta(days=days)
     )
 
 
 def test_renewal_is_always_between_half_and_four_fifths_of_the_life():
     info = _info()
     rng = random.Random(7)
-    draws = [node_certs.renew_at(info, rng) for _ in range(20_000)]
+    draws = [certinfo.renew_at(info, rng) for _ in range(20_000)]
     life = timedelta(days=90)  # counted from the issue, not from the backdated start
     low, high = NOW + life * 0.5, NOW + life * 0.8
     assert all(low <= d <= high for d in draws)
     # Spread over the window, not bunched at one end.
     assert min(draws) - low < timedelta(hours=1) and high - max(draws) < timedelta(hours=1)
-    assert all(low <= node_certs.renew_at(info) <= high for _ in range(1000))
+    assert all(low <= certinfo.renew_at(info) <= high for _ in range(1000))
 
 
 def test_a_certificate_needs_renewal_once_past_four_fifths_of_its_life():
     info = _info(days=10)
-    assert not node_certs.needs_renewal(info, NOW + timedelta(days=7, hours=23))
-    assert node_certs.needs_renewal(info, NOW + timedelta(days=8))
-    assert node_certs.needs_renewal(info, NOW + timedelta(days=11))
+    assert not certinfo.needs_renewal(info, NOW + timedelta(days=7, hours=23))
+    assert certinfo.needs_renewal(info, NOW + timedelta(days=8))
+    assert certinfo.needs_renewal(info, NOW + timedelta(days=11))
 
 
 def test_a_certificate_of_this_swarm_passes_the_chain_check(issue, root):

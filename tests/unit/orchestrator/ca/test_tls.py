@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from netagent.contract.errors import InvalidArgument, PermissionDenied
-from orchestrator.ca import auth, authority, tls, tokens
+from orchestrator.ca import auth, authority, node_certs, tls, tokens
 from orchestrator.ca.auth import Peer
 from orchestrator.ca.roles import NodeRole
 from tests.unit.orchestrator.ca.conftest import CLUSTER
@@ -71,7 +72,7 @@ def _server(files) -> ssl.SSLContext:
 def test_a_node_with_a_certificate_is_known_to_the_server_by_it(files):
     client = tls.client_context(files["bundle"], *files["worker"])
     _, s = _handshake(client, _server(files))
-    peer = auth.peer_of(s.getpeercert(binary_form=True))
+    peer = auth.peer_of(s.getpeercert())
     assert peer == Peer("worker1-id", NodeRole.WORKER, CLUSTER)
     auth.authorize(peer, cluster_id=CLUSTER, roles={NodeRole.WORKER}, node_id="worker1-id")
 
@@ -79,7 +80,7 @@ def test_a_node_with_a_certificate_is_known_to_the_server_by_it(files):
 def test_a_joiner_without_a_certificate_connects_but_is_refused_by_auth(files):
     client = tls.client_context(files["bundle"])
     _, s = _handshake(client, _server(files))
-    assert s.getpeercert(binary_form=True) is None
+    assert s.getpeercert() is None
     with pytest.raises(PermissionDenied, match="^no client certificate"):
         auth.authorize(auth.peer_of(None), cluster_id=CLUSTER, roles={NodeRole.MANAGER})
 
@@ -133,3 +134,27 @@ def test_every_context_refuses_tls_below_1_2(files):
 def test_a_client_certificate_without_its_key_is_refused(files):
     with pytest.raises(InvalidArgument, match="expected both or neither"):
         tls.client_context(files["bundle"], files["worker"][0])
+
+
+def test_a_node_reads_its_own_certificate_as_its_peers_do(files):
+    """The daemon's reading (a handshake in memory, OpenSSL's decoding) says what the
+    CA's own parser says, to the second."""
+    cert, key = files["manager"]
+    shown = tls.shown_identity(cert, key, files["bundle"])
+    assert shown == node_certs.cert_info(cert.read_bytes())
+    assert (shown.node_id, shown.role, shown.cluster_id) == (
+        "manager1-id",
+        NodeRole.MANAGER,
+        CLUSTER,
+    )
+
+
+def test_an_expired_or_foreign_certificate_does_not_verify_on_reading_back(
+    files, issue, root, tmp_path
+):
+    key, cert = issue("worker1-id", "worker", now=datetime.now(UTC) - timedelta(days=400))
+    paths = (_write(tmp_path, "old.crt", cert), _write(tmp_path, "old.key", key))
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
+        tls.shown_identity(*paths, files["bundle"])
+    with pytest.raises(ssl.SSLCertVerificationError):
+        tls.shown_identity(*files["worker"], files["other_bundle"])

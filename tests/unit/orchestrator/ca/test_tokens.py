@@ -8,15 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netagent.contract.errors import InvalidArgument, PermissionDenied
-from orchestrator.ca import authority, tokens
+from orchestrator.ca import authority, minting, tokens
 from orchestrator.cluster.objects import NodeRole
 from orchestrator.ops.membership import new_cluster
 
 TOKEN_RE = re.compile(r"^SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}$")
 
 
+def made(root: authority.RootCA) -> minting.NewRoot:
+    """`root` as the mint hands a new one over (tests make roots in process)."""
+    pems = minting.Root(root.cert_pem, root.key_pem or b"")
+    return minting.NewRoot(pems, authority.bundle_pem(root))
+
+
 def a_cluster():
-    return new_cluster(authority.new_root("c1"))
+    return new_cluster("c1", made(authority.new_root("c1")))
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def test_two_swarms_have_different_digests():
 def test_digest_is_sha256_of_the_bundle_in_50_base36_chars():
     root = authority.new_root("c1")
     bundle = authority.bundle_pem(root)
-    cluster = new_cluster(root)
+    cluster = new_cluster("c1", made(root))
     d = tokens.bundle_digest(bundle)
     assert len(d) == 50
     assert int(d, 36) == int.from_bytes(hashlib.sha256(bundle).digest(), "big")
@@ -61,7 +67,7 @@ def test_digest_is_zero_padded_to_50_chars():
 
 def test_joiner_accepts_the_bundle_its_token_names():
     root = authority.new_root("c1")
-    cluster = new_cluster(root)
+    cluster = new_cluster("c1", made(root))
     tokens.check_bundle(authority.bundle_pem(root), tokens.token_for(cluster, NodeRole.WORKER))
 
 
