@@ -78,6 +78,24 @@ def new_root(request: Request) -> dict[str, str]:
     }
 
 
+def found(request: Request) -> dict[str, str]:
+    """A new swarm's root, and its first manager's key and certificate: `swarm init`
+    in one process start."""
+    made = new_root(request)
+    key = node_certs.new_key()
+    root = authority.RootCA(made["cert"].encode(), made["key"].encode())
+    cert = authority.sign_csr(
+        root,
+        node_certs.make_csr(key),
+        node_id=request["node_id"],
+        role="manager",
+        cluster_id=request["cluster_id"],
+        expiry=timedelta(seconds=float(request["expiry"])),
+        ip_sans=request.get("ip_sans", ()),
+    )
+    return {**made, "node_key": key.decode(), "node_cert": cert.decode()}
+
+
 def rotate(request: Request) -> dict[str, str]:
     """A new root that signs from now on, cross-signed by the current one; the bundle
     trusts both."""
@@ -114,7 +132,7 @@ def renewal_info(request: Request) -> dict[str, str]:
 
 OPS: dict[str, Callable[[Request], dict[str, str]]] = {
     f.__name__: f
-    for f in (node_key, csr, check_csr, sign, new_root, rotate, cert_info, renewal_info)
+    for f in (node_key, csr, check_csr, sign, new_root, found, rotate, cert_info, renewal_info)
 }
 
 

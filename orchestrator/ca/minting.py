@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ class Root:
     the cross-signed copy appended to what it signs."""
 
     cert_pem: bytes
-    key_pem: bytes
+    key_pem: bytes = field(repr=False)
     intermediates_pem: bytes = b""
 
     def to_json(self) -> dict[str, str]:
@@ -139,6 +139,29 @@ def sign(
 def new_root(cluster_id: str) -> NewRoot:
     """The root CA of a new swarm."""
     return _new_root(_ask("new_root", cluster_id=cluster_id))
+
+
+@dataclass(frozen=True)
+class Founded:
+    """A new swarm's root, and its first manager's key and certificate."""
+
+    made: NewRoot
+    node_key_pem: bytes = field(repr=False)
+    node_cert_pem: bytes
+
+
+def found(
+    cluster_id: str, *, node_id: str, expiry: timedelta, ip_sans: Iterable[object] = ()
+) -> Founded:
+    """`new_root`, and a manager certificate for node `node_id` signed by it."""
+    got = _ask(
+        "found",
+        cluster_id=cluster_id,
+        node_id=node_id,
+        expiry=expiry.total_seconds(),
+        ip_sans=[str(ip) for ip in ip_sans],
+    )
+    return Founded(_new_root(got), got["node_key"].encode(), got["node_cert"].encode())
 
 
 def rotate(current: Root, cluster_id: str) -> NewRoot:

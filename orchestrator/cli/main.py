@@ -6,6 +6,7 @@ usage errors are click's (exit 2). No command prints a traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -14,21 +15,42 @@ import click
 from netagent.contract.errors import VxswarmError
 from orchestrator import ENGINE_VERSION
 from orchestrator.cli.common import api, output_option
-from orchestrator.cli.debug import capture, trace
 from orchestrator.cli.format import echo_json
-from orchestrator.cli.lab import lab
-from orchestrator.cli.network import network
-from orchestrator.cli.node import node
-from orchestrator.cli.service import exec_cmd, service
-from orchestrator.cli.stack import stack
-from orchestrator.cli.swarm import swarm
-from orchestrator.cli.verify import verify
-from orchestrator.cli.visualizer import visualizer
 from orchestrator.node.client import DEFAULT_STATE_DIR
 from orchestrator.ops import roles
 
+#: The commands of their own modules, imported when run: so `vxswarm daemon`, which
+#: runs for as long as the node does, carries none of their modules (YAML, compose,
+#: the lab, the visualizer, capture decoding).
+COMMANDS = {
+    "swarm": "orchestrator.cli.swarm:swarm",
+    "node": "orchestrator.cli.node:node",
+    "network": "orchestrator.cli.network:network",
+    "service": "orchestrator.cli.service:service",
+    "exec": "orchestrator.cli.service:exec_cmd",
+    "stack": "orchestrator.cli.stack:stack",
+    "lab": "orchestrator.cli.lab:lab",
+    "visualizer": "orchestrator.cli.visualizer:visualizer",
+    "capture": "orchestrator.cli.debug:capture",
+    "trace": "orchestrator.cli.debug:trace",
+    "verify": "orchestrator.cli.verify:verify",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class Commands(click.Group):
+    """A group whose COMMANDS are imported by name, on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(ENGINE_VERSION, prog_name="vxswarm")
 def cli() -> None:
     """Docker Swarm mode's networking on real Linux kernel objects."""
@@ -128,13 +150,6 @@ def info(fmt: str) -> None:
         warning = roles.even_warning(swarm_info["managers"])
         if warning:
             click.echo(f"WARNING: {warning}")
-
-
-for group in (swarm, node, network, service, exec_cmd, stack, lab, visualizer):
-    cli.add_command(group)
-cli.add_command(capture)
-cli.add_command(trace)
-cli.add_command(verify)
 
 
 def main() -> int:

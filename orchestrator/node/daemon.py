@@ -59,7 +59,7 @@ from orchestrator.node import control, promotion, renewal, to_manager
 from orchestrator.node.control import MemberRequest, MemberResponse, Seat, TransferRequest
 from orchestrator.node.credentials import NodeTLS
 from orchestrator.node.managers import PROBE_PERIOD, LeaderMoving, Managers
-from orchestrator.ops import certificates, membership, roles
+from orchestrator.ops import membership, roles
 
 log = logging.getLogger(__name__)
 
@@ -604,7 +604,8 @@ class Daemon:
             )
         # pyroute2's sync API runs its own event loop: keep netlink off this one.
         addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
-        # The mint makes the root and this node's key: processes, off this loop.
+        # The mint makes the root, this node's key and certificate: a process, off
+        # this loop.
         founding = await asyncio.to_thread(
             membership.founding_objects,
             hostname=self.cfg.hostname,
@@ -616,10 +617,9 @@ class Daemon:
         )
         node = founding.node
         # This node's certificate first: its etcd member shows it to its peers. The
-        # CA signs it like any other; the key stays in its file.
-        key, csr = await asyncio.to_thread(minting.node_key)
-        cert = await asyncio.to_thread(certificates.issue, founding.cluster, node, csr)
-        self.tls.install(Credentials(founding.cluster.ca_bundle.encode(), cert, key))
+        # key stays in its file.
+        bundle = founding.cluster.ca_bundle.encode()
+        self.tls.install(Credentials(bundle, founding.cert_pem, founding.key_pem))
         identity = NodeIdentity(
             node_id=node.id,
             role=NodeRole.MANAGER,

@@ -11,7 +11,8 @@ are replaced like those of a node that left), the way Swarm shows a fresh node.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from ipaddress import IPv4Address
 
 from netagent.contract.errors import Conflict, InvalidArgument
@@ -21,6 +22,9 @@ from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
 from orchestrator.ops import certificates
 from orchestrator.ops.inputs import check_addr, check_hostname
+
+#: Node certificates' life unless `--cert-expiry` says otherwise (Swarm: 2160 h).
+DEFAULT_CERT_EXPIRY: float = Cluster.model_fields["cert_expiry"].default
 
 
 def _new_node(
@@ -59,11 +63,13 @@ def new_cluster(
 @dataclass(frozen=True)
 class Founding:
     """What a new swarm starts with: its cluster (and root CA), the ingress network,
-    its first manager."""
+    its first manager and that manager's key and certificate."""
 
     cluster: Cluster
     ingress: Network
     node: Node
+    key_pem: bytes = field(repr=False)
+    cert_pem: bytes
 
 
 def founding_objects(
@@ -87,22 +93,26 @@ def founding_objects(
             obj=str(heartbeat_period),
             op="init",
         )
-    # The root's validity is wall-clock time (TLS checks it so), not the manager's `now`.
+    node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now)
     cluster_id = new_id()
-    cluster = new_cluster(
-        cluster_id, minting.new_root(cluster_id), heartbeat_period=heartbeat_period
+    # The root's validity is wall-clock time (TLS checks it so), not the manager's `now`.
+    first = minting.found(
+        cluster_id,
+        node_id=node.id,
+        expiry=timedelta(seconds=expiry if expiry is not None else DEFAULT_CERT_EXPIRY),
+        ip_sans=[addr],
     )
+    cluster = new_cluster(cluster_id, first.made, heartbeat_period=heartbeat_period)
     if expiry is not None:
         cluster = cluster.model_copy(update={"cert_expiry": expiry})
     ingress = make_ingress_network(now)
-    node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now)
     node = node.model_copy(
         update={
             "ingress_addr": address_book([ingress], [], [], []).allocate(ingress.id),
             "cert_root": certificates.signer_digest(cluster),
         }
     )
-    return Founding(cluster, ingress, node)
+    return Founding(cluster, ingress, node, first.node_key_pem, first.node_cert_pem)
 
 
 @dataclass(frozen=True)

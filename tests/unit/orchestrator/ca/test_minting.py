@@ -85,3 +85,13 @@ def test_a_mint_that_does_not_answer_is_unavailable(monkeypatch):
     monkeypatch.setattr(minting, "MINT", (sys.executable, "-c", "import sys; sys.exit(3)"))
     with pytest.raises(Unavailable, match=r"^the certificate mint failed \(exit 3\)"):
         minting.node_key()
+
+
+def test_swarm_init_gets_its_root_and_first_manager_from_one_mint():
+    first = minting.found(CLUSTER, node_id="manager1-id", expiry=timedelta(hours=2))
+    info = node_certs.check_chain(first.node_cert_pem, first.made.bundle_pem, now=datetime.now(UTC))
+    assert (info.node_id, info.role, info.cluster_id) == ("manager1-id", "manager", CLUSTER)
+    assert info.lifetime == timedelta(hours=2, minutes=1)  # backdated a minute
+    key = pem.load_key(first.node_key_pem)
+    assert pem.load_cert(first.node_cert_pem).public_key() == key.public_key()
+    assert "PRIVATE" not in repr(first)
