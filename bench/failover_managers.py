@@ -370,7 +370,10 @@ class Run:
 
     @property
     def covered(self) -> bool:
-        """Whether ab still ran when the leader stopped (else its figure says nothing)."""
+        """Whether ab still ran when the leader stopped and gave its report (else its
+        figure says nothing: ab gives up on a request that waits longer than 30 s)."""
+        if self.ab_aborted:
+            return False
         return self.ab_seconds is None or self.ab_seconds > AB_AFTER
 
     @property
