@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,6 +21,10 @@ from netagent.kernel.naming import Names
 from netagent.lab import verbs as labcore
 from netagent.lab.driver import SwarmLab
 from netagent.lb import conntrack
+
+#: ab's failures (of those `AbResult.lost` counts) for one connection the client's
+#: timeout reset: Receive and Exceptions.
+FAILURES_PER_RESET = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,28 @@ class AbResult:
     @property
     def timed_out(self) -> int:
         return len(self.timed_out_ports)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """ab's failed requests by cause: connect, receive, length, exceptions."""
+        m = re.search(
+            r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", self.raw
+        )
+        keys = ("connect", "receive", "length", "exceptions")
+        return dict(zip(keys, map(int, m.groups()), strict=True)) if m else dict.fromkeys(keys, 0)
+
+    @property
+    def lost(self) -> int:
+        """The failures that are failures where replies differ in length by design
+        (whoami, slowreply): every cause but Length, non-2xx answers included."""
+        c = self.counts
+        return c["connect"] + c["receive"] + c["exceptions"] + self.non_2xx
+
+    def excused(self, ports: frozenset[int]) -> int:
+        """The `lost` failures of the connections on client `ports` that the client's
+        timeout reset: ab counts such a request as one Receive and one Exception
+        failure (and a Length one, which `lost` leaves out)."""
+        return min(self.lost, FAILURES_PER_RESET * len(self.timed_out_ports & ports))
 
     @property
     def lines(self) -> list[str]:
@@ -63,8 +90,11 @@ def ab_during(
     concurrency: int = 10,
     after: float = 2.0,
     client_timeout: float = 5.0,
+    seconds: float | None = None,
 ) -> AbResult:
-    """`ab -r -c C -n N URL` from the lab client, with `change()` `after` seconds in.
+    """`ab -r -c C -n N URL` from the lab client (`-t SECONDS` instead of `-n` when
+    `seconds` is given), with `change()` `after` seconds in; `change()` runs in a
+    thread of its own while the run is watched, and what it raises is raised here.
 
     ab has no per-request timeout that works while other connections are busy
     (its -s bounds one poll of all of them), so a request whose server died without
@@ -73,17 +103,28 @@ def ab_during(
     reset with `ss -K`, and ab counts that request as failed, as a client with a
     timeout would."""
     client_ns = f"/run/netns/vx-{lab.name}-client"
+    # ab -t alone stops at 50000 requests: -n after it lifts that.
+    count = ("-t", f"{seconds:g}", "-n", "10000000") if seconds else ("-n", str(n))
     argv = [
         "nsenter", f"--net={client_ns}",
-        "ab", "-r", "-c", str(concurrency), "-n", str(n), target,
+        "ab", "-r", "-c", str(concurrency), *count, target,
     ]  # fmt: skip
     ab = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     timed_out: set[int] = set()
+    raised: list[BaseException] = []
+
+    def changing() -> None:
+        try:
+            time.sleep(after)
+            change()
+        except BaseException as err:  # raised again in the caller's thread
+            raised.append(err)
+
+    changer = threading.Thread(target=changing, name="ab-change", daemon=True)
+    changer.start()
     try:
-        time.sleep(after)
-        change()
         first_seen: dict[str, float] = {}
-        while ab.poll() is None:
+        while ab.poll() is None or changer.is_alive():
             timed_out |= _reset_stuck(client_ns, first_seen, client_timeout)
             time.sleep(0.5)
         out, _ = ab.communicate(timeout=60)
@@ -91,6 +132,9 @@ def ab_during(
         if ab.poll() is None:
             ab.kill()
             ab.wait()
+        changer.join()
+    if raised:
+        raise raised[0]
     return replace(parse_ab(out), timed_out_ports=frozenset(timed_out))
 
 
