@@ -26,6 +26,7 @@ BENCH_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 def table(o: Outcome) -> str:
     kinds = Counter(f.kind for f in o.faults)
+    c = o.ab.counts
     done = ", ".join(f"{kinds[k]} {k}" for k in KINDS)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on this project's 2-core machine: "
@@ -39,7 +40,12 @@ def table(o: Outcome) -> str:
         "| --- | --- | --- |",
         f"| faults and changes injected | {len(o.faults)} ({done}) | |",
         f"| requests completed | {o.ab.complete} | |",
-        f"| failed: in flight to a cut node | {o.excused} | allowed |",
+        f"| ab's failures by cause (connect, receive, exceptions, non-2xx) | "
+        f"{c['connect']}, {c['receive']}, {c['exceptions']}, {o.ab.non_2xx} | |",
+        f"| client timeouts (reset after {CLIENT_TIMEOUT:g} s) | {o.ab.timed_out}, "
+        f"{len(o.ab.timed_out_ports & o.sent_to_cut_nodes)} of them sent to a cut node | |",
+        f"| failed: sent to a cut node (in flight at the cut, or balanced to it until the "
+        f"mesh dropped it) | {o.excused} | allowed |",
         f"| failed: anything else (planned changes, kills, the rest) | {o.unexplained} | 0 "
         f"({'met' if o.unexplained == 0 else 'not met'}) |",
         f"| every service converged after the soak | in {o.converged_s:.1f} s | yes |",
@@ -48,6 +54,9 @@ def table(o: Outcome) -> str:
         f"| left after `lab down` (namespaces, processes) | {len(o.left_behind)} | 0 "
         f"({'met' if not o.left_behind else 'not met'}) |",
     ]
+    if o.stray_resets:
+        lines += ["", "Client timeouts no cut explains (seconds into the soak, backend): "
+                  + ", ".join(f"{t:.1f} s {b}" for t, b in o.stray_resets) + "."]  # fmt: skip
     if o.verify_failures or o.left_behind:
         lines += ["", *(f"- {x}" for x in o.verify_failures + o.left_behind)]
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netagent.kernel.naming import Names
 from netagent.lab import loadgen, record
 from netagent.lab.driver import SwarmLab, wait_for
 from netagent.lab.loadgen import AbResult, Cut
@@ -50,6 +51,8 @@ SERVICES = {
 }
 SCALE_BOUNDS = (2, 9)
 KINDS = ("kill", "cut", "update", "scale", "drain")
+#: The node whose routing mesh the client's requests enter.
+MESH_NODE = "manager1"
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Fault:
     target: str
     detail: str = ""
     cut: Cut | None = None
+    #: A cut's end: time.monotonic() once its node was started again.
+    ended: float = 0.0
 
 
 @dataclass
@@ -106,12 +111,13 @@ class Soak:
 
     def _cut(self) -> None:
         node = self.rng.choice(self.workers)
-        cut = loadgen.power_cut(self.lab, node, watcher="manager1")
+        cut = loadgen.power_cut(self.lab, node, watcher=MESH_NODE)
         self._note("cut", node, f"{cut.in_flight} request(s) in flight to it", cut)
         try:
             time.sleep(CUT_SECONDS)
         finally:
             self.lab.lab("start", node, check=True)
+            self.faults[-1].ended = time.monotonic()
 
     def _update(self) -> None:
         service = self.rng.choice(list(SERVICES))
@@ -149,10 +155,26 @@ class Outcome:
     converged_s: float
     verify_failures: list[str]
     left_behind: list[str]
+    #: time.monotonic() when the faults began (Fault.at counts from it).
+    started: float = 0.0
 
     @property
-    def in_flight_on_cuts(self) -> frozenset[int]:
-        return frozenset().union(*(f.cut.in_flight_ports for f in self.faults if f.cut))
+    def sent_to_cut_nodes(self) -> frozenset[int]:
+        """The client ports of the requests a cut node took with it: in flight to its
+        tasks at the cut, or balanced to one of them until the mesh dropped it (reset by
+        the client's timeout by the time the node was back, and one timeout after)."""
+        ports: set[int] = set()
+        for f in self.faults:
+            if f.cut is None:
+                continue
+            ports |= f.cut.in_flight_ports
+            until = f.ended + CLIENT_TIMEOUT + 1
+            ports |= {
+                port
+                for port, reset in self.ab.timed_out_to.items()
+                if reset.backend in f.cut.backends and f.cut.at <= reset.at <= until
+            }
+        return frozenset(ports)
 
     @property
     def failed(self) -> int:
@@ -160,12 +182,22 @@ class Outcome:
 
     @property
     def excused(self) -> int:
-        """Failures of requests in flight to a cut node: its timed-out connections."""
-        return self.ab.excused(self.in_flight_on_cuts)
+        """Failures of requests a cut node took with it (`sent_to_cut_nodes`)."""
+        return self.ab.excused(self.sent_to_cut_nodes)
 
     @property
     def unexplained(self) -> int:
         return self.failed - self.excused
+
+    @property
+    def stray_resets(self) -> list[tuple[float, str]]:
+        """The client timeouts no cut explains: (seconds into the soak, backend)."""
+        excused = self.sent_to_cut_nodes
+        return sorted(
+            (reset.at - self.started, reset.backend or "?")
+            for port, reset in self.ab.timed_out_to.items()
+            if port not in excused
+        )
 
     @property
     def ok(self) -> bool:
@@ -215,7 +247,7 @@ def soak(root: Path, *, seconds: float, seed: int, nodes: int = 8) -> Outcome:
     seconds = min(seconds, MAX_SECONDS)
     with chaos_lab(root, nodes) as lab:
         run = Soak(lab, random.Random(seed), seconds)
-        manager = record.load(lab.root, lab.name).machine("manager1").ip
+        manager = record.load(lab.root, lab.name).machine(MESH_NODE).ip
         ab = loadgen.ab_during(
             lab,
             f"http://{manager}:8080/",
@@ -224,6 +256,7 @@ def soak(root: Path, *, seconds: float, seed: int, nodes: int = 8) -> Outcome:
             after=0.0,
             client_timeout=CLIENT_TIMEOUT,
             seconds=seconds + 5,
+            mesh=Names(prefix=lab.node_ns(MESH_NODE)).ingress_ns(),
         )
         if run.drained:
             lab.run("node", "update", "--availability", "active", run.drained, check=True)
@@ -233,4 +266,6 @@ def soak(root: Path, *, seconds: float, seed: int, nodes: int = 8) -> Outcome:
             lab.converge(name, count, timeout=180)
         converged = time.monotonic() - begin
         verify = verify_all(lab)
-    return Outcome(seconds, seed, nodes, run.faults, ab, converged, verify, leftovers(lab))
+    return Outcome(
+        seconds, seed, nodes, run.faults, ab, converged, verify, leftovers(lab), run.started
+    )
