@@ -75,7 +75,9 @@ async def root_ca(request: web.Request) -> web.Response:
 async def join_node(request: web.Request) -> web.Response:
     manager = daemon_of(request).require_leader()
     req = await parse_body(request, JoinRequest)
-    node, cert = manager.join(
+    # The mint is a process start: off this loop, which serves every heartbeat.
+    node, cert = await asyncio.to_thread(
+        manager.join,
         req.token,
         hostname=req.hostname,
         addr=req.addr,
@@ -99,7 +101,9 @@ async def join_node(request: web.Request) -> web.Response:
 async def renew_certificate(request: web.Request) -> web.Response:
     manager = daemon_of(request).require_leader()
     req = await parse_body(request, RenewRequest)
-    cert = manager.renew_certificate(req.certificate.encode(), req.csr.encode())
+    cert = await asyncio.to_thread(
+        manager.renew_certificate, req.certificate.encode(), req.csr.encode()
+    )
     return json_response(
         RenewResponse(certificate=cert.decode(), ca_bundle=manager.ca_bundle().decode())
     )
