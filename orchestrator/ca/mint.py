@@ -50,11 +50,6 @@ def csr(request: Request) -> dict[str, str]:
     return {"csr": node_certs.make_csr(_b(request, "key")).decode()}
 
 
-def check_csr(request: Request) -> dict[str, str]:
-    pem.load_csr(_b(request, "csr"))
-    return {}
-
-
 def sign(request: Request) -> dict[str, str]:
     cert = authority.sign_csr(
         _root(request),
@@ -131,8 +126,7 @@ def renewal_info(request: Request) -> dict[str, str]:
 
 
 OPS: dict[str, Callable[[Request], dict[str, str]]] = {
-    f.__name__: f
-    for f in (node_key, csr, check_csr, sign, new_root, found, rotate, cert_info, renewal_info)
+    f.__name__: f for f in (node_key, csr, sign, new_root, found, rotate, cert_info, renewal_info)
 }
 
 

@@ -107,11 +107,6 @@ def csr_for(key_pem: bytes) -> bytes:
     return _ask("csr", key=key_pem.decode())["csr"].encode()
 
 
-def check_csr(csr_pem: bytes) -> None:
-    """InvalidArgument unless `csr_pem` is a certificate request."""
-    _ask("check_csr", csr=csr_pem.decode(errors="replace"))
-
-
 def sign(
     root: Root,
     csr_pem: bytes,
