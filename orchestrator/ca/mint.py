@@ -78,17 +78,15 @@ def found(request: Request) -> dict[str, str]:
     in one process start."""
     made = new_root(request)
     key = node_certs.new_key()
-    root = authority.RootCA(made["cert"].encode(), made["key"].encode())
-    cert = authority.sign_csr(
-        root,
-        node_certs.make_csr(key),
-        node_id=request["node_id"],
-        role="manager",
-        cluster_id=request["cluster_id"],
-        expiry=timedelta(seconds=float(request["expiry"])),
-        ip_sans=request.get("ip_sans", ()),
+    signed = sign(
+        {
+            **request,
+            "root": {"cert": made["cert"], "key": made["key"], "intermediates": ""},
+            "csr": node_certs.make_csr(key).decode(),
+            "role": "manager",
+        }
     )
-    return {**made, "node_key": key.decode(), "node_cert": cert.decode()}
+    return {**made, "node_key": key.decode(), "node_cert": signed["cert"]}
 
 
 def rotate(request: Request) -> dict[str, str]:
