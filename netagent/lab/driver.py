@@ -136,6 +136,24 @@ class SwarmLab:
     def task_namespaces(self) -> list[str]:
         return [n for n in self.lab_namespaces() if "-t-" in n]
 
+    def log_tail(self, node: str, lines: int = 40) -> str:
+        """The last lines of a node's daemon.log, to say why a wait failed."""
+        path = self.root / self.name / node / "daemon.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no daemon.log)"
+
+    def wait_for(
+        self, what: str, probe: Callable[[], Any], timeout: float = 30.0, logs: Iterable[str] = ()
+    ) -> Any:
+        """`wait_for`, and on failure the last words of the daemons of `logs`."""
+        try:
+            return wait_for(what, probe, timeout)
+        except AssertionError as err:
+            tails = "".join(f"\n--- {n} daemon.log ---\n{self.log_tail(n)}" for n in logs)
+            raise AssertionError(f"{err}{tails}") from None
+
 
 @contextlib.contextmanager
 def running_lab(

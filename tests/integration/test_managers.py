@@ -208,10 +208,11 @@ def test_promote_demote_and_the_refusals_that_keep_quorum(lab):
     promoted = lab.run("node", "promote", "worker1", check=True)
     assert "Node worker1 promoted to a manager in the swarm." in promoted.out
     assert "WARNING: Running Swarm with 4 managers" in promoted.err
-    wait_for(
+    lab.wait_for(
         "worker1 a reachable manager",
         lambda: all_reachable(lab, "manager2", (*MANAGERS, "worker1")),
         timeout=60,
+        logs=("manager1", "worker1"),
     )
     demoted = lab.run("node", "demote", "worker1", check=True)
     assert "Manager worker1 demoted in the swarm." in demoted.out
@@ -247,13 +248,14 @@ def test_promote_demote_and_the_refusals_that_keep_quorum(lab):
 
 def test_force_new_cluster_keeps_every_service_and_task(lab):
     lab.run("node", "promote", "manager2", check=True)
-    wait_for(
+    lab.wait_for(
         "2 managers reachable",
         lambda: (
             set(statuses(lab, "manager1")) == {"manager1", "manager2"}
             and all_reachable(lab, "manager1", ("manager1", "manager2"))
         ),
         timeout=60,
+        logs=("manager1", "manager2"),
     )
     before = {t["id"] for t in lab.running("web")}
     lab.lab("stop", "manager2", check=True)
