@@ -65,7 +65,7 @@ class Session:
         on_ca_digest: Callable[[str], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         on_managers: Callable[[list[str], str], None] | None = None,
-        on_role: Callable[[str], None] | None = None,
+        on_role: Callable[[str, int], None] | None = None,
     ):
         self.identity = identity
         #: What the manager's certificate must name (sent as SNI, checked by `tls`).
@@ -84,7 +84,7 @@ class Session:
         #: Told (every manager, the one this session now talks to) when either changed.
         self._on_managers = on_managers or (lambda _managers, _target: None)
         #: Told the node's role from every heartbeat answer (a promotion, a demotion).
-        self._on_role = on_role or (lambda _role: None)
+        self._on_role = on_role or (lambda _role, _epoch: None)
         self._managers = list(identity.managers) or [identity.manager_addr]
         self.target = identity.manager_addr
         self._tls = tls
@@ -225,7 +225,7 @@ class Session:
                     self._on_ca_digest(answer.ca_digest)
                 self._learn_managers(answer.managers)
                 if answer.role:
-                    self._on_role(answer.role)
+                    self._on_role(answer.role, answer.role_epoch)
             elif resp.status_code == 503:
                 # A manager without a leader to forward to, or one leaving: try another.
                 self._move_to(self._next_manager())

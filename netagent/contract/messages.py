@@ -72,6 +72,16 @@ class NodeIdentity(_Wire):
     #: "ip:port" of every manager, the leader first, as the last heartbeat answer said:
     #: where the session goes when its manager stops answering.
     managers: list[str] = []
+    #: The node's role_epoch (orchestrator.cluster.objects.Node) this node last followed.
+    role_epoch: int = 0
+
+    def follows(self, role: str, epoch: int) -> bool:
+        """Whether a heartbeat answer's role is a change to follow: a newer epoch (even
+        with the same role: a demotion and promotion came between two answers), or a
+        different role (a swarm from before epochs). An older epoch is a stale answer."""
+        if epoch != self.role_epoch:
+            return epoch > self.role_epoch
+        return role != self.role
 
     @classmethod
     def load(cls, path: Path) -> NodeIdentity | None:
@@ -104,6 +114,8 @@ class HeartbeatResponse(_Wire):
     #: The node's role as the swarm now has it: a node sees here that it was promoted
     #: or demoted.
     role: str = ""
+    #: How many times the swarm changed that role (NodeIdentity.follows).
+    role_epoch: int = 0
 
 
 class Assignments(_Wire):

@@ -80,6 +80,10 @@ class Node(Model):
     id: str
     hostname: str
     role: NodeRole
+    #: How many times the swarm changed this node's role. A node follows its role when
+    #: this grows, not only when the role differs: a demotion and promotion between two
+    #: of its heartbeats still removed its etcd member, so it must join afresh.
+    role_epoch: int = 0
     addr: IPv4Address  # underlay address: the manager reaches it here and it is its VTEP
     status: NodeStatus = NodeStatus.UNKNOWN
     status_message: str = ""

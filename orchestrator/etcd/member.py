@@ -290,12 +290,16 @@ class Member:
                 time.sleep(0.05)
 
     def last_words(self) -> str:
-        """The last line etcd logged (why it stopped), or a pointer to its log."""
+        """Why etcd stopped: its panic's message (the goroutine dump after it says
+        nothing), else the last line it logged, or a pointer to its log."""
         try:
             lines = self.cfg.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
-        return lines[-1][-300:] if lines else f"nothing in {self.cfg.log_path}"
+        if not lines:
+            return f"nothing in {self.cfg.log_path}"
+        panics = [line for line in lines[-200:] if line.startswith("panic: ")]
+        return (panics[-1] if panics else lines[-1])[-300:]
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`; the keeper does not restart it."""

@@ -107,25 +107,47 @@ def member_config(
     return cfg
 
 
-def add_member(client: EtcdClient, node_id: str, addr: IPv4Address | str) -> dict[str, str]:
-    """On the leader: add the manager `node_id` at `addr` as a learner (again if asked
-    again: a retry finds it there); the peers it must start with."""
-    url = peer_url(addr)
+def add_member(client: EtcdClient, node_id: str, url: str) -> dict[str, str]:
+    """On the leader: add the manager `node_id` as a new learner at peer URL `url`
+    (peer_url of its address); the peers it must start with.
+
+    A node asks only with an empty data directory, so a member already at its address
+    (an attempt that timed out, a member whose data was wiped) is removed first: etcd's
+    leader remembers how far that member's log got, and the same member id started
+    with no log panics at every start ("tocommit(...) is out of range")."""
     deadline = time.monotonic() + ADD_MEMBER_TIMEOUT
-    members = client.members()
-    while not any(url in m.peer_urls for m in members):
+    while True:
         try:
+            for stale in [m for m in client.members() if url in m.peer_urls]:
+                client.member_remove(stale.id)
+                log.info("etcd member %x at %s removed: %s joins afresh", stale.id, url, node_id)
             _added, members = client.member_add(url, learner=True)
+            break
         except EtcdError as err:
-            # etcd adds a member only once every voter has been connected for 5 s (its
-            # HealthInterval): right after the previous manager joined, wait for it.
-            if "unhealthy cluster" not in str(err) or time.monotonic() > deadline:
+            if not _passing(err) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
     # A member not started yet has no name in etcd: it will be the node id.
     return {
         (m.name or node_id) if url not in m.peer_urls else node_id: m.peer_urls[0] for m in members
     }
+
+
+#: etcd's refusals of a membership change that pass by themselves: it changes members
+#: only once every voter has been connected for 5 s (its HealthInterval) and enough of
+#: them started; it holds one learner at a time (another manager joining); and a new
+#: member's id comes from its address and the second it is added, so the one just
+#: removed, added again within that second, is refused as removed ("member not found").
+PASSING_REFUSALS = (
+    "unhealthy cluster",
+    "not enough started members",
+    "too many learner members",
+    "member not found",
+)
+
+
+def _passing(err: EtcdError) -> bool:
+    return any(refusal in str(err) for refusal in PASSING_REFUSALS)
 
 
 class Seat:

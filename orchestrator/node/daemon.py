@@ -521,23 +521,27 @@ class Daemon:
         identity.save(self.cfg.identity_path)
         self.identity = identity
 
-    def _role_seen(self, role: str) -> None:
+    def _role_seen(self, role: str, epoch: int) -> None:
         """From the session's thread: the swarm's role for this node, in every heartbeat
-        answer. A different one than this node holds: it was promoted or demoted."""
+        answer. A change to follow (NodeIdentity.follows): it was promoted or demoted."""
         loop = self._loop
         if loop is None or self.identity is None or self._changing_role:
             return
-        if role == self.identity.role:
+        if not self.identity.follows(role, epoch):
             return
         self._changing_role = True
-        asyncio.run_coroutine_threadsafe(self._follow_role(NodeRole(role)), loop)
+        asyncio.run_coroutine_threadsafe(self._follow_role(NodeRole(role), epoch), loop)
 
-    async def _follow_role(self, role: NodeRole) -> None:
+    async def _follow_role(self, role: NodeRole, epoch: int) -> None:
         """Become what the swarm says (orchestrator.node.promotion has the leader's side)."""
         assert self.identity is not None
-        identity = self.identity.model_copy(update={"role": role})
+        identity = self.identity.model_copy(update={"role": role, "role_epoch": epoch})
         try:
             if role == NodeRole.MANAGER:
+                if self.seat is not None:
+                    # Demoted and promoted again between two heartbeats: the member
+                    # this seat runs was removed from etcd, so it joins afresh.
+                    await asyncio.to_thread(self._leave_seat)
                 await self.renew_certificate()  # a manager's, which etcd peers accept
                 await self._join_control_plane(identity)
             else:

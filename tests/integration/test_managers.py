@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from netagent.lab import record
 from netagent.lab.driver import SwarmLab, wait_for
+from netagent.tasks import spawn
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -214,11 +216,33 @@ def test_promote_demote_and_the_refusals_that_keep_quorum(lab):
         timeout=60,
         logs=("manager1", "worker1"),
     )
+    # Demoted and promoted again while its daemon is frozen: it never sees itself a
+    # worker, but its etcd member was removed, so it must join the managers afresh.
+    daemon = record.load(lab.root, lab.name).machine("worker1").daemon
+    assert daemon is not None
+    assert spawn.signal_recorded(daemon.pid, daemon.start_time, signal.SIGSTOP)
+    try:
+        lab.run("node", "demote", "worker1", check=True)
+        lab.run("node", "promote", "worker1", check=True)
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+    lab.wait_for(
+        "worker1 a reachable manager again",
+        lambda: all_reachable(lab, "manager2", (*MANAGERS, "worker1")),
+        timeout=60,
+        logs=("manager1", "worker1"),
+    )
     demoted = lab.run("node", "demote", "worker1", check=True)
     assert "Manager worker1 demoted in the swarm." in demoted.out
     wait_for("worker1 a worker", lambda: set(statuses(lab, "manager1")) == set(MANAGERS), 30)
-    wait_for("worker1's etcd member gone", lambda: not etcd_pids(lab, "worker1"), timeout=30)
-    assert not (lab.root / lab.name / "worker1" / "manager").exists()
+    wait_for(
+        "worker1's etcd member and its data gone",
+        lambda: (
+            not etcd_pids(lab, "worker1")
+            and not (lab.root / lab.name / "worker1" / "manager").exists()
+        ),
+        timeout=30,
+    )
     # manager3 goes down: demoting manager2 would leave manager1 alone of 2.
     lab.lab("stop", "manager3", check=True)
     wait_for(

@@ -125,6 +125,7 @@ async def heartbeat(request: web.Request) -> web.Response:
             ca_digest=manager.cluster.digest,
             managers=daemon.manager_addrs(),
             role=node.role if node is not None else "",
+            role_epoch=node.role_epoch if node is not None else 0,
         )
     )
 
@@ -206,7 +207,8 @@ async def add_member(request: web.Request) -> web.Response:
         raise PermissionDenied(
             f"node {req.node_id} is not a manager: promote it first", obj=req.node_id, op="member"
         )
-    peers = await asyncio.to_thread(control.add_member, daemon.seat.client, node.id, node.addr)
+    url = control.peer_url(node.addr)
+    peers = await asyncio.to_thread(control.add_member, daemon.seat.client, node.id, url)
     return json_response(MemberResponse(peers=peers))
 
 

@@ -537,6 +537,8 @@ def test_promotion_and_demotion_change_the_stored_role(swarm):
     both = {swarm.id("manager1"), swarm.id("worker1")}
     assert swarm.m.set_role("worker1", "worker", reachable=both).role == NodeRole.WORKER
     assert swarm.m.set_role("worker1", "worker", reachable=both).role == NodeRole.WORKER
+    # Two changes, one no-op: a node that missed both still sees that it must follow.
+    assert swarm.m.get_node("worker1").role_epoch == 2
 
 
 def test_demoting_the_last_manager_is_refused_and_changes_nothing(swarm):
@@ -567,6 +569,10 @@ def test_a_forced_new_cluster_keeps_one_manager_and_every_service(swarm):
     swarm.web(3)
     swarm.tick()
     assert sorted(swarm.m.keep_only_manager(me)) == ["worker1", "worker2"]
-    roles = {n.hostname: n.role for n in swarm.m.list_nodes()}
-    assert roles == {"manager1": "manager", "worker1": "worker", "worker2": "worker"}
+    roles = {n.hostname: (n.role, n.role_epoch) for n in swarm.m.list_nodes()}
+    assert roles == {
+        "manager1": ("manager", 0),
+        "worker1": ("worker", 2),
+        "worker2": ("worker", 2),
+    }
     assert [s.spec.name for s, _ in swarm.m.list_services()] == ["web"]

@@ -109,3 +109,18 @@ def test_stop_ends_the_member_and_its_keeper(tmp_path):
     assert not member.running
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_last_words_are_the_panic_not_the_goroutine_dump_after_it(tmp_path):
+    member = Member(MemberConfig.alone("m", tmp_path))
+    assert member.last_words() == f"nothing in {tmp_path / 'etcd.log'}"
+    member.cfg.log_path.write_text(
+        '{"level":"warn","msg":"slow"}\n'
+        "panic: tocommit(20) is out of range [lastIndex(0)]\n\n"
+        "goroutine 97 [running]:\n"
+        "created by go.etcd.io/etcd/raft.RestartNode\n"
+        "\tgo.etcd.io/etcd/raft/node.go:242 +0x24a\n"
+    )
+    assert member.last_words() == "panic: tocommit(20) is out of range [lastIndex(0)]"
+    member.cfg.log_path.write_text('{"level":"warn","msg":"slow"}\n')
+    assert member.last_words() == '{"level":"warn","msg":"slow"}'
