@@ -341,27 +341,17 @@ class Run:
     split: dict[str, tuple[float | None, float | None]]
 
     @property
-    def ab_counts(self) -> dict[str, int]:
-        m = re.search(
-            r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", self.ab.raw
-        )
-        keys = ("connect", "receive", "length", "exceptions")
-        return dict(zip(keys, map(int, m.groups()), strict=True)) if m else dict.fromkeys(keys, 0)
-
-    @property
     def ab_seconds(self) -> float | None:
         m = re.search(r"^Time taken for tests:\s+([\d.]+)", self.ab.raw, re.M)
         return float(m.group(1)) if m else None
 
     @property
     def lost(self) -> int:
-        """ab's failures that are failures for whoami (Length is not), non-2xx included."""
-        c = self.ab_counts
-        return c["connect"] + c["receive"] + c["exceptions"] + self.ab.non_2xx
+        return self.ab.lost
 
     @property
     def excused(self) -> int:
-        return min(self.lost, 3 * len(self.ab.timed_out_ports & self.cut.in_flight_ports))
+        return self.ab.excused(self.cut.in_flight_ports)
 
     @property
     def longest_ms(self) -> int | None:

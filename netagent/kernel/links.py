@@ -84,6 +84,24 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int, where: str) -> tuple[int, l
     return index, changes
 
 
+def ensure_bridge_mac(ipr: IPRoute, index: int, mac: str, label: str) -> list[Change]:
+    """Give bridge `index` a MAC of its own (its gateway's, 02:42 + IP, like every task
+    interface).
+
+    A bridge without one takes the lowest MAC of its ports, so a task veth coming or
+    going changes it: each change flushes the bridge's neighbour table (permanent
+    entries too, the VIP backends' with them), and whoever cached the old MAC for the
+    bridge's address (the ingress sandbox's way back to the node, the tasks' default
+    gateway) sends to a port's MAC instead until its entry is probed again: about 5 s
+    of every connection through it stalled. Set by hand, the kernel never changes it."""
+    with kernel_errors(label, "set bridge mac"):
+        (link,) = ipr.get_links(index)
+        if link.get("IFLA_ADDRESS") == mac:
+            return []
+        ipr.link("set", index=index, address=mac)
+    return [Change("update", f"MAC {mac} on {label}", "stable, whatever ports come and go")]
+
+
 def ensure_up(
     ipr: IPRoute, index: int, label: str, master: int | None = None, mtu: int | None = None
 ) -> list[Change]:

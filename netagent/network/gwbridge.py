@@ -1,7 +1,8 @@
 """The node's gateway bridge: egress for tasks, docker_gwbridge's role.
 
 Owns, in the node namespace:
-  vx_gwbridge   a bridge, up, 172.18.0.1/16 (tasks' default gateway)
+  vx_gwbridge   a bridge, up, 172.18.0.1/16 (tasks' default gateway), with a MAC
+                of its own (02:42:ac:12:00:01)
   ip_forward    net.ipv4.ip_forward=1 (the value found before is recorded and
                 restored on teardown)
   NAT rule      nat POSTROUTING `-s 172.18.0.0/16 ! -o vx_gwbridge -m comment
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from netagent.contract.desired import task_mac
 from netagent.contract.errors import Conflict
 from netagent.kernel import iptables, links, netns
 from netagent.kernel.naming import GW_BRIDGE
@@ -28,6 +30,8 @@ from netagent.ledger.inventory import NodeRecord
 GW_SUBNET = IPv4Network("172.18.0.0/16")
 GW_GATEWAY = IPv4Address("172.18.0.1")
 GW_MTU = 1500
+#: The bridge's own MAC (links.ensure_bridge_mac: never a port's).
+GW_MAC = task_mac(GW_GATEWAY)
 IP_FORWARD = "net/ipv4/ip_forward"
 
 
@@ -48,6 +52,7 @@ def ensure_gw_bridge(
     record.gw_bridge = GW_BRIDGE
     index, ch = links.ensure_bridge(node, GW_BRIDGE, GW_MTU, node_label)
     changes += ch
+    changes += links.ensure_bridge_mac(node, index, GW_MAC, f"{node_label}/{GW_BRIDGE}")
     gw = IPv4Interface(f"{GW_GATEWAY}/{GW_SUBNET.prefixlen}")
     changes += links.ensure_addresses(node, index, [gw], f"{node_label}/{GW_BRIDGE}")
     changes += links.ensure_up(node, index, f"{node_label}/{GW_BRIDGE}")

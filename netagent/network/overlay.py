@@ -76,20 +76,6 @@ def _create_vxlan(node: IPRoute, node_label: str, name: str, net: NetworkState,
             node.link("set", index=index, net_ns_fd=fd)
 
 
-def _ensure_bridge_mac(sb: IPRoute, index: int, mac: str, label: str) -> list[Change]:
-    """Give br0 a MAC of its own (the gateway's, 02:42 + IP, like every task interface).
-
-    A bridge without one takes the lowest MAC of its ports, so a task veth coming or
-    going changes it, and each change flushes the bridge's neighbour table: permanent
-    entries too, which took the VIP backend neighbours with them."""
-    with kernel_errors(label, "set bridge mac"):
-        (link,) = sb.get_links(index)
-        if link.get("IFLA_ADDRESS") == mac:
-            return []
-        sb.link("set", index=index, address=mac)
-    return [Change("update", f"MAC {mac} on {label}", "stable, whatever ports come and go")]
-
-
 def ensure_sandbox(
     names: Names,
     pool: netns.IprPool,
@@ -118,7 +104,7 @@ def ensure_sandbox(
     sb = pool.get(sandbox)
     br, ch = links.ensure_bridge(sb, SANDBOX_BRIDGE, net.mtu, sandbox)
     changes += ch
-    changes += _ensure_bridge_mac(sb, br, task_mac(net.gateway), f"{sandbox}/{SANDBOX_BRIDGE}")
+    changes += links.ensure_bridge_mac(sb, br, task_mac(net.gateway), f"{sandbox}/{SANDBOX_BRIDGE}")
     gateway = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
     changes += links.ensure_addresses(sb, br, [gateway], f"{sandbox}/{SANDBOX_BRIDGE}")
     with kernel_errors(f"{sandbox}/{vx_name}", "lookup vxlan"):

@@ -12,6 +12,7 @@ from netagent.contract.desired import TaskState
 from netagent.contract.errors import InvalidArgument
 from netagent.kernel import iptables, netns
 from netagent.kernel.naming import GW_BRIDGE
+from netagent.network.gwbridge import GW_MAC
 from netagent.tasks import spawn
 from tests.integration.conftest import links_in, run_in, run_netns, wait_for
 
@@ -286,3 +287,22 @@ def test_apply_works_when_called_from_a_thread_running_an_event_loop(dp_cluster)
     result = asyncio.run(handler())
     assert result.errors == {}
     assert c.status(0, task.id).state == TaskState.RUNNING
+
+
+def _mac(ns: str, link: str) -> str:
+    out = run_in(ns, "ip", "-o", "link", "show", link).stdout
+    return out.split("link/ether ")[1].split()[0]
+
+
+def test_the_gateway_bridge_keeps_a_mac_of_its_own_as_tasks_come_and_go(dp_cluster):
+    """A bridge without a MAC of its own takes its lowest port's, so a task leaving
+    could change it, and whoever cached the old one (the ingress sandbox's way back to
+    the node, the tasks' default gateway) lost about 5 s of traffic (a chaos soak
+    found every mesh connection of a node stalled at once on `service scale`)."""
+    c = dp_cluster
+    node_ns = c.nodes[0].ns
+    first, second, third = c.task(1), c.task(2), c.task(3)
+    c.apply({0: [first, second]}, only=0)
+    assert _mac(node_ns, GW_BRIDGE) == GW_MAC
+    c.apply({0: [second, third]}, only=0)  # a port leaves, another comes
+    assert _mac(node_ns, GW_BRIDGE) == GW_MAC

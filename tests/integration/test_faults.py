@@ -6,15 +6,24 @@
 - A manager that suddenly hears no worker suspects itself: both workers cut at the
   same instant (`lab stop worker1 worker2`) are held Unknown, nothing is rescheduled
   onto the manager, and they come back Ready with the same tasks.
+- A manager starved on purpose (its daemon frozen with SIGSTOP for longer than the
+  heartbeat grace and its etcd lease) marks no node down: its own stall is not the
+  nodes' silence, and it measures the stall in its metrics.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
 import time
 
 import pytest
 
-from netagent.lab.driver import running_lab, wait_for
+from netagent.lab import record
+from netagent.lab.driver import SwarmLab, running_lab, wait_for
+from netagent.tasks import spawn
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 WORKERS = ("worker1", "worker2")
@@ -79,3 +88,40 @@ def test_all_workers_cut_at_once_are_held_unknown_and_keep_their_tasks(lab):
         # Powered off, the workers lost their task processes; back, their agents start
         # the same tasks again: none was replaced.
         assert {t["id"] for t in lab.converge("spread", 2, timeout=60)} == before
+
+
+def _stalled_seconds(lab: SwarmLab) -> float:
+    """The manager's vxswarm_loop_stalled_seconds_total, from its unix socket."""
+    sock = str(lab.root / lab.name / "manager1" / "vxswarm.sock")
+    text = subprocess.run(
+        ["curl", "-sS", "-f", "-m", "5", "--unix-socket", sock, "http://vxswarm/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    m = re.search(r"^vxswarm_loop_stalled_seconds_total ([0-9.e+-]+)$", text, re.M)
+    assert m, "no vxswarm_loop_stalled_seconds_total in the manager's metrics"
+    return float(m.group(1))
+
+
+def test_a_manager_frozen_past_the_grace_marks_no_node_down(lab):
+    """SIGSTOP freezes the manager's loop and every thread for 4 s: four heartbeat
+    periods, past the 1.5 s grace and the 2 s lease of its leadership."""
+    log = lab.root / lab.name / "manager1" / "daemon.log"
+    with lab.service("still", "whoami", replicas=3) as tasks:
+        before = {t["id"] for t in tasks}
+        downs = log.read_text().count(" is DOWN")
+        stalled = _stalled_seconds(lab)
+        daemon = record.load(lab.root, lab.name).machine("manager1").daemon
+        assert daemon is not None
+        assert spawn.signal_recorded(daemon.pid, daemon.start_time, signal.SIGSTOP)
+        try:
+            time.sleep(4)
+        finally:
+            os.kill(daemon.pid, signal.SIGCONT)
+        time.sleep(6)  # the ticks, heartbeats and probes that follow, several times over
+        assert set(lab.node_states().values()) == {"ready"}, lab.node_states()
+        live = {t["id"] for t in lab.tasks("still") if t["desired_state"] == "running"}
+        assert live == before  # nothing shut down, nothing replaced
+        assert log.read_text().count(" is DOWN") == downs
+        assert _stalled_seconds(lab) - stalled >= 3.5
