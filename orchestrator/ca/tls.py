@@ -90,17 +90,11 @@ def pin_context() -> ssl.SSLContext:
     return ctx
 
 
-def shown_certificate(
-    cert_path: StrPath, key_path: StrPath, bundle_path: StrPath
-) -> dict[str, Any]:
-    """The certificate at `cert_path` as a peer sees it, decoded and verified by OpenSSL
-    (`SSLSocket.getpeercert()`'s dict): a TLS handshake in memory between a server
-    holding the credentials and a client that trusts the bundle.
-
-    InvalidArgument when the key is not the certificate's; ssl.SSLCertVerificationError
-    when the certificate does not verify now (expired, or not of these roots)."""
+def identity_context(cert_path: StrPath, key_path: StrPath, bundle_path: StrPath) -> ssl.SSLContext:
+    """`server_context` of a node's own credentials; InvalidArgument when the key is not
+    the certificate's."""
     try:
-        server = server_context(cert_path, key_path, bundle_path)
+        return server_context(cert_path, key_path, bundle_path)
     except ssl.SSLError as err:
         raise InvalidArgument(
             f"node key {key_path} and certificate {cert_path} do not make a TLS identity: "
@@ -108,14 +102,19 @@ def shown_certificate(
             obj=str(cert_path),
             op="load credentials",
         ) from None
-    client = _base(server=False)
-    client.check_hostname = False  # the name is what we are reading
-    client.load_verify_locations(cafile=bundle_path)
+
+
+def memory_handshake(
+    client: ssl.SSLContext, server: ssl.SSLContext, server_hostname: str | None = None
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """The client's and the server's end of one TLS handshake run in memory, bytes
+    passed between two pairs of memory BIOs; raises what either end raises
+    (ssl.SSLCertVerificationError: the server's certificate does not verify)."""
     wires = [ssl.MemoryBIO() for _ in range(4)]
-    ends = [
-        client.wrap_bio(wires[0], wires[1], server_side=False),
+    ends = (
+        client.wrap_bio(wires[0], wires[1], server_side=False, server_hostname=server_hostname),
         server.wrap_bio(wires[2], wires[3], server_side=True),
-    ]
+    )
     pending = list(ends)
     for _ in range(_HANDSHAKE_LEGS):
         for end in list(pending):
@@ -125,15 +124,40 @@ def shown_certificate(
         wires[2].write(wires[1].read())
         wires[0].write(wires[3].read())
         if not pending:
-            return ends[0].getpeercert() or {}
-    raise InvalidArgument(
-        f"certificate {cert_path}: the handshake did not complete", op="load credentials"
-    )
+            return ends
+    raise InvalidArgument("the TLS handshake in memory did not complete", op="tls")
 
 
-def shown_identity(cert_path: StrPath, key_path: StrPath, bundle_path: StrPath) -> CertInfo:
+def shown_certificate(
+    cert_path: StrPath,
+    key_path: StrPath,
+    bundle_path: StrPath,
+    server: ssl.SSLContext | None = None,
+) -> dict[str, Any]:
+    """The certificate at `cert_path` as a peer sees it, decoded and verified by OpenSSL
+    (`SSLSocket.getpeercert()`'s dict): a handshake in memory between a server holding
+    the credentials (`server`, if already made of them) and a client that trusts the
+    bundle.
+
+    InvalidArgument when the key is not the certificate's; ssl.SSLCertVerificationError
+    when the certificate does not verify now (expired, or not of these roots)."""
+    if server is None:
+        server = identity_context(cert_path, key_path, bundle_path)
+    client = _base(server=False)
+    client.check_hostname = False  # the name is what we are reading
+    client.load_verify_locations(cafile=bundle_path)
+    client_end, _ = memory_handshake(client, server)
+    return client_end.getpeercert() or {}
+
+
+def shown_identity(
+    cert_path: StrPath,
+    key_path: StrPath,
+    bundle_path: StrPath,
+    server: ssl.SSLContext | None = None,
+) -> CertInfo:
     """What this node's certificate says, read the way its peers read it
     (`shown_certificate`), so a daemon needs no X.509 library of its own. Raises as
     `shown_certificate`: the caller reads a certificate that no longer verifies with
     the mint (`minting.cert_info`)."""
-    return CertInfo.from_peercert(shown_certificate(cert_path, key_path, bundle_path))
+    return CertInfo.from_peercert(shown_certificate(cert_path, key_path, bundle_path, server))

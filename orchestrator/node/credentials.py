@@ -82,11 +82,12 @@ class NodeTLS:
 
     def _contexts(self, creds: Credentials) -> None:
         f = self.files
+        server = tls.identity_context(f.cert_path, f.key_path, f.root_ca_path)
         try:
-            self.info = tls.shown_identity(f.cert_path, f.key_path, f.root_ca_path)
+            self.info = tls.shown_identity(f.cert_path, f.key_path, f.root_ca_path, server)
         except ssl.SSLCertVerificationError as err:
             log.warning("this node's certificate does not verify: %s", err.verify_message)
             self.info = minting.cert_info(creds.cert_pem)
         self._bundle_digest = tokens.bundle_digest(creds.bundle_pem)
-        self.server = tls.server_context(f.cert_path, f.key_path, f.root_ca_path)
+        self.server = server
         self.client = tls.client_context(f.root_ca_path, f.cert_path, f.key_path)

@@ -43,26 +43,10 @@ def files(tmp_path, root, issue):
 
 def _handshake(
     client: ssl.SSLContext, server: ssl.SSLContext, expect: str = tls.MANAGER_NAME
-) -> tuple[ssl.SSLObject, ...]:
-    """Both ends of one TLS handshake, bytes passed between two pairs of memory BIOs;
-    the client expects the server to be `expect` (a manager, by default)."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    c = client.wrap_bio(c_in, c_out, server_side=False, server_hostname=expect)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    done = {c: False, s: False}
-    for _ in range(20):
-        for obj in (c, s):
-            if not done[obj]:
-                try:
-                    obj.do_handshake()
-                    done[obj] = True
-                except ssl.SSLWantReadError:
-                    pass
-            s_in.write(c_out.read())
-            c_in.write(s_out.read())
-        if all(done.values()):
-            return c, s
-    raise AssertionError("handshake did not finish")
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """Both ends of one TLS handshake; the client expects the server to be `expect`
+    (a manager, by default)."""
+    return tls.memory_handshake(client, server, server_hostname=expect)
 
 
 def _server(files) -> ssl.SSLContext:
