@@ -250,6 +250,14 @@ def test_promote_demote_and_the_refusals_that_keep_quorum(lab):
         lambda: statuses(lab, "manager1").get("manager3") == "unreachable",
         timeout=30,
     )
+    # If manager3 led, the other two elect a leader first (a write meanwhile is told
+    # that the swarm has no leader).
+    lab.wait_for(
+        "a leader of manager1 and manager2",
+        lambda: leader(lab, "manager1") in ("manager1", "manager2"),
+        timeout=30,
+        logs=("manager1", "manager2"),
+    )
     refused = lab.run("node", "demote", "manager2", timeout=PROMPT)
     assert refused.code != 0
     assert (
