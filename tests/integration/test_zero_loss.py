@@ -157,7 +157,8 @@ def test_failover_loses_at_most_the_requests_in_flight_on_the_dead_node(lab, web
         # the manager held the probe's verdict: on a busy machine worker2's heartbeat can
         # be late at the same moment, and most nodes silent at once are suspected of
         # being the manager's own fault (orchestrator.dispatch.dispatcher).
-        assert node["status_message"] in ("no answer from 192.168.56.12:2377", "heartbeat failure")
+        said = node["status_message"]
+        assert "no answer from 192.168.56.12" in said or said == "heartbeat failure", said
         lab.converge("web", 3)
     finally:
         lab.lab("start", "worker1", check=True)
