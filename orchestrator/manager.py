@@ -231,13 +231,7 @@ class Manager:
                 roles.check_manager_leaves(
                     node, self._store.list("node", Node), reachable, verb="demoting"
                 )
-            updated = node.model_copy(
-                update={
-                    "role": wanted,
-                    "role_epoch": node.role_epoch + 1,
-                    "updated_at": self._clock(),
-                }
-            )
+            updated = node.with_role(wanted, updated_at=self._clock())
             self._store.put("node", updated)
             # Placement constraints may name node.role: every service looks again.
             self._reconciler.mark_dirty(s.id for s in self._store.list("service", Service))
@@ -255,8 +249,7 @@ class Manager:
             ]
             with self._store.tx():
                 for n in others:
-                    demoted = {"role": NodeRole.WORKER, "role_epoch": n.role_epoch + 1}
-                    self._store.put("node", n.model_copy(update=demoted))
+                    self._store.put("node", n.with_role(NodeRole.WORKER))
             self._reconciler.mark_dirty(s.id for s in self._store.list("service", Service))
             return [n.hostname for n in others]
 

@@ -105,6 +105,10 @@ class Node(Model):
     #: over once every node's is the new root's.
     cert_root: str = ""
 
+    def with_role(self, role: NodeRole, **more: object) -> Node:
+        """This node with `role`, its role_epoch counted up (a change it must follow)."""
+        return self.model_copy(update={"role": role, "role_epoch": self.role_epoch + 1, **more})
+
 
 class Cluster(Model):
     """The swarm itself: identity, root CA, join secrets and the dispatcher's settings."""
