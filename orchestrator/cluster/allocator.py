@@ -9,14 +9,13 @@ Nothing here keeps state: what is "in use" is derived from the objects still in
 the store, so a restarted manager allocates exactly as before. A task holds its
 addresses while some node may still have it (`holds_addresses`): once it is over (it
 reached a terminal state and is not to run again) no agent keeps its namespace, and its
-addresses are free though the task stays in the history as a record. The address pool
-is generic ("lowest free address in network N given an in-use set") so service VIPs
-can share it later.
+addresses are free though the task stays in the history as a record. Service VIPs and
+ingress sandboxes take their addresses from the same pools (`AddressBook`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableSet, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netagent.contract.desired import (
@@ -107,45 +106,62 @@ def allocate_subnet(
     )
 
 
-def allocate_address(network: Network, in_use: MutableSet[IPv4Address]) -> IPv4Address:
-    """The lowest free host after the gateway; it is added to `in_use`.
+class AddressPool:
+    """One network's host addresses, handed out lowest free first.
 
-    Never the network address, the broadcast address or the gateway. Conflict when
-    every host address is taken.
+    The order is Docker's: from the host after the gateway up, then the hosts below
+    it; never the network, broadcast or gateway address. A cursor remembers below
+    which point every address is taken, so a tick that places thousands of tasks
+    walks the subnet once instead of once per task; a release moves it back.
     """
-    subnet = network.subnet
-    first = int(subnet.network_address) + 1
-    last = int(subnet.broadcast_address) - 1
-    gateway = int(network.gateway)
-    # Start after the gateway (Docker's order); wrap to the hosts below it, if any.
-    start = gateway + 1 if first <= gateway <= last else first
-    for value in (*range(start, last + 1), *range(first, min(start, gateway))):
-        addr = IPv4Address(value)
-        if value != gateway and addr not in in_use:
-            in_use.add(addr)
-            return addr
-    raise Conflict(
-        f"network {network.spec.name} ({subnet}) has no free address left",
-        obj=network.spec.name,
-        op="allocate address",
-    )
+
+    def __init__(self, network: Network, in_use: Iterable[IPv4Address] = ()):
+        subnet = network.subnet
+        self.network = network
+        self._first = int(subnet.network_address) + 1
+        self._size = int(subnet.broadcast_address) - self._first
+        self._gateway = int(network.gateway)
+        inside = self._first <= self._gateway < self._first + self._size
+        self._start = self._gateway + 1 if inside else self._first
+        self._used = {int(a) for a in in_use}
+        self._cursor = 0
+
+    def _value(self, index: int) -> int:
+        return self._first + (self._start - self._first + index) % self._size
+
+    def _index(self, value: int) -> int:
+        return (value - self._start) % self._size
+
+    def allocate(self) -> IPv4Address:
+        """The lowest free host; Conflict naming the network when there is none."""
+        for index in range(self._cursor, self._size):
+            value = self._value(index)
+            if value != self._gateway and value not in self._used:
+                self._used.add(value)
+                self._cursor = index + 1
+                return IPv4Address(value)
+        self._cursor = self._size
+        raise Conflict(
+            f"network {self.network.spec.name} ({self.network.subnet}) has no free address left",
+            obj=self.network.spec.name,
+            op="allocate address",
+        )
+
+    def hold(self, address: IPv4Address) -> None:
+        """Count `address` as taken (a task or VIP already has it)."""
+        self._used.add(int(address))
+
+    def release(self, address: IPv4Address) -> None:
+        value = int(address)
+        if value in self._used:
+            self._used.discard(value)
+            self._cursor = min(self._cursor, self._index(value))
 
 
 def holds_addresses(task: Task) -> bool:
     """Whether the task may still have a namespace on a node: it is to run, or it has
     not reached a terminal state yet (the agents' rule: dispatch.assignments.on_node)."""
     return task.desired_state == DesiredTaskState.RUNNING or not task.status.state.terminal
-
-
-def addresses_in_use(network_id: str, tasks: Iterable[Task]) -> set[IPv4Address]:
-    """Addresses held on `network_id` by the tasks that still hold theirs."""
-    return {
-        a.address.ip
-        for t in tasks
-        if holds_addresses(t)
-        for a in t.attachments
-        if a.network_id == network_id
-    }
 
 
 class AddressBook:
@@ -163,21 +179,19 @@ class AddressBook:
     ):
         """`reserved`: (network id, address) pairs held by others (VIPs, ingress sandboxes)."""
         self.networks = networks
-        self._in_use: dict[str, set[IPv4Address]] = {nid: set() for nid in networks}
-        for t in tasks:
-            if not holds_addresses(t):
-                continue
-            for a in t.attachments:
-                self._in_use.setdefault(a.network_id, set()).add(a.address.ip)
-        for nid, ip in reserved:
-            self._in_use.setdefault(nid, set()).add(ip)
+        self._pools = {nid: AddressPool(net) for nid, net in networks.items()}
+        held = (
+            (a.network_id, a.address.ip) for t in tasks if holds_addresses(t) for a in t.attachments
+        )
+        for nid, ip in (*held, *reserved):
+            if nid in self._pools:
+                self._pools[nid].hold(ip)
         self.ingress_id = next((n.id for n in networks.values() if n.spec.ingress), None)
 
     def allocate(self, network_id: str) -> IPv4Interface:
         """The lowest free address of one network, with the network's prefix."""
-        network = self.networks[network_id]
-        ip = allocate_address(network, self._in_use.setdefault(network_id, set()))
-        return IPv4Interface(f"{ip}/{network.subnet.prefixlen}")
+        ip = self._pools[network_id].allocate()
+        return IPv4Interface(f"{ip}/{self.networks[network_id].subnet.prefixlen}")
 
     def attach(self, service: Service) -> list[TaskAttachment]:
         """One attachment per network of `service`, all or none (Conflict if one is full)."""
@@ -208,7 +222,8 @@ class AddressBook:
     def release(self, attachments: Iterable[TaskAttachment]) -> None:
         """Give addresses back (the task holding them was deleted, or it is over)."""
         for a in attachments:
-            self._in_use.get(a.network_id, set()).discard(a.address.ip)
+            if a.network_id in self._pools:
+                self._pools[a.network_id].release(a.address.ip)
 
 
 def gateway_for(subnet: IPv4Network) -> IPv4Address:

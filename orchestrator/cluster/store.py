@@ -187,6 +187,12 @@ class Store:
 
     def list(self, kind: str, model: type[M]) -> list[M]:
         """Every object of a kind, ordered by id."""
+        raws = self.raw_objects(kind)
+        return [model.model_validate_json(raws[i]) for i in sorted(raws)]
+
+    def raw_objects(self, kind: str) -> dict[str, str]:
+        """Every object of a kind as its stored JSON, by id (a copy): for readers that
+        keep what they decoded and decode again only what changed."""
         _check_kind(kind)
         with self._lock:
             raws = dict(self._objects[kind])
@@ -197,7 +203,7 @@ class Store:
                     raws.pop(obj_id, None)
                 else:
                     raws[obj_id] = raw
-        return [model.model_validate_json(raws[i]) for i in sorted(raws)]
+        return raws
 
     # writes -------------------------------------------------------------------------
 

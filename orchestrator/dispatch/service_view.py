@@ -16,7 +16,8 @@ set would refuse every new connection).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from netagent.contract.desired import (
     Backend,
@@ -53,15 +54,26 @@ def _backends(tasks: Sequence[Task], nodes: dict[str, Node]) -> list[Task]:
     return sorted(staying or [t for t in serving if t.held], key=lambda t: (t.slot, t.id))
 
 
+def tasks_by_service(tasks: Iterable[Task]) -> dict[str, list[Task]]:
+    """Tasks grouped by service id, in their given order."""
+    out: dict[str, list[Task]] = defaultdict(list)
+    for t in tasks:
+        out[t.service_id].append(t)
+    return out
+
+
 def service_endpoints(
-    network_id: str, services: Sequence[Service], tasks: Sequence[Task], nodes: dict[str, Node]
+    network_id: str,
+    services: Sequence[Service],
+    by_service: Mapping[str, Sequence[Task]],
+    nodes: dict[str, Node],
 ) -> tuple[ServiceEndpoint, ...]:
     out = []
     for svc in sorted(services, key=lambda s: s.spec.name):
         if network_id not in svc.network_ids:
             continue
         backends = []
-        for t in _backends([t for t in tasks if t.service_id == svc.id], nodes):
+        for t in _backends(by_service.get(svc.id, ()), nodes):
             for a in t.attachments:
                 if a.network_id == network_id:
                     backends.append(
@@ -90,22 +102,23 @@ def mesh_active(services: Sequence[Service]) -> bool:
     return any(s.spec.ingress_ports for s in services)
 
 
-def ingress_state(
-    node: Node,
+def ingress_ports(
     ingress: Network,
     services: Sequence[Service],
-    tasks: Sequence[Task],
+    by_service: Mapping[str, Sequence[Task]],
     nodes: dict[str, Node],
-) -> IngressState | None:
-    if not mesh_active(services) or node.ingress_addr is None:
-        return None
+) -> tuple[IngressPort, ...]:
+    """Every published port of the mesh with its backends cluster-wide: the same on
+    every node."""
     ports = []
     for svc in services:
+        if not svc.spec.ingress_ports:
+            continue
         ips = tuple(
             sorted(
                 (
                     a.address.ip
-                    for t in _backends([t for t in tasks if t.service_id == svc.id], nodes)
+                    for t in _backends(by_service.get(svc.id, ()), nodes)
                     for a in t.attachments
                     if a.network_id == ingress.id
                 ),
@@ -124,9 +137,20 @@ def ingress_state(
                 )
             )
     ports.sort(key=lambda p: (p.published, p.protocol))
-    return IngressState(
-        network_id=ingress.id, sandbox_address=node.ingress_addr, ports=tuple(ports)
-    )
+    return tuple(ports)
+
+
+def ingress_state(
+    node: Node,
+    ingress: Network,
+    services: Sequence[Service],
+    ports: Callable[[], tuple[IngressPort, ...]],
+) -> IngressState | None:
+    """The node's part of the mesh, when it runs: its sandbox, and `ports()` (shared by
+    every node, so worked out once by the caller)."""
+    if not mesh_active(services) or node.ingress_addr is None:
+        return None
+    return IngressState(network_id=ingress.id, sandbox_address=node.ingress_addr, ports=ports())
 
 
 def ingress_sandbox_peers(node_id: str, nodes: dict[str, Node]) -> list[RemoteEndpoint]:
@@ -144,8 +168,10 @@ def ingress_sandbox_peers(node_id: str, nodes: dict[str, Node]) -> list[RemoteEn
 
 
 def host_ports(
-    node_id: str, services: Sequence[Service], tasks: Sequence[Task]
+    node_id: str, services: Sequence[Service], tasks: Iterable[Task]
 ) -> tuple[HostPort, ...]:
+    """Host-mode ports of the tasks running on `node_id` (`tasks` may be all, or only
+    those of the node)."""
     by_id = {s.id: s for s in services}
     out = []
     for t in tasks:

@@ -7,10 +7,10 @@ import pytest
 from netagent.contract.errors import Conflict, InvalidArgument
 from orchestrator.cluster.allocator import (
     AddressBook,
-    addresses_in_use,
-    allocate_address,
+    AddressPool,
     allocate_subnet,
     allocate_vni,
+    holds_addresses,
     parse_subnet,
 )
 from orchestrator.cluster.objects import (
@@ -98,37 +98,70 @@ def test_parse_subnet_accepts_a_valid_network():
     assert parse_subnet(" 10.0.9.0/24 ") == IPv4Network("10.0.9.0/24")
 
 
+def _ips(*last_octets: int, prefix: str = "10.0.0.") -> list[IPv4Address]:
+    return [IPv4Address(f"{prefix}{o}") for o in last_octets]
+
+
 def test_first_task_address_is_after_the_gateway():
-    net = _net("webnet", "10.0.0.0/24")
-    in_use: set[IPv4Address] = set()
-    assert [allocate_address(net, in_use) for _ in range(3)] == [
-        IPv4Address("10.0.0.2"),
-        IPv4Address("10.0.0.3"),
-        IPv4Address("10.0.0.4"),
-    ]
+    pool = AddressPool(_net("webnet", "10.0.0.0/24"))
+    assert [pool.allocate() for _ in range(3)] == _ips(2, 3, 4)
 
 
 def test_lowest_free_address_fills_holes():
-    net = _net("webnet", "10.0.0.0/24")
-    in_use = {IPv4Address("10.0.0.2"), IPv4Address("10.0.0.4")}
-    assert allocate_address(net, in_use) == IPv4Address("10.0.0.3")
+    pool = AddressPool(_net("webnet", "10.0.0.0/24"), _ips(2, 4))
+    assert [pool.allocate() for _ in range(2)] == _ips(3, 5)
 
 
 def test_full_subnet_raises_naming_the_network_and_never_hands_out_broadcast():
-    net = _net("tiny", "10.0.9.0/29")  # hosts .1-.6, gateway .1
-    in_use: set[IPv4Address] = set()
-    got = [allocate_address(net, in_use) for _ in range(5)]
+    pool = AddressPool(_net("tiny", "10.0.9.0/29"))  # hosts .1-.6, gateway .1
+    got = [pool.allocate() for _ in range(5)]
     assert got[-1] == IPv4Address("10.0.9.6")
-    with pytest.raises(Conflict, match=r"^network tiny \(10.0.9.0/29\) has no free address left$"):
-        allocate_address(net, in_use)
+    for _ in range(2):  # and again once it has nothing left to scan
+        with pytest.raises(
+            Conflict, match=r"^network tiny \(10.0.9.0/29\) has no free address left$"
+        ):
+            pool.allocate()
 
 
-def test_addresses_of_existing_tasks_are_in_use_and_free_again_once_deleted():
+def test_a_released_address_below_the_cursor_is_the_next_one_handed_out():
+    pool = AddressPool(_net("tiny", "10.0.9.0/29"))
+    got = [pool.allocate() for _ in range(5)]
+    pool.release(got[1])
+    pool.release(got[3])
+    assert [pool.allocate() for _ in range(2)] == [got[1], got[3]]
+    with pytest.raises(Conflict):
+        pool.allocate()
+    pool.release(IPv4Address("10.0.9.1"))  # the gateway was never handed out: no effect
+    with pytest.raises(Conflict):
+        pool.allocate()
+
+
+def test_a_gateway_inside_the_subnet_is_skipped_and_the_hosts_below_it_come_last():
+    s = IPv4Network("10.0.9.0/29")
+    net = Network(
+        id="n", spec=NetworkSpec(name="mid"), vni=4097, subnet=s, gateway=IPv4Address("10.0.9.3")
+    )
+    pool = AddressPool(net)
+    assert [pool.allocate() for _ in range(5)] == _ips(4, 5, 6, 1, 2, prefix="10.0.9.")
+
+
+def test_a_pool_walks_a_big_subnet_once_per_batch():
+    """Lowest-free stays exact while thousands of addresses are handed out."""
+    pool = AddressPool(_net("big", "10.8.0.0/16"), _ips(2, 3, 7, prefix="10.8.0."))
+    got = [pool.allocate() for _ in range(5000)]
+    assert got[:3] == _ips(4, 5, 6, prefix="10.8.0.")
+    assert len(set(got)) == 5000
+    assert got[-1] == IPv4Address(int(IPv4Address("10.8.0.1")) + 5003)
+
+
+def test_only_tasks_that_may_still_run_hold_their_addresses():
     net = _net("webnet", "10.0.0.0/24")
     tasks = [_task("t1", net.id, "10.0.0.2"), _task("t2", net.id, "10.0.0.3")]
-    assert allocate_address(net, addresses_in_use(net.id, tasks)) == IPv4Address("10.0.0.4")
-    remaining = tasks[1:]  # t1 deleted
-    assert allocate_address(net, addresses_in_use(net.id, remaining)) == IPv4Address("10.0.0.2")
+    assert all(holds_addresses(t) for t in tasks)
+    book = AddressBook({net.id: net}, tasks)
+    assert book.allocate(net.id) == IPv4Interface("10.0.0.4/24")
+    book = AddressBook({net.id: net}, tasks[1:])  # t1 deleted
+    assert book.allocate(net.id) == IPv4Interface("10.0.0.2/24")
 
 
 def test_address_book_attaches_every_network_with_mac_and_reuses_released_addresses():
@@ -170,4 +203,4 @@ def test_address_book_allocates_all_networks_or_none():
     with pytest.raises(Conflict):
         book.attach(svc)
     # The address taken on `a` before the failure went back to the pool.
-    assert allocate_address(a, book._in_use[a.id]) == IPv4Address("10.0.0.2")
+    assert book.allocate(a.id) == IPv4Interface("10.0.0.2/24")

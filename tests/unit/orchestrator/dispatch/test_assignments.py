@@ -19,13 +19,13 @@ from orchestrator.dispatch.assignments import DesiredStates, build_desired_state
 
 
 class CountingStore(Store):
-    """A real store that counts its `list` calls (how often a snapshot is read)."""
+    """A real store that counts how often a snapshot of all its objects is read."""
 
     lists = 0
 
-    def list(self, kind, model):
+    def raw_objects(self, kind):
         self.lists += 1
-        return super().list(kind, model)
+        return super().raw_objects(kind)
 
 
 @pytest.fixture
@@ -70,6 +70,30 @@ def test_every_node_at_one_revision_is_built_from_one_snapshot(store):
     states.get("b")
     states.get("a")
     assert store.lists == 4  # nodes, networks, tasks, services: once for both nodes
+
+
+def test_a_new_snapshot_decodes_only_the_objects_that_changed(store, monkeypatch):
+    for i in range(3, 8):
+        store.put("task", _task(f"t{i}", "a", f"10.0.0.{i}"))
+    states = DesiredStates(store)
+    decoded: list[str] = []
+    real = Task.model_validate_json
+
+    def counting(raw):
+        task = real(raw)
+        decoded.append(task.id)
+        return task
+
+    monkeypatch.setattr(Task, "model_validate_json", counting)
+    states.get("b")
+    assert sorted(decoded) == ["t3", "t4", "t5", "t6", "t7"]
+    decoded.clear()
+    store.put("task", _task("t5", "b", "10.0.0.5"))  # moved to b
+    store.delete("task", "t6")
+    again = states.get("b")
+    assert decoded == ["t5"]
+    assert [t.id for t in again.state.tasks] == ["t5"]
+    assert [p.task_id for p in again.state.networks[0].peers] == ["t3", "t4", "t7"]
 
 
 def test_a_kept_state_equals_a_fresh_build(store):
