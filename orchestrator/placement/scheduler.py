@@ -22,6 +22,7 @@ checked against that node.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,15 @@ def _nodes(n: int, one: str, many: str) -> str:
 
 
 class Filter:
-    """One reason a node may not take a task. Subclasses override `check`/`explain`."""
+    """One reason a node may not take a task. Subclasses override `check`/`explain`.
+
+    A `static` filter's answer depends only on the node and the task's spec, so it is
+    asked once per node for a batch of like tasks. A filter that is not static looks at
+    the counts, which only grow during a batch: once it refuses a node, it must refuse
+    that node for every later task of the batch like this one.
+    """
+
+    static = True
 
     def __init__(self) -> None:
         self.task: Task | None = None
@@ -107,6 +116,8 @@ class ConstraintFilter(Filter):
 
 class MaxReplicasFilter(Filter):
     """Nodes holding fewer than the service's max replicas per node (0: no limit)."""
+
+    static = False
 
     def set_task(self, task: Task) -> bool:
         self.task = task
@@ -186,35 +197,117 @@ def _ranking(task: Task, eligible: Sequence[NodeInfo]) -> Callable[[NodeInfo], t
     )
 
 
+class _Spread:
+    """Where a run of like tasks (one service, same constraints, no preferences) can go,
+    cheapest first: the static filters are asked once per node, and the eligible nodes
+    sit in a heap on the spread key, so each placement costs log(nodes), not nodes.
+
+    Keys only grow (a node's counts rise as tasks land on it, from this run or another
+    one), so a heap entry may be stale but never too high: a popped entry whose key moved
+    goes back in with its new key, and one that did not is the true minimum.
+    """
+
+    def __init__(self, task: Task, nodes: Sequence[NodeInfo], filters: Sequence[type[Filter]]):
+        self.sid = task.service_id
+        static = Pipeline([f for f in filters if f.static])
+        static.set_task(task)
+        self.dynamic = Pipeline([f for f in filters if not f.static])
+        self.dynamic.set_task(task)
+        self.reason = ""
+        self.heap = [
+            (i.spread_key(self.sid), n, i) for n, i in enumerate(nodes) if static.process(i)
+        ]
+        heapq.heapify(self.heap)
+
+    def take(self) -> NodeInfo | None:
+        """The node the next task goes to (its counts not yet raised), or None."""
+        while self.heap:
+            key, n, info = self.heap[0]
+            now = info.spread_key(self.sid)
+            if now != key:
+                heapq.heapreplace(self.heap, (now, n, info))
+            elif not self.dynamic.process(info):
+                heapq.heappop(self.heap)  # refused for the rest of this run
+            else:
+                return info
+        return None
+
+    def placed(self, info: NodeInfo) -> None:
+        """`info` took the task from `take()`: its entry moves to its new key."""
+        _, n, _ = self.heap[0]
+        heapq.heapreplace(self.heap, (info.spread_key(self.sid), n, info))
+
+
+def node_infos(
+    nodes: Iterable[Node], existing_tasks: Iterable[Task], placing: set[str]
+) -> list[NodeInfo]:
+    """The nodes with the counts of the tasks already on them (not those being placed),
+    in (hostname, id) order."""
+    infos = {n.id: NodeInfo(n) for n in nodes}
+    for t in existing_tasks:
+        if t.id not in placing and counts_toward_spread(t) and t.node_id in infos:
+            infos[t.node_id].add(t)
+    return sorted(infos.values(), key=lambda i: (i.node.hostname, i.node.id))
+
+
 def schedule(
     tasks_to_place: Sequence[Task],
     nodes: Iterable[Node],
     existing_tasks: Iterable[Task],
     filters: Sequence[type[Filter]] = DEFAULT_FILTERS,
 ) -> Decisions:
-    """Place `tasks_to_place` in the given order on a snapshot of `nodes`."""
-    infos = {n.id: NodeInfo(n) for n in nodes}
-    placing = {t.id for t in tasks_to_place}
-    for t in existing_tasks:
-        if t.id not in placing and counts_toward_spread(t) and t.node_id in infos:
-            infos[t.node_id].add(t)
-    ordered = sorted(infos.values(), key=lambda i: (i.node.hostname, i.node.id))
+    """Place `tasks_to_place` in the given order on a snapshot of `nodes`.
+
+    O(tasks x log nodes) for the usual task; a task with placement preferences, whose
+    ranking moves with every placement in its group, still looks at every node.
+    """
+    ordered = node_infos(nodes, existing_tasks, {t.id for t in tasks_to_place})
+    infos = {i.node.id: i for i in ordered}
     pipeline = Pipeline(filters)
+    runs: dict[tuple, _Spread] = {}
     placements: dict[str, str | None] = {}
     reasons: dict[str, str] = {}
     for task in tasks_to_place:
-        pipeline.set_task(task)
-        if task.node_id is not None:
+        best: NodeInfo | None = None
+        run: _Spread | None = None
+        if task.node_id is not None or task.placement_preferences:
             # Bound to its node (global mode): only that node is checked.
-            candidates = [infos[task.node_id]] if task.node_id in infos else []
+            if task.node_id is not None:
+                candidates = [infos[task.node_id]] if task.node_id in infos else []
+            else:
+                candidates = ordered
+            pipeline.set_task(task)
+            eligible = [i for i in candidates if pipeline.process(i)]
+            if eligible:
+                best = min(eligible, key=_ranking(task, eligible))
         else:
-            candidates = ordered
-        eligible = [i for i in candidates if pipeline.process(i)]
-        if not eligible:
+            like = (task.service_id, tuple(task.constraints), task.max_replicas_per_node)
+            run = runs.get(like)
+            if run is None:
+                run = runs[like] = _Spread(task, ordered, filters)
+            best = run.take()
+        if best is None:
             placements[task.id] = None
-            reasons[task.id] = pipeline.explain()
+            if run is None:
+                reasons[task.id] = _why_not(pipeline, task, ordered)
+            else:
+                # A run with no node left has none for the rest of the batch either.
+                run.reason = run.reason or _why_not(pipeline, task, ordered)
+                reasons[task.id] = run.reason
             continue
-        best = min(eligible, key=_ranking(task, eligible))
         placements[task.id] = best.node.id
         best.add(task)
+        if run is not None:
+            run.placed(best)
     return Decisions(placements, reasons)
+
+
+def _why_not(pipeline: Pipeline, task: Task, nodes: Sequence[NodeInfo]) -> str:
+    """swarmkit's explanation of a task no node took, counting each node's first refusal."""
+    pipeline.set_task(task)
+    candidates = nodes
+    if task.node_id is not None:
+        candidates = [i for i in nodes if i.node.id == task.node_id]
+    for info in candidates:
+        pipeline.process(info)
+    return pipeline.explain()

@@ -3,6 +3,8 @@
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netagent.contract.desired import DesiredTaskState, TaskState
 from orchestrator.cluster.objects import (
@@ -168,3 +170,74 @@ def test_nodes_without_the_label_form_their_own_group():
 def test_a_bad_preference_is_refused_naming_it(pref):
     with pytest.raises(ValueError, match="invalid placement preference"):
         ServiceSpec(name="web", image="whoami", placement_preferences=[pref])
+
+
+def _one_by_one(tasks, nodes, existing):
+    """The scheduler's rule spelt out plainly: for each task, every node through every
+    filter, then the lowest spread key (what the heap must reproduce exactly)."""
+    from orchestrator.placement.scheduler import DEFAULT_FILTERS, Pipeline, _ranking, node_infos
+
+    ordered = node_infos(nodes, existing, {t.id for t in tasks})
+    pipeline = Pipeline(DEFAULT_FILTERS)
+    placed, reasons = {}, {}
+    for task in tasks:
+        pipeline.set_task(task)
+        eligible = [i for i in ordered if pipeline.process(i)]
+        if not eligible:
+            placed[task.id], reasons[task.id] = None, pipeline.explain()
+            continue
+        best = min(eligible, key=_ranking(task, eligible))
+        placed[task.id] = best.node.id
+        best.add(task)
+    return placed, reasons
+
+
+@st.composite
+def _cluster(draw):
+    names = draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
+    nodes = []
+    for name in names:
+        node = _node(
+            f"node-{name}",
+            status=draw(st.sampled_from([NodeStatus.READY] * 4 + [NodeStatus.DOWN])),
+            availability=draw(st.sampled_from([Availability.ACTIVE] * 4 + [Availability.DRAIN])),
+        )
+        node.labels = {"zone": draw(st.sampled_from(["x", "y"]))}
+        nodes.append(node)
+    existing = [
+        _task(f"old{i}", service=draw(st.sampled_from(["web", "db"])), node_id=n.id)
+        for i, n in enumerate(draw(st.lists(st.sampled_from(nodes), max_size=12)))
+    ]
+    tasks = []
+    for i, (service, zone, cap) in enumerate(
+        draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["web", "db", "cache"]),
+                    st.sampled_from(["", "x", "y"]),
+                    st.integers(0, 2),
+                ),
+                max_size=30,
+            )
+        )
+    ):
+        task = _task(f"new{i}", service=service, slot=i)
+        # Like tasks share one spec: the service decides constraints and caps.
+        task.constraints = [f"node.labels.zone=={zone}"] if zone and service == "db" else []
+        task.max_replicas_per_node = cap if service == "cache" else 0
+        tasks.append(task)
+    return nodes, existing, tasks
+
+
+@settings(max_examples=300, deadline=None)
+@given(_cluster())
+def test_the_heap_places_exactly_as_one_by_one_placements_would(cluster):
+    nodes, existing, tasks = cluster
+    # A service's tasks in a batch share its spec: give each service one cap and one zone.
+    spec = {}
+    for t in tasks:
+        t.constraints, t.max_replicas_per_node = spec.setdefault(
+            t.service_id, (t.constraints, t.max_replicas_per_node)
+        )
+    got = schedule(tasks, nodes, existing)
+    assert (got.placements, got.reasons) == _one_by_one(tasks, nodes, existing)
