@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netagent.lab import record
+from netagent.lab.nodes import log_tail as daemon_log_tail
+
 VXSWARM = [sys.executable, "-m", "orchestrator.cli.main"]
 
 
@@ -138,11 +141,9 @@ class SwarmLab:
 
     def log_tail(self, node: str, lines: int = 40) -> str:
         """The last lines of a node's daemon.log, to say why a wait failed."""
-        path = self.root / self.name / node / "daemon.log"
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no daemon.log)"
+        topology = record.load(self.root, self.name).topology(self.root)
+        machine = next(m for m in topology.machines if m.name == node)
+        return daemon_log_tail(machine, lines, sep="\n")
 
     def wait_for(
         self, what: str, probe: Callable[[], Any], timeout: float = 30.0, logs: Iterable[str] = ()

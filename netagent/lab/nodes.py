@@ -132,13 +132,13 @@ def daemon_env() -> dict[str, str]:
     return env
 
 
-def log_tail(node: LabNode, lines: int = _LOG_TAIL_LINES) -> str:
-    """The last lines of the node's daemon.log, for error messages."""
+def log_tail(node: LabNode, lines: int = _LOG_TAIL_LINES, sep: str = " | ") -> str:
+    """The last lines of the node's daemon.log, for error messages (one line by default)."""
     try:
         text = node.log.read_text(errors="replace").strip().splitlines()
     except FileNotFoundError:
         return "(no daemon.log)"
-    return " | ".join(text[-lines:]) or "(daemon.log is empty)"
+    return sep.join(text[-lines:]) or "(daemon.log is empty)"
 
 
 def info(node: LabNode, timeout: float = 2.0) -> dict[str, Any]:
