@@ -124,7 +124,7 @@ def renewal_info(request: Request) -> dict[str, str]:
 
 
 OPS: dict[str, Callable[[Request], dict[str, str]]] = {
-    f.__name__: f for f in (node_key, csr, sign, new_root, found, rotate, cert_info, renewal_info)
+    f.__name__: f for f in (node_key, csr, sign, found, rotate, cert_info, renewal_info)
 }
 
 

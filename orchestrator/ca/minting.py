@@ -131,11 +131,6 @@ def sign(
     return got["cert"].encode()
 
 
-def new_root(cluster_id: str) -> NewRoot:
-    """The root CA of a new swarm."""
-    return _new_root(_ask("new_root", cluster_id=cluster_id))
-
-
 @dataclass(frozen=True)
 class Founded:
     """A new swarm's root, and its first manager's key and certificate."""
@@ -148,7 +143,7 @@ class Founded:
 def found(
     cluster_id: str, *, node_id: str, expiry: timedelta, ip_sans: Iterable[object] = ()
 ) -> Founded:
-    """`new_root`, and a manager certificate for node `node_id` signed by it."""
+    """A new swarm's root CA, and a manager certificate for node `node_id` signed by it."""
     got = _ask(
         "found",
         cluster_id=cluster_id,

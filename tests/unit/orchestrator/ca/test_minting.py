@@ -24,7 +24,8 @@ def mint_in_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def made() -> minting.NewRoot:
-    return minting.new_root(CLUSTER)
+    """A new swarm's root, as `swarm init` has it made."""
+    return minting.found(CLUSTER, node_id="manager1-id", expiry=timedelta(days=1)).made
 
 
 def _sign(root: minting.Root, csr: bytes, node_id: str = "worker1-id", **kw) -> bytes:
@@ -67,7 +68,7 @@ def test_renewal_needs_a_certificate_of_the_swarm_and_its_key(made):
     other_key, other_csr = minting.node_key()
     with pytest.raises(PermissionDenied, match="the CSR is not signed by the certificate's key"):
         minting.renewal_info(cert, other_csr, made.bundle_pem)
-    foreign = minting.new_root(CLUSTER)
+    foreign = minting.found(CLUSTER, node_id="m", expiry=timedelta(days=1)).made
     with pytest.raises(PermissionDenied, match="does not chain to the swarm's root CA"):
         minting.renewal_info(cert, minting.csr_for(key), foreign.bundle_pem)
 
