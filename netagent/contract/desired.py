@@ -81,6 +81,26 @@ def _fast_ipv4(value: object) -> object:
 IPv4 = Annotated[IPv4Address, BeforeValidator(_fast_ipv4)]
 
 
+@functools.lru_cache(maxsize=65536)
+def _interface(text: str) -> IPv4Interface | str:
+    try:
+        return IPv4Interface(text)
+    except ValueError:
+        return text  # pydantic's own validator names the error
+
+
+def _fast_ipv4_interface(value: object) -> object:
+    """An address with its prefix ("10.0.0.3/24"), parsed once per distinct string: the
+    manager decodes every task's attachments on each tick and each change (~10 µs
+    apiece in ipaddress), and the same strings come back every time. The objects are
+    immutable, so one may serve every model that holds that string."""
+    return _interface(value) if type(value) is str else value
+
+
+#: An IPv4Interface field, decoded fast (see _fast_ipv4_interface).
+IPv4If = Annotated[IPv4Interface, BeforeValidator(_fast_ipv4_interface)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -170,7 +190,7 @@ class Attachment(_Frozen):
     """A task's interface on one overlay network."""
 
     network_id: str
-    address: IPv4Interface
+    address: IPv4If
     mac: str
     aliases: tuple[str, ...] = ()
 
@@ -224,7 +244,7 @@ class IngressState(_Frozen):
 
     network_id: str  # the ingress network, also listed in NodeDesiredState.networks
     #: This node's ingress sandbox address on the ingress network (its MAC: task_mac(ip)).
-    sandbox_address: IPv4Interface
+    sandbox_address: IPv4If
     ports: tuple[IngressPort, ...] = ()
 
 

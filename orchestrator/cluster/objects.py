@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Network
 from typing import Annotated
 
 from pydantic import (
@@ -29,6 +29,8 @@ from pydantic import (
 from netagent.contract.desired import (
     DesiredTaskState,
     EndpointMode,
+    IPv4,
+    IPv4If,
     PublishedPort,
     PublishMode,
     TaskState,
@@ -84,7 +86,7 @@ class Node(Model):
     #: this grows, not only when the role differs: a demotion and promotion between two
     #: of its heartbeats still removed its etcd member, so it must join afresh.
     role_epoch: int = 0
-    addr: IPv4Address  # underlay address: the manager reaches it here and it is its VTEP
+    addr: IPv4  # underlay address: the manager reaches it here and it is its VTEP
     status: NodeStatus = NodeStatus.UNKNOWN
     status_message: str = ""
     availability: Availability = Availability.ACTIVE
@@ -96,7 +98,7 @@ class Node(Model):
     updated_at: float = Field(default_factory=now)
     last_heartbeat: float = 0.0
     #: This node's ingress sandbox address on the ingress network (the routing mesh).
-    ingress_addr: IPv4Interface | None = None
+    ingress_addr: IPv4If | None = None
     #: When `node rm --force` of this node, up and running tasks, began (0: it did
     #: not): drained first (its tasks leave every backend before they stop), it is
     #: deleted once none of its tasks runs, or at ops.nodes.REMOVAL_TIMEOUT.
@@ -166,7 +168,7 @@ class Network(Model):
     spec: NetworkSpec
     vni: int
     subnet: IPv4Network
-    gateway: IPv4Address
+    gateway: IPv4
     created_at: float = Field(default_factory=now)
 
 
@@ -360,7 +362,7 @@ class Service(Model):
     #: Network ids resolved from spec.networks at create time.
     network_ids: list[str] = Field(default_factory=list)
     #: The service's virtual IP on each of its networks (endpoint mode vip).
-    vips: dict[str, IPv4Interface] = Field(default_factory=dict)
+    vips: dict[str, IPv4If] = Field(default_factory=dict)
     #: The spec before the last update: what `service rollback` goes back to.
     previous_spec: ServiceSpec | None = None
     update_status: UpdateStatus | None = None
@@ -392,7 +394,7 @@ class Service(Model):
 
 class TaskAttachment(Model):
     network_id: str
-    address: IPv4Interface
+    address: IPv4If
     mac: str
     aliases: list[str] = Field(default_factory=list)
 
