@@ -330,7 +330,7 @@ class Reconciler:
             if wait_until > now or batch.created >= NEW_TASKS_PER_TICK:
                 batch.retry.add(svc.id)
                 continue
-            self._create(batch, svc, slot, now)
+            self._create(batch, svc, slot, now, predecessors=tasks)
             batch.created += 1
 
     def _stop(self, batch: Batch, task: Task, now: float) -> None:
@@ -390,16 +390,25 @@ class Reconciler:
                 batch.retry.add(service_id)
 
     def _create(
-        self, batch: Batch, svc: Service, slot: int, now: float, node_id: str | None = None
+        self,
+        batch: Batch,
+        svc: Service,
+        slot: int,
+        now: float,
+        node_id: str | None = None,
+        predecessors: list[Task] | None = None,
     ) -> None:
         """A NEW task for the slot; global mode binds it to its node from the start.
 
-        It carries on the slot's restart history (a global slot is one node's)."""
-        predecessors = [
-            t
-            for t in batch.of_service(svc.id)
-            if t.slot == slot and (node_id is None or t.node_id == node_id)
-        ]
+        It carries on the slot's restart history (a global slot is one node's), from
+        `predecessors` when the caller has the slot's tasks at hand (filling a big
+        service, a scan of all its tasks per new task would be quadratic)."""
+        if predecessors is None:
+            predecessors = [
+                t
+                for t in batch.of_service(svc.id)
+                if t.slot == slot and (node_id is None or t.node_id == node_id)
+            ]
         task = Task(
             id=new_id(),
             service_id=svc.id,
