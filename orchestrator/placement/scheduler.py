@@ -288,26 +288,20 @@ def schedule(
             best = run.take()
         if best is None:
             placements[task.id] = None
-            if run is None:
-                reasons[task.id] = _why_not(pipeline, task, ordered)
-            else:
-                # A run with no node left has none for the rest of the batch either.
-                run.reason = run.reason or _why_not(pipeline, task, ordered)
+            if run is not None:
+                # A run with no node left has none for the rest of the batch either:
+                # explained once, by the pipeline over every node.
+                if not run.reason:
+                    pipeline.set_task(task)
+                    for info in ordered:
+                        pipeline.process(info)
+                    run.reason = pipeline.explain()
                 reasons[task.id] = run.reason
+            else:
+                reasons[task.id] = pipeline.explain()  # from the pass just made
             continue
         placements[task.id] = best.node.id
         best.add(task)
         if run is not None:
             run.placed(best)
     return Decisions(placements, reasons)
-
-
-def _why_not(pipeline: Pipeline, task: Task, nodes: Sequence[NodeInfo]) -> str:
-    """swarmkit's explanation of a task no node took, counting each node's first refusal."""
-    pipeline.set_task(task)
-    candidates = nodes
-    if task.node_id is not None:
-        candidates = [i for i in nodes if i.node.id == task.node_id]
-    for info in candidates:
-        pipeline.process(info)
-    return pipeline.explain()

@@ -95,7 +95,12 @@ def _node_view(nodes: dict[str, Node]) -> frozenset[tuple]:
 
 @dataclass
 class Batch:
-    """What one tick decided: working copies of tasks, and deletions."""
+    """What one tick decided: working copies of tasks, and deletions.
+
+    `tasks` is read freely but written only through `put`, `update` and `delete`, which
+    keep the tasks indexed by service and by slot: a tick looks up a service's tasks
+    several times and a slot's once per new task, and a scan of every task each time
+    made a big service's fill quadratic."""
 
     tasks: dict[str, Task]
     deleted: set[str] = field(default_factory=set)
@@ -104,22 +109,48 @@ class Batch:
     retry: set[str] = field(default_factory=set)
     #: Services whose update status or spec (a rollback) changed.
     services: dict[str, Service] = field(default_factory=dict)
+    _by_service: dict[str, dict[str, Task]] = field(default_factory=dict, repr=False)
+    _by_slot: dict[tuple[str, int], dict[str, Task]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for task in self.tasks.values():
+            self._index(task)
+
+    def _index(self, task: Task) -> None:
+        self._by_service.setdefault(task.service_id, {})[task.id] = task
+        self._by_slot.setdefault((task.service_id, task.slot), {})[task.id] = task
+
+    def _unindex(self, task: Task) -> None:
+        self._by_service.get(task.service_id, {}).pop(task.id, None)
+        self._by_slot.get((task.service_id, task.slot), {}).pop(task.id, None)
+
+    def put(self, task: Task) -> None:
+        old = self.tasks.get(task.id)
+        if old is not None:
+            self._unindex(old)
+        self.tasks[task.id] = task
+        self._index(task)
 
     def update(self, task: Task, **changes: object) -> Task:
         new = task.model_copy(update=changes)
-        self.tasks[new.id] = new
+        self.put(new)
         return new
 
     def delete(self, task: Task, book: AddressBook) -> None:
         self.deleted.add(task.id)
-        self.tasks.pop(task.id, None)
+        gone = self.tasks.pop(task.id, None)
+        if gone is not None:
+            self._unindex(gone)
         if holds_addresses(task):
             # A task that was over gave its addresses back already: another may hold
             # them now.
             book.release(task.attachments)
 
     def of_service(self, service_id: str) -> list[Task]:
-        return [t for t in self.tasks.values() if t.service_id == service_id]
+        return list(self._by_service.get(service_id, {}).values())
+
+    def of_slot(self, service_id: str, slot: int) -> list[Task]:
+        return list(self._by_slot.get((service_id, slot), {}).values())
 
 
 class Reconciler:
@@ -319,18 +350,15 @@ class Reconciler:
 
         Looks at the batch as it is now: the update step may just have started
         draining a slot, which then gets its replacement in this same tick."""
-        by_slot: dict[int, list[Task]] = defaultdict(list)
-        for t in batch.of_service(svc.id):
-            by_slot[t.slot].append(t)
         for slot in range(1, svc.spec.replicas + 1):
-            tasks = by_slot.get(slot, [])
+            tasks = batch.of_slot(svc.id, slot)
             if any(global_mode.is_live(t) for t in tasks) or restart_policy.refused(tasks):
                 continue
             wait_until = max((t.restart_at for t in tasks), default=0.0)
             if wait_until > now or batch.created >= NEW_TASKS_PER_TICK:
                 batch.retry.add(svc.id)
                 continue
-            self._create(batch, svc, slot, now, predecessors=tasks)
+            self._create(batch, svc, slot, now)
             batch.created += 1
 
     def _stop(self, batch: Batch, task: Task, now: float) -> None:
@@ -390,25 +418,14 @@ class Reconciler:
                 batch.retry.add(service_id)
 
     def _create(
-        self,
-        batch: Batch,
-        svc: Service,
-        slot: int,
-        now: float,
-        node_id: str | None = None,
-        predecessors: list[Task] | None = None,
+        self, batch: Batch, svc: Service, slot: int, now: float, node_id: str | None = None
     ) -> None:
         """A NEW task for the slot; global mode binds it to its node from the start.
 
-        It carries on the slot's restart history (a global slot is one node's), from
-        `predecessors` when the caller has the slot's tasks at hand (filling a big
-        service, a scan of all its tasks per new task would be quadratic)."""
-        if predecessors is None:
-            predecessors = [
-                t
-                for t in batch.of_service(svc.id)
-                if t.slot == slot and (node_id is None or t.node_id == node_id)
-            ]
+        It carries on the slot's restart history (a global slot is one node's)."""
+        predecessors = [
+            t for t in batch.of_slot(svc.id, slot) if node_id is None or t.node_id == node_id
+        ]
         task = Task(
             id=new_id(),
             service_id=svc.id,
@@ -428,7 +445,7 @@ class Reconciler:
             created_at=now,
             restart_history=restart_policy.inherited(predecessors),
         )
-        batch.tasks[task.id] = task
+        batch.put(task)
 
     def _allocate(
         self, batch: Batch, task: Task, svc: Service, now: float, book: AddressBook
