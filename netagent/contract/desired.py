@@ -193,6 +193,71 @@ class DesiredTaskState(StrEnum):
     SHUTDOWN = "shutdown"
 
 
+class MountType(StrEnum):
+    BIND = "bind"  # a path of the node's
+    VOLUME = "volume"  # a named volume: a directory under the node's state dir
+    TMPFS = "tmpfs"  # memory only, gone with the task
+
+
+class Mount(_Frozen):
+    """A mount made in the task's own mount namespace, never in the node's."""
+
+    type: MountType
+    #: bind: an absolute path on the node; volume: the volume's name; tmpfs: unused.
+    source: str = ""
+    #: An absolute path inside the task.
+    target: str
+    readonly: bool = False
+    #: tmpfs only: its size in bytes (0: the kernel's default, half of RAM).
+    tmpfs_size: int = 0
+
+
+class FileKind(StrEnum):
+    SECRET = "secret"
+    CONFIG = "config"
+
+
+class TaskFile(_Frozen):
+    """A secret's or config's content for one task. It travels in memory only: the agent
+    puts it on a tmpfs inside the task's mount namespace and never on the node's disk."""
+
+    kind: FileKind
+    id: str
+    name: str
+    #: An absolute path inside the task (secrets: /run/secrets/<target>).
+    target: str
+    #: The content, base64.
+    data: str = Field(repr=False)
+    uid: int = 0
+    gid: int = 0
+    mode: int = Field(default=0o444, ge=0, le=0o7777)
+
+
+class HealthCheck(_Frozen):
+    """Docker's healthcheck: `test` runs in the task's namespaces every `interval`; after
+    `retries` failures in a row (not counted during `start_period`) the task is unhealthy."""
+
+    #: The argv to run (docker's CMD-SHELL form arrives as ("sh", "-c", text)).
+    test: tuple[str, ...]
+    interval: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=1)
+    start_period: float = Field(default=0.0, ge=0)
+
+
+class Health(StrEnum):
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+class Resources(_Frozen):
+    """CPU and memory, as docker counts them (NanoCPUs, bytes); 0 is no limit."""
+
+    nano_cpus: int = Field(default=0, ge=0)
+    memory_bytes: int = Field(default=0, ge=0)
+
+
 class TaskSpec(_Frozen):
     """What to run: a built-in image (see netagent.tasks.workloads) and its arguments."""
 
@@ -200,6 +265,12 @@ class TaskSpec(_Frozen):
     command: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     stop_grace_period: float = 10.0
+    mounts: tuple[Mount, ...] = ()
+    #: Secrets and configs, with their content.
+    files: tuple[TaskFile, ...] = ()
+    healthcheck: HealthCheck | None = None
+    #: Enforced through the task's own cgroup.
+    limits: Resources = Resources()
 
 
 class TaskAssignment(_Frozen):
@@ -290,6 +361,8 @@ class TaskStatus(_Frozen):
     exit_code: int | None = None
     timestamp: float = 0.0
     netns: str = ""
+    #: Only for a task with a healthcheck: what its checks say now.
+    health: Health | None = None
 
 
 def network_gateway(subnet: IPv4Network) -> IPv4Address:
@@ -301,9 +374,14 @@ __all__ = [
     "Attachment",
     "Backend",
     "EndpointMode",
+    "FileKind",
+    "Health",
+    "HealthCheck",
     "HostPort",
     "IngressPort",
     "IngressState",
+    "Mount",
+    "MountType",
     "PortProtocol",
     "PublishMode",
     "PublishedPort",
@@ -312,7 +390,9 @@ __all__ = [
     "NetworkState",
     "NodeDesiredState",
     "RemoteEndpoint",
+    "Resources",
     "TaskAssignment",
+    "TaskFile",
     "TaskSpec",
     "TaskState",
     "TaskStatus",
