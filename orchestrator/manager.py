@@ -89,7 +89,11 @@ class Manager:
         self._dispatcher = Dispatcher(
             store, started_at=clock() + takeover_grace, own_node=own_node, stalls=stalls
         )
-        self._reconciler = Reconciler(store, synced=self._dispatcher.synced)
+        self._reconciler = Reconciler(
+            store,
+            synced=self._dispatcher.synced,
+            history_limit=lambda: self.cluster.task_history_limit,
+        )
         clusters = store.list("cluster", Cluster)
         if len(clusters) != 1:
             raise Unavailable(
@@ -403,15 +407,28 @@ class Manager:
             "renewed": sum(1 for n in nodes if n.cert_root == signer),
         }
 
-    def update_swarm(self, *, cert_expiry: float | str | None = None) -> Cluster:
-        """`swarm update`: settings of the cluster (the life of new node certificates)."""
+    def update_swarm(
+        self,
+        *,
+        cert_expiry: float | str | None = None,
+        heartbeat_period: float | None = None,
+        task_history_limit: int | None = None,
+    ) -> Cluster:
+        """`swarm update`: the cluster's settings (the life of new node certificates, the
+        dispatcher's heartbeat period, the ended tasks kept per slot). All are checked
+        before one write."""
+        changes: dict[str, object] = {}
+        if cert_expiry is not None:
+            changes["cert_expiry"] = certificates.check_expiry(cert_expiry)
+        if heartbeat_period is not None:
+            changes["heartbeat_period"] = membership.check_heartbeat_period(heartbeat_period)
+        if task_history_limit is not None:
+            changes["task_history_limit"] = membership.check_history_limit(task_history_limit)
         with self._lock:
-            cluster = self.cluster
-            if cert_expiry is not None:
-                cluster = cluster.model_copy(
-                    update={"cert_expiry": certificates.check_expiry(cert_expiry)}
-                )
+            cluster = self.cluster.model_copy(update=changes)
             self._store.put("cluster", cluster)
+            if "task_history_limit" in changes:
+                self._reconciler.mark_dirty(s.id for s in self._store.list("service", Service))
             return cluster
 
     def desired(self, node_id: str) -> Kept:
@@ -436,7 +453,7 @@ class Manager:
     def create_network(self, spec: NetworkSpec) -> Network:
         """Allocate a VNI and a subnet; Conflict on a duplicate name or an overlap."""
         with self._lock:
-            return network_ops.create_network(self._store, spec, self._clock())
+            return network_ops.create_network(self._store, spec, self.cluster, self._clock())
 
     def list_networks(self) -> list[Network]:
         with self._lock:
@@ -456,6 +473,12 @@ class Manager:
         """Delete a network no service and no live task uses."""
         with self._lock:
             network_ops.remove_network(self._store, self.get_network(ref))
+
+    def prune_networks(self, keep: Callable[[Network], bool] = lambda n: False) -> list[str]:
+        """`network prune`: remove every network nothing uses (never ingress), but those
+        `keep` spares (the user's filters); the names removed."""
+        with self._lock:
+            return network_ops.prune_networks(self._store, keep)
 
     # -- services --------------------------------------------------------------------
 

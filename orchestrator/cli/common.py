@@ -12,6 +12,21 @@ from orchestrator.node.client import Client, Endpoint
 from orchestrator.ops.durations import parse_duration
 
 
+class DockerGroup(click.Group):
+    """A command group that also answers to docker's aliases of its commands:
+    `ls` is `list`, `rm` is `remove` (and `down`, for stacks)."""
+
+    def __init__(self, *args: Any, aliases: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.aliases = {"list": "ls", "remove": "rm", **(aliases or {})}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in self.aliases:
+            found = super().get_command(ctx, self.aliases[cmd_name])
+        return found
+
+
 def api() -> Client:
     return Client(Endpoint.from_env())
 

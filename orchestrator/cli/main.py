@@ -18,6 +18,7 @@ from orchestrator.cli.common import api, output_option
 from orchestrator.cli.format import echo_json
 from orchestrator.node.client import DEFAULT_STATE_DIR
 from orchestrator.ops import roles
+from orchestrator.ops.durations import human_duration
 
 #: The commands of their own modules, imported when run: so `vxswarm daemon`, which
 #: runs for as long as the node does, carries none of their modules (YAML, compose,
@@ -129,6 +130,7 @@ def info(fmt: str) -> None:
         if "managers" in swarm_info:
             click.echo(f" Managers: {swarm_info['managers']}")
             click.echo(f" Nodes: {swarm_info['nodes']}")
+            echo_swarm_settings(swarm_info)
             store = swarm_info["store"]
             click.echo(" Store: etcd")
             click.echo(f"  Quorum: {'yes' if store['quorum'] else 'no (no leader)'}")
@@ -150,6 +152,22 @@ def info(fmt: str) -> None:
         warning = roles.even_warning(swarm_info["managers"])
         if warning:
             click.echo(f"WARNING: {warning}")
+
+
+def echo_swarm_settings(swarm_info: dict) -> None:
+    """The Swarm fields `docker info` shows a manager, in its words."""
+    click.echo(f" Default Address Pool: {' '.join(swarm_info['default_addr_pool'])}")
+    click.echo(f" SubnetSize: {swarm_info['subnet_size']}")
+    click.echo(f" Data Path Port: {swarm_info['data_path_port']}")
+    click.echo(" Orchestration:")
+    click.echo(f"  Task History Retention Limit: {swarm_info['task_history_limit']}")
+    click.echo(" Dispatcher:")
+    click.echo(f"  Heartbeat Period: {human_duration(swarm_info['heartbeat_period'])}")
+    click.echo(" CA Configuration:")
+    click.echo(f"  Expiry Duration: {human_duration(swarm_info['cert_expiry'])}")
+    click.echo(" Autolock Managers: false")
+    rotating = str(swarm_info["root_rotation_in_progress"]).lower()
+    click.echo(f" Root Rotation In Progress: {rotating}")
 
 
 def main() -> int:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import click
 
-from orchestrator.cli.common import api, inspect_options, output_option
+from netagent.contract.errors import InvalidArgument
+from orchestrator.cli.common import DockerGroup, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
+from orchestrator.ops.durations import parse_duration
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def network() -> None:
     """Manage overlay networks."""
 
@@ -18,9 +23,17 @@ def network() -> None:
 @click.option("--subnet", default=None, help="Subnet in CIDR format, e.g. 10.0.9.0/24.")
 @click.option("--attachable", is_flag=True, help="Let standalone tasks attach.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE metadata.")
+@click.option(
+    "-o", "--opt", "opts", multiple=True, help="Driver option KEY[=VALUE] (overlay: encrypted)."
+)
 @click.argument("name")
 def create(
-    driver: str, subnet: str | None, attachable: bool, labels: tuple[str, ...], name: str
+    driver: str,
+    subnet: str | None,
+    attachable: bool,
+    labels: tuple[str, ...],
+    opts: tuple[str, ...],
+    name: str,
 ) -> None:
     """Create an overlay network."""
     body = {
@@ -29,6 +42,7 @@ def create(
         "subnet": subnet,
         "attachable": attachable,
         "labels": dict(lbl.partition("=")[::2] for lbl in labels),
+        "options": dict(opt.partition("=")[::2] for opt in opts),
     }
     click.echo(api().post("/v1/networks", body)["id"])
 
@@ -60,6 +74,69 @@ def ls(quiet: bool, fmt: str) -> None:
 def inspect(fmt: str, refs: tuple[str, ...]) -> None:
     """Show a network: VNI, subnet, gateway and every endpoint with its VTEP."""
     echo_json([api().get(f"/v1/networks/{r}") for r in refs])
+
+
+@network.command()
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="Provide filter values (e.g. 'until=24h', 'label=k=v', 'label!=k').",
+)
+def prune(force: bool, filters: tuple[str, ...]) -> None:
+    """Remove all unused networks (no service or running task on them; never ingress)."""
+    body = prune_filters(filters)
+    if not force:
+        click.echo(
+            "WARNING! This will remove all custom networks not used by at least one "
+            "service or task."
+        )
+        if not click.confirm("Are you sure you want to continue?", default=False):
+            return
+    gone = api().post("/v1/networks/prune", body)["networks_deleted"]
+    if gone:
+        click.echo("Deleted Networks:")
+        for name in gone:
+            click.echo(name)
+
+
+def prune_filters(filters: tuple[str, ...]) -> dict:
+    """`--filter until=…|label=…|label!=…` as the prune request's fields."""
+    body: dict = {"until": None, "label": [], "label_not": []}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if key == "label!" and sep:
+            body["label_not"].append(value)
+        elif key == "label" and sep and value:
+            body["label"].append(value)
+        elif key == "until" and sep and value:
+            body["until"] = until_time(value)
+        else:
+            raise click.BadParameter(
+                f"invalid filter {f!r}: expected until=, label= or label!=", param_hint="'--filter'"
+            )
+    return body
+
+
+def until_time(value: str) -> float:
+    """Docker's `until`: a Unix timestamp, an RFC 3339 date, or a duration before now."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        pass
+    try:
+        return time.time() - parse_duration(value, "until")
+    except InvalidArgument:
+        raise click.BadParameter(
+            f"invalid until {value!r}: expected a Unix time, an RFC 3339 date or a duration "
+            "such as 24h",
+            param_hint="'--filter'",
+        ) from None
 
 
 @network.command("rm")

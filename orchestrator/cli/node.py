@@ -7,13 +7,13 @@ import platform
 import click
 
 from netagent.contract.errors import VxswarmError
-from orchestrator.cli.common import api, inspect_options, output_option
+from orchestrator.cli.common import DockerGroup, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_table, title, when
 from orchestrator.cli.task_table import echo_tasks
 from orchestrator.ops import roles
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def node() -> None:
     """Manage swarm nodes."""
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from netagent.tasks.enter import task_exec_argv
-from orchestrator.cli.common import Duration, api, inspect_options, output_option
+from orchestrator.cli.common import DockerGroup, Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
 from orchestrator.cli.progress import follow
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
@@ -20,7 +20,7 @@ from orchestrator.cli.task_table import echo_tasks
 from orchestrator.node.client import Client
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def service() -> None:
     """Manage services."""
 
@@ -129,7 +129,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 
 
 @service.command(cls=DockerCommand, context_settings={"allow_interspersed_args": False})
-@click.option("--name", required=True, help="Service name.")
+@click.option("--name", default=None, help="Service name [default: a generated one].")
 @click.option("--replicas", type=click.IntRange(min=0), help="Number of tasks [default: 1].")
 @click.option(
     "--mode",
@@ -197,7 +197,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create(
-    name: str,
+    name: str | None,
     replicas: int | None,
     mode: str,
     constraints: tuple[str, ...],
@@ -225,7 +225,7 @@ def create(
             "replicas can only be used with replicated mode", param_hint="'--replicas'"
         )
     spec = {
-        "name": name,
+        **({"name": name} if name is not None else {}),
         "image": image,
         "command": list(command),
         "env": list(env),
@@ -267,7 +267,11 @@ def create(
 @click.option("--placement-pref-add", multiple=True, help="Add a placement preference.")
 @click.option("--placement-pref-rm", multiple=True, help="Remove a placement preference.")
 @click.option("--publish-add", multiple=True, help="Publish a port (as --publish).")
-@click.option("--publish-rm", multiple=True, help="Unpublish a port: PUBLISHED[/proto].")
+@click.option(
+    "--publish-rm",
+    multiple=True,
+    help="Remove a published port by its target port: TARGET[/proto].",
+)
 @click.option("--network-add", multiple=True, help="Attach a network (rolling update).")
 @click.option("--network-rm", multiple=True, help="Detach a network (rolling update).")
 @click.option("--replicas-max-per-node", type=click.IntRange(min=0))
@@ -293,7 +297,7 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
         return
     current = client.get(f"/v1/services/{ref}")
     flags["publish_add"] = [parse_publish_flag(p) for p in flags["publish_add"]]
-    flags["publish_rm"] = [_published(p) for p in flags["publish_rm"]]
+    flags["publish_rm"] = [parse_publish_rm(p) for p in flags["publish_rm"]]
     flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
     flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
     spec = apply_update(current["spec"], flags)
@@ -301,13 +305,19 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     finish(client, ref, detach)
 
 
-def _published(value: str) -> int:
-    port = value.split(":")[0].split("/")[0]
-    if not port.isdigit():
+def parse_publish_rm(value: str) -> dict:
+    """Docker's `--publish-rm`: TARGET[/proto], PUBLISHED:TARGET[/proto] or the long
+    syntax; a port matches by its target (and its published port, when given)."""
+    if "=" in value or ":" in value:
+        port = parse_publish_flag(value)
+        return {**port, "protocol": port.get("protocol", "tcp")}
+    target, _, proto = value.partition("/")
+    if not target.isdigit() or proto not in ("", "tcp", "udp"):
         raise click.BadParameter(
-            f"invalid port {value!r}: expected PUBLISHED[/proto]", param_hint="'--publish-rm'"
+            f"invalid port {value!r}: expected TARGET[/tcp|udp] or PUBLISHED:TARGET[/tcp|udp]",
+            param_hint="'--publish-rm'",
         )
-    return int(port)
+    return {"target": target, "protocol": proto or "tcp", "published": None}
 
 
 @service.command(cls=DockerCommand)
@@ -382,20 +392,35 @@ def rm(refs: tuple[str, ...]) -> None:
 
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
+@click.option("-t", "--tty", is_flag=True, help="Use this terminal (it must be one).")
 @click.argument("task")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def exec_cmd(task: str, command: tuple[str, ...]) -> None:
+def exec_cmd(interactive: bool, tty: bool, task: str, command: tuple[str, ...]) -> None:
     """Run COMMAND (default: sh) inside a task's namespaces; TASK is web.1 or a task id."""
+    if tty and not sys.stdin.isatty():
+        raise click.UsageError("the input device is not a TTY")
     c = api()
     t = c.get(f"/v1/tasks/{task}")
     me = (c.get("/v1/info")["swarm"] or {}).get("node_id")
     cmd = list(command) or ["sh"]
     pid = t["status"].get("pid")
     if t.get("node_id") == me and pid:
-        # This node's task: enter its namespaces directly, with the terminal, like
-        # docker exec -it (the CLI always runs on the node whose socket it uses).
+        # This node's task: enter its namespaces directly (the CLI runs on the node whose
+        # socket it uses); -t hands it this terminal, as docker's pty; without -i, as
+        # docker, it reads no input.
         sys.stdout.flush()
+        if not interactive:
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
         os.execvp("nsenter", task_exec_argv(pid, cmd))
+    if interactive or tty:
+        node = next((n["hostname"] for n in c.get("/v1/nodes") if n["id"] == t.get("node_id")), "?")
+        raise click.UsageError(
+            f"exec -i/-t: task {t['service_name']}.{t['slot']} runs on {node}, and an "
+            "interactive exec runs on the task's own node: "
+            f"vxswarm lab ssh {node} vxswarm exec -it {task} ... (or VXSWARM_HOST of {node})"
+        )
     code = 1
     for frame in c.stream(f"/v1/tasks/{task}/exec", {"cmd": cmd}):
         if "data" in frame:

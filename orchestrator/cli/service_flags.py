@@ -129,22 +129,30 @@ def _merge_list(current: list[str], add: Iterable[str], remove: Iterable[str]) -
     return kept + [c for c in add if c not in kept]
 
 
-def _ports(current: list[dict], add: Iterable[dict], remove: Iterable[int] | None) -> list[dict]:
-    """--publish-rm PUBLISHED drops a port; --publish-add replaces the same port/protocol."""
-    gone = set(remove or ())
-    unknown = sorted(gone - {p["published"] for p in current})
-    if unknown:
-        raise click.BadParameter(
-            f"the service publishes no port {unknown[0]}", param_hint="'--publish-rm'"
-        )
+def _ports(current: list[dict], add: Iterable[dict], remove: Iterable[dict] | None) -> list[dict]:
+    """--publish-rm drops the ports it matches (docker: by target port, and by published
+    port too when given; no match is no change); --publish-add replaces the same
+    published port/protocol."""
+    gone = list(remove or ())
     added = list(add)
     keys = {(int(p["published"]), p.get("protocol", "tcp")) for p in added}
     kept = [
         p
         for p in current
-        if p["published"] not in gone and (p["published"], p["protocol"]) not in keys
+        if not any(_matches(p, r) for r in gone) and (p["published"], p["protocol"]) not in keys
     ]
     return kept + added
+
+
+def _matches(port: dict, removal: dict) -> bool:
+    """Whether `--publish-rm` `removal` (target, protocol, maybe published) names `port`."""
+    return (
+        int(port["target"]) == int(removal["target"])
+        and port.get("protocol", "tcp") == removal.get("protocol", "tcp")
+        and (
+            removal.get("published") is None or int(port["published"]) == int(removal["published"])
+        )
+    )
 
 
 def _networks(current: list[dict], add: Iterable[dict], remove: Iterable[str]) -> list[dict]:

@@ -13,7 +13,7 @@ import os
 import click
 
 from netagent.contract.errors import NotFound
-from orchestrator.cli.common import api, output_option
+from orchestrator.cli.common import DockerGroup, api, output_option
 from orchestrator.cli.format import echo_json, echo_listing, echo_table
 from orchestrator.cli.service import SERVICE_HEADERS, service_row
 from orchestrator.cli.task_table import echo_tasks
@@ -23,7 +23,7 @@ from orchestrator.stack.deploy import Action, Plan, Step
 from orchestrator.stack.names import check_stack_name, in_stack, stack_counts
 
 
-@click.group()
+@click.group(cls=DockerGroup, aliases={"down": "rm"})
 def stack() -> None:
     """Manage stacks (compose v3 files deployed as services and networks)."""
 

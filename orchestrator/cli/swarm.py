@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from netagent.contract.errors import Unavailable
 from orchestrator.cli.common import Duration, api
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -22,15 +26,26 @@ def _join_instructions(role: str, token: str, addr: str) -> str:
     )
 
 
+def dispatcher_heartbeat_option(default: str | None) -> Callable[[F], F]:
+    """Docker's `--dispatcher-heartbeat`; `--heartbeat-period` is this project's older name."""
+    return click.option(
+        "--dispatcher-heartbeat",
+        "--heartbeat-period",
+        "heartbeat_period",
+        type=Duration(),
+        default=default,
+        show_default=default is not None,
+        help="Dispatcher heartbeat period: how often agents report (ns|us|ms|s|m|h).",
+    )
+
+
 @swarm.command()
-@click.option("--advertise-addr", default=None, help="Address other nodes reach this one at.")
 @click.option(
-    "--heartbeat-period",
-    type=Duration(),
-    default="5s",
-    show_default=True,
-    help="How often agents report; a node missing 3 periods is Down.",
+    "--advertise-addr",
+    default=None,
+    help="Advertised address: IP, interface name, or either with :2377.",
 )
+@dispatcher_heartbeat_option("5s")
 @click.option(
     "--cert-expiry",
     type=Duration(),
@@ -43,8 +58,26 @@ def _join_instructions(role: str, token: str, addr: str) -> str:
     is_flag=True,
     help="Force create a new cluster from current state (a manager that lost its quorum).",
 )
+@click.option(
+    "--default-addr-pool",
+    "addr_pools",
+    multiple=True,
+    help="Default address pool in CIDR format, for overlay subnets [default: 10.0.0.0/8].",
+)
+@click.option(
+    "--default-addr-pool-mask-length",
+    "mask_length",
+    type=int,
+    default=None,
+    help="Subnet mask length of the pools' subnets [default: 24].",
+)
 def init(
-    advertise_addr: str | None, heartbeat_period: float, cert_expiry: float, force_new_cluster: bool
+    advertise_addr: str | None,
+    heartbeat_period: float,
+    cert_expiry: float,
+    force_new_cluster: bool,
+    addr_pools: tuple[str, ...],
+    mask_length: int | None,
 ) -> None:
     """Initialize a swarm: this node becomes its manager (and its certificate authority)."""
     with api() as c:
@@ -55,6 +88,8 @@ def init(
                 "heartbeat_period": heartbeat_period,
                 "cert_expiry": cert_expiry,
                 "force_new_cluster": force_new_cluster,
+                "default_addr_pool": list(addr_pools),
+                "default_addr_pool_mask_length": mask_length,
             },
         )["node_id"]
         tok = c.get("/v1/swarm/join-token/worker")
@@ -68,7 +103,11 @@ def init(
 
 @swarm.command()
 @click.option("--token", required=True, help="Token for entry into the swarm.")
-@click.option("--advertise-addr", default=None)
+@click.option(
+    "--advertise-addr",
+    default=None,
+    help="Advertised address: IP, interface name, or either with :2377.",
+)
 @click.argument("remote")
 def join(token: str, advertise_addr: str | None, remote: str) -> None:
     """Join a swarm as a worker or manager (REMOTE is HOST:2377)."""
@@ -107,10 +146,26 @@ def join_token(quiet: bool, rotate: bool, role: str) -> None:
     default=None,
     help="Validity period for node certificates issued from now on (at least 1h).",
 )
-def update(cert_expiry: float | None) -> None:
+@dispatcher_heartbeat_option(None)
+@click.option(
+    "--task-history-limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Task history retention limit: ended tasks kept per slot.",
+)
+def update(
+    cert_expiry: float | None, heartbeat_period: float | None, task_history_limit: int | None
+) -> None:
     """Update the swarm's settings."""
     with api() as c:
-        c.post("/v1/swarm/update", {"cert_expiry": cert_expiry})
+        c.post(
+            "/v1/swarm/update",
+            {
+                "cert_expiry": cert_expiry,
+                "heartbeat_period": heartbeat_period,
+                "task_history_limit": task_history_limit,
+            },
+        )
     click.echo("Swarm updated.")
 
 

@@ -76,13 +76,13 @@ def allocate_subnet(
     requested: IPv4Network | None,
     networks: Sequence[Network],
     *,
-    pool: IPv4Network = DEFAULT_POOL,
+    pools: Sequence[IPv4Network] = (DEFAULT_POOL,),
     prefix: int = DEFAULT_PREFIX,
 ) -> IPv4Network:
-    """`requested` if it is free, else the first free /24 of the pool.
+    """`requested` if it is free, else the first free /`prefix` of the pools, in order.
 
     A requested subnet that overlaps another network's is refused with a Conflict
-    naming both; pool subnets skip any /24 overlapping an existing network.
+    naming both; pool subnets skip any that overlaps an existing network.
     """
     if requested is not None:
         check_subnet(requested)
@@ -96,11 +96,13 @@ def allocate_subnet(
                 )
         return requested
     taken = sorted((n.subnet for n in networks), key=lambda s: int(s.network_address))
-    for candidate in pool.subnets(new_prefix=prefix):
-        if not any(candidate.overlaps(t) for t in taken):
-            return candidate
+    for pool in pools:
+        for candidate in pool.subnets(new_prefix=prefix):
+            if not any(candidate.overlaps(t) for t in taken):
+                return candidate
+    listed = ", ".join(map(str, pools))
     raise Conflict(
-        f"no free /{prefix} left in the address pool {pool} for network {name}",
+        f"no free /{prefix} left in the address pools ({listed}) for network {name}",
         obj=name,
         op="create network",
     )

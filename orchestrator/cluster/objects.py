@@ -139,6 +139,33 @@ class Cluster(Model):
 
     #: Life of the node certificates issued from now on (`--cert-expiry`), in seconds.
     cert_expiry: float = 90 * 24 * 3600.0
+    #: Ended tasks kept per slot (`--task-history-limit`, Docker's 5).
+    task_history_limit: int = Field(default=5, ge=0)
+    #: Where overlay subnets come from (`--default-addr-pool`), and their prefix length
+    #: (`--default-addr-pool-mask-length`): Docker's 10.0.0.0/8 in /24s.
+    default_addr_pool: list[IPv4Network] = Field(
+        default_factory=lambda: [IPv4Network("10.0.0.0/8")], min_length=1
+    )
+    subnet_size: int = 24
+
+    @model_validator(mode="after")
+    def _pools_hold_subnets(self) -> Cluster:
+        if not 8 <= self.subnet_size <= 29:
+            raise ValueError(
+                f"invalid default address pool mask length {self.subnet_size}: expected 8 to 29"
+            )
+        for pool in self.default_addr_pool:
+            if pool.prefixlen > self.subnet_size:
+                raise ValueError(
+                    f"invalid default address pool {pool}: smaller than its subnets' mask "
+                    f"length /{self.subnet_size}"
+                )
+        return self
+
+
+#: The option asking for IPsec ESP between VTEPs, and every option an overlay takes.
+ENCRYPTED = "encrypted"
+OVERLAY_OPTIONS = (ENCRYPTED,)
 
 
 class NetworkSpec(Model):
@@ -149,11 +176,29 @@ class NetworkSpec(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     #: The routing mesh's network (made by `swarm init`, VNI 4096, 10.255.0.0/16).
     ingress: bool = False
+    #: Driver options (`--opt K[=V]`); the overlay driver knows only `encrypted`.
+    options: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _name_is_label(cls, v: str) -> str:
         return check_name(v, "network")
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(OVERLAY_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown overlay driver option {unknown[0]!r}: expected one of "
+                f"{', '.join(OVERLAY_OPTIONS)}"
+            )
+        return v
+
+    @property
+    def encrypted(self) -> bool:
+        """`--opt encrypted` (docker takes any value, even empty, as asking for it)."""
+        return ENCRYPTED in self.options
 
     @field_validator("driver")
     @classmethod
@@ -268,7 +313,8 @@ REPLICAS_EXPECTED = f"expected an integer from 0 to {MAX_REPLICAS} (the most one
 
 
 class ServiceSpec(Model):
-    name: str
+    #: Empty only until the manager names a service created without one (as Docker).
+    name: str = ""
     image: str
     command: list[str] = Field(default_factory=list)
     env: list[str] = Field(default_factory=list)  # "K=V", as docker keeps it

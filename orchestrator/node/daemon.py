@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -34,7 +35,7 @@ import httpx
 from netagent.agent.dataplane import DataPlane
 from netagent.agent.metrics import Metrics
 from netagent.agent.session import Session
-from netagent.contract.desired import MANAGER_PORT, VIEW_PORT
+from netagent.contract.desired import MANAGER_PORT, VIEW_PORT, VXLAN_PORT
 from netagent.contract.errors import (
     Conflict,
     InvalidArgument,
@@ -60,6 +61,7 @@ from orchestrator.node.control import MemberRequest, MemberResponse, Seat, Trans
 from orchestrator.node.credentials import NodeTLS
 from orchestrator.node.managers import PROBE_PERIOD, LeaderMoving, Managers
 from orchestrator.ops import membership, roles
+from orchestrator.ops.inputs import advertised_host
 
 log = logging.getLogger(__name__)
 
@@ -418,11 +420,20 @@ class Daemon:
                 db_size=status.db_size,
                 members=len(self.seat.client.members()),
             )
+        cluster = self.manager.cluster
         return {
             "managers": len(managers),
             "nodes": len(nodes),
             "manager_addrs": [f"{n.addr}:{self.cfg.port}" for n in managers],
             "store": store,
+            # Docker's Swarm fields of `docker info`.
+            "default_addr_pool": [str(p) for p in cluster.default_addr_pool],
+            "subnet_size": cluster.subnet_size,
+            "data_path_port": VXLAN_PORT,
+            "task_history_limit": cluster.task_history_limit,
+            "heartbeat_period": cluster.heartbeat_period,
+            "cert_expiry": cluster.cert_expiry,
+            "root_rotation_in_progress": bool(cluster.ca_intermediates),
         }
 
     def leader_url(self) -> str | None:
@@ -599,14 +610,22 @@ class Daemon:
             )
 
     async def init_swarm(
-        self, advertise_addr: str | None, heartbeat_period: float, cert_expiry: float | None = None
+        self,
+        advertise_addr: str | None,
+        heartbeat_period: float,
+        cert_expiry: float | None = None,
+        *,
+        addr_pools: Sequence[str] = (),
+        subnet_size: int | None = None,
     ) -> str:
         self._refuse_if_member()
         if heartbeat_period <= 0:
             raise InvalidArgument(
-                f"invalid --heartbeat-period {heartbeat_period}: expected a positive duration"
+                f"invalid --dispatcher-heartbeat {heartbeat_period}: expected a positive duration"
             )
         # pyroute2's sync API runs its own event loop: keep netlink off this one.
+        if advertise_addr:
+            advertise_addr = advertised_host(advertise_addr, self.cfg.port)
         addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
         # The mint makes the root, this node's key and certificate: a process, off
         # this loop.
@@ -616,6 +635,8 @@ class Daemon:
             addr=addr,
             heartbeat_period=heartbeat_period,
             cert_expiry=cert_expiry,
+            addr_pools=addr_pools,
+            subnet_size=subnet_size,
             engine_version=ENGINE_VERSION,
             now=time.time(),
         )
@@ -697,7 +718,8 @@ class Daemon:
         self._refuse_if_member()
         host, port = parse_remote(remote)
         if advertise_addr:
-            addr = await asyncio.to_thread(choose_advertise_addr, advertise_addr)
+            host_text = advertised_host(advertise_addr, self.cfg.port)
+            addr = await asyncio.to_thread(choose_advertise_addr, host_text)
         else:
             addr = source_addr_towards(host, port)
         bundle = await to_manager.fetch_pinned_ca(f"{host}:{port}", token)

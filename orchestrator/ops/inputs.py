@@ -29,7 +29,9 @@ def validate_spec(model: type[S], data: Any) -> S:
     The API should build specs with this so that bad input becomes one clear line.
     """
     if isinstance(data, BaseModel):
-        data = data.model_dump()
+        # What was not set stays unset: its default again, unvalidated as defaults are
+        # (a service made without a name gets one from the manager).
+        data = data.model_dump(exclude_unset=True)
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -137,3 +139,27 @@ def select_tasks(
         and (include_history or t.desired_state == DesiredTaskState.RUNNING)
     ]
     return sorted(picked, key=lambda t: (t.service_name, t.slot, -t.created_at, t.id))
+
+
+def advertised_host(text: str, port: int) -> str:
+    """`--advertise-addr` as Docker takes it: an address or an interface name, maybe
+    with `:PORT`. The port must be the one this node listens on (the daemon's
+    `--port`): other nodes would otherwise dial a port nothing answers."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        return text
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidArgument(
+            f"invalid --advertise-addr {text!r}: expected ADDRESS or INTERFACE, "
+            "optionally followed by :PORT",
+            obj=text,
+            op="advertise",
+        )
+    if int(port_text) != port:
+        raise InvalidArgument(
+            f"invalid --advertise-addr {text!r}: port {port_text} is not the port this node "
+            f"listens on ({port}; see `vxswarm daemon --port`)",
+            obj=text,
+            op="advertise",
+        )
+    return host

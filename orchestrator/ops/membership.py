@@ -11,9 +11,10 @@ are replaced like those of a node that left), the way Swarm shows a fresh node.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from netagent.contract.errors import Conflict, InvalidArgument
 from orchestrator.ca import minting, tokens
@@ -78,6 +79,8 @@ def founding_objects(
     addr: IPv4Address,
     heartbeat_period: float,
     cert_expiry: float | str | None = None,
+    addr_pools: Sequence[str] = (),
+    subnet_size: int | None = None,
     engine_version: str,
     now: float,
 ) -> Founding:
@@ -87,12 +90,8 @@ def founding_objects(
     hostname = check_hostname(hostname)
     addr = check_addr(addr)
     expiry = certificates.check_expiry(cert_expiry) if cert_expiry is not None else None
-    if not heartbeat_period > 0:
-        raise InvalidArgument(
-            f"invalid heartbeat period {heartbeat_period!r}: expected seconds > 0",
-            obj=str(heartbeat_period),
-            op="init",
-        )
+    check_heartbeat_period(heartbeat_period)
+    pools = check_addr_pools(addr_pools, subnet_size)
     node = _new_node(hostname, addr, NodeRole.MANAGER, engine_version, now)
     cluster_id = new_id()
     # The root's validity is wall-clock time (TLS checks it so), not the manager's `now`.
@@ -105,6 +104,7 @@ def founding_objects(
     cluster = new_cluster(cluster_id, first.made, heartbeat_period=heartbeat_period)
     if expiry is not None:
         cluster = cluster.model_copy(update={"cert_expiry": expiry})
+    cluster = cluster.model_copy(update=pools)
     ingress = make_ingress_network(now)
     node = node.model_copy(
         update={
@@ -178,3 +178,66 @@ def check_leavable(node: Node, *, force: bool) -> Node:
             op="leave",
         )
     return node
+
+
+def check_heartbeat_period(seconds: float) -> float:
+    """The dispatcher's heartbeat period (`--dispatcher-heartbeat`): positive seconds."""
+    if not seconds > 0:
+        raise InvalidArgument(
+            f"invalid heartbeat period {seconds!r}: expected seconds > 0",
+            obj=str(seconds),
+            op="swarm settings",
+        )
+    return float(seconds)
+
+
+def check_history_limit(limit: int) -> int:
+    """Ended tasks kept per slot (`--task-history-limit`): 0 or more."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidArgument(
+            f"invalid task history limit {limit!r}: expected an integer of 0 or more",
+            obj=str(limit),
+            op="swarm settings",
+        )
+    return limit
+
+
+def check_addr_pools(pools: Sequence[str], subnet_size: int | None) -> dict[str, object]:
+    """`swarm init --default-addr-pool CIDR... --default-addr-pool-mask-length N` as the
+    cluster's fields (none given: Docker's 10.0.0.0/8 in /24s); InvalidArgument naming
+    the first bad value."""
+    defaults = Cluster.model_fields
+    size = defaults["subnet_size"].default if subnet_size is None else subnet_size
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 29:
+        raise InvalidArgument(
+            f"invalid --default-addr-pool-mask-length {size!r}: expected 8 to 29",
+            obj=str(size),
+            op="init",
+        )
+    parsed: list[IPv4Network] = []
+    for text in pools:
+        try:
+            pool = IPv4Network(text, strict=True)
+        except ValueError:
+            raise InvalidArgument(
+                f"invalid --default-addr-pool {text!r}: expected an IPv4 network in CIDR "
+                "form with the host bits zero, e.g. 10.20.0.0/16",
+                obj=text,
+                op="init",
+            ) from None
+        if pool.prefixlen > size:
+            raise InvalidArgument(
+                f"invalid --default-addr-pool {pool}: smaller than one subnet of "
+                f"--default-addr-pool-mask-length {size}",
+                obj=text,
+                op="init",
+            )
+        clash = next((p for p in parsed if p.overlaps(pool)), None)
+        if clash is not None:
+            raise InvalidArgument(
+                f"invalid --default-addr-pool {pool}: overlaps pool {clash}", obj=text, op="init"
+            )
+        parsed.append(pool)
+    if not parsed:
+        parsed = list(defaults["default_addr_pool"].default_factory())  # type: ignore[misc]
+    return {"default_addr_pool": parsed, "subnet_size": size}

@@ -26,6 +26,7 @@ from orchestrator.cluster.objects import (
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, allocate_vips, check_ports
 from orchestrator.ops.inputs import resolve, validate_spec
+from orchestrator.ops.random_names import random_name
 
 
 def resolve_networks(
@@ -63,6 +64,9 @@ def create_service(store: Store, spec: ServiceSpec, now: float) -> Service:
     spec = validate_spec(ServiceSpec, spec)
     check_image(spec.image)
     services = store.list("service", Service)
+    if not spec.name:
+        # Docker names a service created without --name: adjective_surname.
+        spec = spec.model_copy(update={"name": random_name({s.spec.name for s in services})})
     if any(s.spec.name == spec.name for s in services):
         raise Conflict(f"service {spec.name} already exists", obj=spec.name, op="create service")
     check_ports(spec, services)

@@ -16,7 +16,8 @@ Per service, with slots 1..replicas:
   restartTasksByNodeID); a task whose node left is marked ORPHANED likewise;
 - slots above `replicas` are shut down; once dead they are deleted (swarmkit's
   desired REMOVE), so only the service's live slots keep history;
-- at most HISTORY_LIMIT dead tasks are kept per slot;
+- at most the swarm's task history limit (HISTORY_LIMIT, 5, by default) of dead tasks
+  are kept per slot;
 - tasks of a removed service are deleted once dead or their node is DOWN/gone.
 Addresses come back to the pool when a task object is deleted.
 
@@ -156,11 +157,19 @@ class Batch:
 class Reconciler:
     """Dirty-set driven reconciliation of every replicated service in one store."""
 
-    def __init__(self, store: Store, synced: Callable[[], bool] = lambda: True):
+    def __init__(
+        self,
+        store: Store,
+        synced: Callable[[], bool] = lambda: True,
+        history_limit: Callable[[], int] = lambda: HISTORY_LIMIT,
+    ):
         """`synced()` tells whether every node has applied its current desired state:
-        a draining task is stopped only then (or after DRAIN_TIMEOUT)."""
+        a draining task is stopped only then (or after DRAIN_TIMEOUT). `history_limit()`
+        is how many ended tasks a slot keeps (the swarm's `--task-history-limit`)."""
         self._store = store
         self._synced = synced
+        self._history_limit = history_limit
+        self._keep = HISTORY_LIMIT
         self._dirty: set[str] = set()
         self._retry: set[str] = set()
         self._last_full: float | None = None  # None: the first tick is a full pass
@@ -195,6 +204,7 @@ class Reconciler:
             book = address_book(
                 networks.values(), originals.values(), services.values(), nodes.values()
             )
+            self._keep = self._history_limit()
             for sid in sorted(targets):
                 svc = services.get(sid)
                 if svc is None:
@@ -279,7 +289,7 @@ class Reconciler:
                 dead = [t for t in dead if t.node_id in nodes]
                 for t in orphans:
                     batch.delete(t, book)
-            for t in dead[: max(0, len(dead) - HISTORY_LIMIT)]:
+            for t in dead[: max(0, len(dead) - self._keep)]:
                 batch.delete(t, book)
 
         svc = self._update(batch, svc, nodes, now, book)

@@ -276,8 +276,10 @@ class Ipam(Section):
 
 
 class Network(Section):
-    IGNORED = frozenset({"driver_opts", "internal", "enable_ipv6"})
+    IGNORED = frozenset({"internal", "enable_ipv6"})
     driver: str = "overlay"
+    #: Passed on as the network's options: `encrypted` is refused as `--opt` is.
+    driver_opts: Labels = Field(default_factory=dict)
     ipam: Ipam = Field(default_factory=Ipam)
     external: bool = False
     attachable: bool = False

@@ -121,6 +121,7 @@ def _network_spec(stack: str, key: str, name: str, net: Network) -> dict:
         "subnet": str(net.ipam.config[0].subnet) if net.ipam.config else None,
         "attachable": net.attachable,
         "labels": stack_labels(stack, net.labels),
+        "options": dict(net.driver_opts),
     }
     try:
         NetworkSpec.model_validate(spec)

@@ -124,7 +124,7 @@ def _network_step(stack: str, want: dict, networks: list[dict], warnings: list[s
         )
     differs = [
         f"{k} {want[k]} (it has {have['spec'].get(k)})"
-        for k in ("subnet", "attachable")
+        for k in ("subnet", "attachable", "options")
         if want[k] is not None and want[k] != have["spec"].get(k)
     ]
     if differs:

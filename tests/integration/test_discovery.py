@@ -249,7 +249,8 @@ def test_publish_add_and_rm_open_and_close_the_port_on_every_node(lab):
             ).out
         )
         assert set(seen) == {t["id"][:12] for t in tasks}
-        lab.run("service", "update", "--publish-rm", "7200", "late", check=True)
+        # Docker's --publish-rm names the target port.
+        lab.run("service", "update", "--publish-rm", "80", "late", check=True)
         lab.converge("late", 2)
         res = lab.lab("ssh", "client", "curl -s -m2 http://192.168.56.12:7200/")
         assert "I am" not in res.out

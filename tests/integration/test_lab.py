@@ -204,3 +204,27 @@ def test_daemons_outside_a_swarm_make_no_namespace_beyond_the_topology(cli_lab):
     cli_lab.lab("up", "--nodes", "2", "--no-swarm")
     topo = Topology.build(cli_lab.name, 2, 1, cli_lab.root)
     assert sorted(cli_lab.namespaces()) == sorted(topo.all_netns)
+
+
+def test_init_by_hand_with_dockers_advertise_port_and_address_pools(cli_lab):
+    cli_lab.lab("up", "--nodes", "1", "--no-swarm")
+    wrong = cli_lab.run("swarm", "init", "--advertise-addr", "192.168.56.11:4000", node="manager1")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == (
+        "Error: invalid --advertise-addr '192.168.56.11:4000': port 4000 is not the port this "
+        "node listens on (2377; see `vxswarm daemon --port`)"
+    )
+    init = cli_lab.run(
+        "swarm", "init", "--advertise-addr", "192.168.56.11:2377",
+        "--default-addr-pool", "10.20.0.0/16", "--default-addr-pool-mask-length", "26",
+        "--dispatcher-heartbeat", "2s", node="manager1",
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    assert "192.168.56.11:2377" in init.stdout
+    made = cli_lab.run("network", "create", "pooled", node="manager1")
+    assert made.returncode == 0, made.stderr
+    nets = json.loads(cli_lab.run("network", "ls", "--format", "json", node="manager1").stdout)
+    assert {n["spec"]["name"]: n["subnet"] for n in nets}["pooled"] == "10.20.0.0/26"
+    info = cli_lab.run("info", node="manager1").stdout
+    assert " Default Address Pool: 10.20.0.0/16" in info and " SubnetSize: 26" in info
+    assert "  Heartbeat Period: 2 seconds" in info

@@ -24,9 +24,10 @@ from pydantic import BaseModel
 
 from netagent.contract.desired import task_mac
 from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
+from netagent.kernel.xfrm import esp_refusal
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.ca import tls
-from orchestrator.cluster.objects import NetworkSpec, NodeRole, ServiceSpec
+from orchestrator.cluster.objects import Cluster, NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.etcd.election import NotLeader
 from orchestrator.manager import Manager
 from orchestrator.node import promotion
@@ -145,10 +146,14 @@ class InitRequest(BaseModel):
     cert_expiry: float | None = None
     #: A manager that lost its quorum becomes the one manager of its swarm, state kept.
     force_new_cluster: bool = False
+    default_addr_pool: list[str] = []
+    default_addr_pool_mask_length: int | None = None
 
 
 class SwarmUpdateRequest(BaseModel):
     cert_expiry: float | None = None
+    heartbeat_period: float | None = None
+    task_history_limit: int | None = None
 
 
 class JoinSwarmRequest(BaseModel):
@@ -198,7 +203,11 @@ async def swarm_init(request: web.Request) -> web.Response:
         node_id = await daemon.force_new_cluster()
     else:
         node_id = await daemon.init_swarm(
-            body.advertise_addr, body.heartbeat_period, body.cert_expiry
+            body.advertise_addr,
+            body.heartbeat_period,
+            body.cert_expiry,
+            addr_pools=body.default_addr_pool,
+            subnet_size=body.default_addr_pool_mask_length,
         )
     daemon.changed()
     return json_response({"node_id": node_id})
@@ -226,15 +235,20 @@ async def swarm_leave(request: web.Request) -> web.Response:
 @routes.get("/v1/swarm")
 @manager_route
 async def swarm_inspect(request: web.Request, manager: Manager) -> web.Response:
-    c = manager.cluster
-    return json_response(
-        {
-            "id": c.id,
-            "created_at": c.created_at,
-            "heartbeat_period": c.heartbeat_period,
-            "cert_expiry": c.cert_expiry,
-        }
-    )
+    return json_response(swarm_settings(manager.cluster))
+
+
+def swarm_settings(c: Cluster) -> dict:
+    """`swarm inspect`'s view of the cluster: its settings, none of its secrets."""
+    return {
+        "id": c.id,
+        "created_at": c.created_at,
+        "heartbeat_period": c.heartbeat_period,
+        "cert_expiry": c.cert_expiry,
+        "task_history_limit": c.task_history_limit,
+        "default_addr_pool": [str(p) for p in c.default_addr_pool],
+        "subnet_size": c.subnet_size,
+    }
 
 
 @routes.get("/v1/swarm/ca")
@@ -251,8 +265,13 @@ async def swarm_ca(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def swarm_update(request: web.Request, manager: Manager) -> web.Response:
     body = await parse_body(request, SwarmUpdateRequest)
-    c = manager.update_swarm(cert_expiry=body.cert_expiry)
-    return json_response({"id": c.id, "cert_expiry": c.cert_expiry})
+    c = manager.update_swarm(
+        cert_expiry=body.cert_expiry,
+        heartbeat_period=body.heartbeat_period,
+        task_history_limit=body.task_history_limit,
+    )
+    daemon_of(request).changed()
+    return json_response(swarm_settings(c))
 
 
 @routes.get("/v1/swarm/join-token/{role}")
@@ -338,9 +357,32 @@ async def node_rm(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def network_create(request: web.Request, manager: Manager) -> web.Response:
     spec = await parse_body(request, NetworkSpec)
+    if spec.encrypted:
+        await refuse_encryption(spec.name)
     network = manager.create_network(spec)
     daemon_of(request).changed()
     return json_response(network, status=201)
+
+
+async def refuse_encryption(name: str) -> None:
+    """`--opt encrypted` is never answered with a plaintext network. vxswarm has no
+    ESP data path yet, so the network is refused, with the kernel's reason where the
+    kernel has no ESP (as on this project's machines) and with that fact where it has."""
+    reason = await asyncio.to_thread(esp_refusal)
+    if reason is not None:
+        raise InvalidArgument(
+            f"cannot create encrypted network {name}: --opt encrypted needs IPsec ESP "
+            f"between the nodes, and this node's kernel refuses an ESP state: {reason} "
+            "(no plaintext network was made in its place)",
+            obj=name,
+            op="create network",
+        )
+    raise InvalidArgument(
+        f"cannot create encrypted network {name}: this kernel has IPsec ESP, but vxswarm "
+        "does not build encrypted overlays yet (no plaintext network was made in its place)",
+        obj=name,
+        op="create network",
+    )
 
 
 @routes.get("/v1/networks")
@@ -395,6 +437,39 @@ def network_view(manager: Manager, network) -> dict:
         if network.id in s.network_ids
     ]
     return {"nodes": per_node, "services": services}
+
+
+class PruneRequest(BaseModel):
+    """`network prune --filter`: only networks created before `until` (a Unix time)
+    and carrying every `label` (KEY or KEY=VALUE) and none of `label_not`."""
+
+    until: float | None = None
+    label: list[str] = []
+    label_not: list[str] = []
+
+
+@routes.post("/v1/networks/prune")
+@manager_route
+async def network_prune(request: web.Request, manager: Manager) -> web.Response:
+    body = await parse_body(request, PruneRequest)
+
+    def chosen(network) -> bool:
+        labels = network.spec.labels
+        return (
+            (body.until is None or network.created_at < body.until)
+            and all(has_label(labels, want) for want in body.label)
+            and not any(has_label(labels, unwanted) for unwanted in body.label_not)
+        )
+
+    gone = manager.prune_networks(keep=lambda n: not chosen(n))
+    daemon_of(request).changed()
+    return json_response({"networks_deleted": gone})
+
+
+def has_label(labels: dict[str, str], want: str) -> bool:
+    """Docker's label filter: `KEY` (any value) or `KEY=VALUE`."""
+    key, sep, value = want.partition("=")
+    return key in labels and (not sep or labels[key] == value)
 
 
 @routes.delete("/v1/networks/{ref}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
+from orchestrator.cli.service import parse_publish_rm
 from orchestrator.cli.service_flags import apply_update
 from orchestrator.cluster.objects import ServiceSpec
 
@@ -31,18 +32,40 @@ def test_constraints_are_added_once_and_removed_ignoring_spaces():
     assert out["constraints"] == ["node.labels.zone==a"]
 
 
-def test_publish_add_replaces_the_same_port_and_publish_rm_drops_one():
-    s = spec(ports=[{"published": 80, "target": 80}, {"published": 81, "target": 81}])
+def test_publish_add_replaces_the_same_port_and_publish_rm_drops_one_by_target():
+    s = spec(ports=[{"published": 8080, "target": 80}, {"published": 81, "target": 81}])
     out = apply_update(
         s,
-        {"publish_add": [{"published": "81", "target": "8081"}], "publish_rm": [80]},
+        {
+            "publish_add": [{"published": "81", "target": "8081"}],
+            "publish_rm": [parse_publish_rm("80")],
+        },
     )
     assert [(int(p["published"]), int(p["target"])) for p in out["ports"]] == [(81, 8081)]
 
 
-def test_removing_a_port_or_network_the_service_lacks_is_refused():
-    with pytest.raises(click.BadParameter, match="publishes no port 81"):
-        apply_update(spec(), {"publish_rm": [81]})
+def test_publish_rm_matches_target_protocol_and_a_given_published_port():
+    s = spec(
+        ports=[
+            {"published": 8080, "target": 80, "protocol": "tcp"},
+            {"published": 8081, "target": 80, "protocol": "tcp"},
+            {"published": 8080, "target": 80, "protocol": "udp"},
+        ]
+    )
+    left = apply_update(s, {"publish_rm": [parse_publish_rm("8081:80")]})["ports"]
+    assert [(p["published"], p["protocol"]) for p in left] == [(8080, "tcp"), (8080, "udp")]
+    left = apply_update(s, {"publish_rm": [parse_publish_rm("80/udp")]})["ports"]
+    assert [(p["published"], p["protocol"]) for p in left] == [(8080, "tcp"), (8081, "tcp")]
+    # Published 8080 is not a target: as Docker, nothing matches and nothing changes.
+    assert apply_update(s, {"publish_rm": [parse_publish_rm("8080")]})["ports"] == s["ports"]
+
+
+def test_a_bad_publish_rm_is_refused_naming_it():
+    with pytest.raises(click.BadParameter, match="invalid port 'http'"):
+        parse_publish_rm("http")
+
+
+def test_removing_a_network_the_service_lacks_is_refused():
     with pytest.raises(click.BadParameter, match="not attached to network backnet"):
         apply_update(spec(), {"network_rm": ["backnet"]})
 

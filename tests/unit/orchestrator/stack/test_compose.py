@@ -150,7 +150,7 @@ def test_keys_swarm_ignores_are_dropped_and_named_once_sorted():
             },
             "db": {"image": "alpine", "build": "./db", "volumes": ["data:/x"]},
         },
-        "networks": {"n": {"driver_opts": {"a": "b"}}},
+        "networks": {"n": {"internal": True}},
         "volumes": {"data": {}},
         "x-common": {"anything": True},
     }
@@ -158,7 +158,7 @@ def test_keys_swarm_ignores_are_dropped_and_named_once_sorted():
     assert ignored == [
         "build",
         "depends_on",
-        "driver_opts",
+        "internal",
         "ipv4_address",
         "resources",
         "restart",

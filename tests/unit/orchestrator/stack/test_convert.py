@@ -266,3 +266,21 @@ def test_two_networks_with_one_real_name_are_refused():
     assert str(e.value) == (
         "networks.b: name 'same' is taken by network 'a': expected one network per name"
     )
+
+
+def test_driver_opts_become_the_networks_options_and_unknown_ones_are_refused():
+    spec = stack_of(
+        {
+            "services": {"web": {"image": "whoami", "networks": ["sec"]}},
+            "networks": {"sec": {"driver_opts": {"encrypted": ""}}},
+        }
+    )
+    (net,) = spec.networks
+    assert NetworkSpec.model_validate(net).encrypted
+    with pytest.raises(InvalidArgument, match="unknown overlay driver option 'mtu'"):
+        stack_of(
+            {
+                "services": {"web": {"image": "whoami", "networks": ["n"]}},
+                "networks": {"n": {"driver_opts": {"mtu": "1400"}}},
+            }
+        )
