@@ -181,6 +181,24 @@ class DataPlane:
         with self._lock:
             return [to_status(r) for r in self._tasks.values()]
 
+    def find_task(self, ref: str) -> tuple[str, str]:
+        """(id, name) of the task on this node that `ref` names: its id, a unique id
+        prefix, or its name (`web.1`, the live one if several). What `vxswarm exec` on
+        a worker, which cannot ask a manager, enters."""
+        with self._lock:
+            recs = list(self._tasks.values())
+        exact = [r for r in recs if r.task_id == ref]
+        named = sorted(
+            (r for r in recs if r.task_name == ref),
+            key=lambda r: (r.state.terminal, -r.timestamp),
+        )
+        prefixed = [r for r in recs if r.task_id.startswith(ref)]
+        found = exact or named[:1] or (prefixed if len(prefixed) == 1 else [])
+        if not found:
+            why = "several tasks" if len(prefixed) > 1 else "no task"
+            raise NotFound(f"{why} {ref!r} on this node", obj=ref, op="exec")
+        return found[0].task_id, found[0].task_name
+
     def exec_target(self, task_id: str) -> tuple[int, str]:
         """(pid to nsenter, task netns name) of a running task."""
         with self._lock:

@@ -6,7 +6,7 @@ import base64
 import os
 import shlex
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -391,6 +391,16 @@ def rm(refs: tuple[str, ...]) -> None:
         click.echo(r)
 
 
+def enter(pid: int, cmd: list[str], interactive: bool) -> NoReturn:
+    """Become `cmd` in the namespaces of this node's task `pid` (the CLI runs on the node
+    whose socket it uses): this terminal is the task's, as docker's pty with -t; without
+    -i, as docker, it reads no input."""
+    sys.stdout.flush()
+    if not interactive:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.execvp("nsenter", task_exec_argv(pid, cmd))
+
+
 @click.command("exec", context_settings={"allow_interspersed_args": False})
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
 @click.option("-t", "--tty", is_flag=True, help="Use this terminal (it must be one).")
@@ -401,19 +411,15 @@ def exec_cmd(interactive: bool, tty: bool, task: str, command: tuple[str, ...]) 
     if tty and not sys.stdin.isatty():
         raise click.UsageError("the input device is not a TTY")
     c = api()
-    t = c.get(f"/v1/tasks/{task}")
-    me = (c.get("/v1/info")["swarm"] or {}).get("node_id")
+    swarm_info = c.get("/v1/info")["swarm"] or {}
     cmd = list(command) or ["sh"]
+    if not swarm_info.get("is_manager"):
+        # A worker knows only its own tasks, as a Docker engine knows its containers.
+        enter(c.get(f"/v1/local/tasks/{task}")["pid"], cmd, interactive)
+    t = c.get(f"/v1/tasks/{task}")
     pid = t["status"].get("pid")
-    if t.get("node_id") == me and pid:
-        # This node's task: enter its namespaces directly (the CLI runs on the node whose
-        # socket it uses); -t hands it this terminal, as docker's pty; without -i, as
-        # docker, it reads no input.
-        sys.stdout.flush()
-        if not interactive:
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-        os.execvp("nsenter", task_exec_argv(pid, cmd))
+    if t.get("node_id") == swarm_info.get("node_id") and pid:
+        enter(pid, cmd, interactive)
     if interactive or tty:
         node = next((n["hostname"] for n in c.get("/v1/nodes") if n["id"] == t.get("node_id")), "?")
         raise click.UsageError(

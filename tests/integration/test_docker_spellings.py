@@ -101,4 +101,10 @@ def test_exec_i_and_t_as_docker_takes_them(lab):
         assert relayed.out.strip() == tasks[0]["id"][:12]
         remote = lab.run("exec", "-i", "sh-far.1", "cat")
         assert remote.code == 2 and f"runs on {worker}" in remote.err
+        # On that worker, which asks no manager, exec finds its own task, as docker exec.
+        typed = lab.lab("ssh", worker, "echo far | vxswarm exec -i sh-far.1 cat")
+        assert typed.out.strip() == "far", typed.err
+        unknown = lab.run("exec", "nosuch.1", "true", node=worker)
+        assert unknown.code == 1
+        assert unknown.err.strip() == "Error: no task 'nosuch.1' on this node"
     wait_for("sh-it gone", lambda: "sh-it" not in names(lab, "service", "ls"))

@@ -599,6 +599,18 @@ async def task_exec(request: web.Request, manager: Manager) -> web.StreamRespons
     )
 
 
+@routes.get("/v1/local/tasks/{ref}")
+async def local_task(request: web.Request) -> web.Response:
+    """A task of this node's own, found without a manager (as `docker exec` works on
+    any node): its id, name and the pid to enter."""
+    daemon = daemon_of(request)
+    if daemon.dataplane is None:
+        raise NotFound(f"no task {request.match_info['ref']!r} on this node: it is in no swarm")
+    task_id, name = daemon.dataplane.find_task(request.match_info["ref"])
+    pid, _netns = daemon.dataplane.exec_target(task_id)
+    return json_response({"id": task_id, "name": name, "pid": pid})
+
+
 # node to node (the agent side; the manager side is node_routes.py) ----------------------
 
 
