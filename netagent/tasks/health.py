@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -80,14 +81,27 @@ def run_check(pid: int, test: Sequence[str], timeout: float) -> bool:
         log.warning("healthcheck of pid %d could not start: %s", pid, exc)
         return False
     try:
-        return proc.wait(timeout=timeout) == 0
-    except subprocess.TimeoutExpired:
-        log.info("healthcheck of pid %d exceeded its timeout (%gs)", pid, timeout)
-        return False
-    finally:
+        exited = _exits_within(proc.pid, timeout)
+        if not exited:
+            log.info("healthcheck of pid %d exceeded its timeout (%gs)", pid, timeout)
+        # Not reaped yet, so the group id cannot belong to anyone else: kill the overrun,
+        # or whatever a finished check left behind.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # an overrun, or what a check left behind
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        code = proc.wait()
+    return exited and code == 0
+
+
+def _exits_within(pid: int, timeout: float) -> bool:
+    """Whether our child `pid` exits within `timeout` seconds; it is left unreaped."""
+    fd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(max(0, int(timeout * 1000))))
+    finally:
+        os.close(fd)
 
 
 @dataclass
