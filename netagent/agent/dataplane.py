@@ -39,6 +39,7 @@ from netagent.agent.wipe import remove_all, stop_all, wipe_node
 from netagent.contract.desired import (
     INGRESS_VNI,
     DesiredTaskState,
+    Health,
     NetworkState,
     NodeDesiredState,
     TaskAssignment,
@@ -55,6 +56,7 @@ from netagent.ledger.inventory import NodeRecord, Records, TaskRecord, read_exit
 from netagent.network import gwbridge, overlay, task_ns
 from netagent.network.checks import check_desired
 from netagent.tasks import spawn
+from netagent.tasks.health import HealthMonitor
 from netagent.tasks.lifecycle import (
     REMOVE,
     RUNNING,
@@ -110,6 +112,7 @@ class DataPlane:
         self._emitter = StatusEmitter(on_status)
         self._watcher = spawn.Watcher(self._on_exit)
         self._readiness = ReadinessWatcher(self._on_ready)
+        self._health = HealthMonitor(self._on_health)
         #: The daemon's metrics (a private set when none is given); drift repairs count here.
         self.metrics = metrics or Metrics()
         self._lb = LoadBalancer(names, node_ns, self._label, self.metrics.rule_synced)
@@ -232,6 +235,7 @@ class DataPlane:
         """Remove everything this node made (swarm leave / lab down); stops processes."""
         self._watcher.close()  # outside the lock: its thread may be waiting for it
         self._readiness.close()
+        self._health.close()
         with self._lock:
             if not self._adopted and not self._closed:
                 self._node = self._records.load_node()
@@ -255,6 +259,7 @@ class DataPlane:
         """Stop the watcher and emitter threads; kernel state and processes stay."""
         self._watcher.close()
         self._readiness.close()
+        self._health.close()
         with self._lock:
             self._closed = True
         self._emitter.close()
@@ -452,6 +457,12 @@ class DataPlane:
         result.changes.append(Change("start", f"task {task.name} pid {spawned.pid}", rec.netns))
         if not self._watcher.watch(task.id, spawned.pid, spawned.start_time, spawned.popen):
             self._finish(rec)
+        elif task.spec.healthcheck is not None:
+            # STARTING until its first check passes, as Docker holds a task with a
+            # healthcheck: only then may it take connections (see _on_health).
+            rec.healthcheck, rec.health = task.spec.healthcheck, Health.STARTING
+            self._commit(rec)
+            self._health.watch(task.id, spawned.pid, task.spec.healthcheck)
         elif port is None:
             set_state(rec, TaskState.RUNNING, "started")
             self._commit(rec)
@@ -472,6 +483,7 @@ class DataPlane:
         with intent REMOVE also delete its netns and record once it has exited."""
         if rec.intent == intent or rec.intent == REMOVE:
             return
+        self._health.forget(rec.task_id)
         rec.intent = intent
         self._records.save_task(rec)
         if self._watcher.stop(rec.task_id, rec.stop_grace_period):
@@ -493,9 +505,27 @@ class DataPlane:
             set_state(rec, TaskState.RUNNING, "started" if listening else "started (not listening)")
             self._commit(rec)
 
+    def _on_health(self, task_id: str, health: Health) -> None:
+        """A health-check thread: a task's health changed. Healthy, a starting task runs;
+        unhealthy, it is reported so (it leaves every backend) and stopped, as Docker's
+        executor does, to end FAILED and be replaced by its restart policy."""
+        with self._lock:
+            rec = self._tasks.get(task_id)
+            if rec is None or self._closed or rec.state.terminal or rec.intent != RUNNING:
+                return
+            rec.health = health
+            if health == Health.HEALTHY and rec.state == TaskState.STARTING:
+                set_state(rec, TaskState.RUNNING, "started")
+            self._commit(rec)
+            if health == Health.UNHEALTHY:
+                log.info("task %s is unhealthy: stopping it", rec.task_name)
+                self._health.forget(task_id)
+                self._watcher.stop(task_id, rec.stop_grace_period)
+
     def _on_exit(self, task_id: str) -> None:
         """Watcher thread: a task's shim exited."""
         self._readiness.forget(task_id)
+        self._health.forget(task_id)
         with self._lock:
             rec = self._tasks.get(task_id)
             if rec is None or self._closed:
@@ -534,7 +564,14 @@ class DataPlane:
         if spawn.alive(rec.pid, rec.start_time):
             assert rec.pid is not None and rec.start_time is not None
             if self._watcher.watch(rec.task_id, rec.pid, rec.start_time):
-                if rec.state == TaskState.STARTING and rec.intent == RUNNING:
+                if rec.healthcheck is not None and rec.intent == RUNNING:
+                    if rec.health == Health.UNHEALTHY:  # the last daemon was stopping it
+                        self._watcher.stop(rec.task_id, rec.stop_grace_period)
+                    else:
+                        self._health.watch(
+                            rec.task_id, rec.pid, rec.healthcheck, rec.health or Health.STARTING
+                        )
+                elif rec.state == TaskState.STARTING and rec.intent == RUNNING:
                     # The last daemon died waiting for it to listen; it has had time.
                     set_state(rec, TaskState.RUNNING, "started")
                     self._commit(rec)

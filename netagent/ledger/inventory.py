@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from netagent.contract.desired import TaskState
+from netagent.contract.desired import Health, HealthCheck, TaskState
 
 
 class _Record(BaseModel):
@@ -100,6 +100,10 @@ class TaskRecord(_Record):
     err: str = ""
     exit_code: int | None = None
     timestamp: float = 0.0
+    #: The task's healthcheck (kept so that an adopting agent checks on), and what its
+    #: checks say now (None: it has none).
+    healthcheck: HealthCheck | None = None
+    health: Health | None = None
 
 
 #: Logs of forgotten tasks kept per node (the oldest go first).

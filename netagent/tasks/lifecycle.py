@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from netagent.contract.desired import TaskAssignment, TaskSpec, TaskState, TaskStatus
+from netagent.contract.desired import Health, TaskAssignment, TaskSpec, TaskState, TaskStatus
 from netagent.ledger.inventory import TaskRecord
 from netagent.tasks import workloads
 
 log = logging.getLogger(__name__)
 
+#: Why a task its healthcheck found unhealthy ended (the words of Docker's executor).
+UNHEALTHY = "dockerexec: unhealthy container"
 #: Task intents kept in records.
 RUNNING, SHUTDOWN, REMOVE = "running", "shutdown", "remove"
 
@@ -62,6 +64,11 @@ def classify_exit(rec: TaskRecord, code: int | None, sig: int | None) -> None:
         set_state(rec, TaskState.FAILED, "started", f"task: killed by signal {sig}")
     else:
         set_state(rec, TaskState.FAILED, "started", "task: exited without status (shim killed)")
+    if rec.health == Health.UNHEALTHY and rec.intent == RUNNING:
+        # Stopped by the agent for its healthcheck: a failure, whatever its exit code.
+        code = rec.exit_code
+        cause = f"task: non-zero exit ({code}): {UNHEALTHY}" if code else UNHEALTHY
+        set_state(rec, TaskState.FAILED, "started", cause)
 
 
 def to_status(rec: TaskRecord) -> TaskStatus:
@@ -75,6 +82,7 @@ def to_status(rec: TaskRecord) -> TaskStatus:
         exit_code=rec.exit_code,
         timestamp=rec.timestamp,
         netns=rec.netns,
+        health=rec.health,
     )
 
 

@@ -13,6 +13,7 @@ import click
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.cli.common import DockerGroup, Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
+from orchestrator.cli.health_flags import create_healthcheck, health_options, update_healthcheck
 from orchestrator.cli.progress import follow
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
 from orchestrator.cli.service_pretty import pretty_lines
@@ -193,6 +194,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @update_config_options("update")
 @update_config_options("rollback")
 @click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
+@health_options
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -246,6 +248,7 @@ def create(
         "update_config": config_changes("update", configs),
         "rollback_config": config_changes("rollback", configs),
         "rebalance": rebalance,
+        "healthcheck": create_healthcheck(configs),
     }
     client = api()
     service_id = client.post("/v1/services", spec)["id"]
@@ -286,6 +289,7 @@ def create(
 @click.option("--rebalance/--no-rebalance", default=None, help="Move tasks to new nodes.")
 @click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
+@health_options
 @detach_option
 @click.argument("ref")
 def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
@@ -301,6 +305,7 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
     flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
     spec = apply_update(current["spec"], flags)
+    spec["healthcheck"] = update_healthcheck(current["spec"].get("healthcheck"), flags)
     client.post(f"/v1/services/{ref}/update", {"spec": spec})
     finish(client, ref, detach)
 

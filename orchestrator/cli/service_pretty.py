@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.cli.format import when
+from orchestrator.cli.health_flags import healthcheck_lines
 from orchestrator.ops.durations import format_duration
 
 
@@ -89,4 +90,5 @@ def pretty_lines(s: dict[str, Any], nets: dict[str, str]) -> list[str]:
                 f"  TargetPort = {p['target']}",
                 f"  PublishMode = {p['mode']}",
             ]
+    lines += healthcheck_lines(spec)
     return lines

@@ -7,6 +7,7 @@ from itertools import groupby
 
 from orchestrator.cli.common import api
 from orchestrator.cli.format import ago, echo_json, echo_table, short_id, title
+from orchestrator.cli.health_flags import health_suffix
 
 TASK_HEADERS = ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"]
 
@@ -27,7 +28,8 @@ def task_rows(tasks: list[dict], hostnames: dict[str, str], now: float) -> list[
                     t["image"],
                     hostnames.get(t.get("node_id") or "", ""),
                     title(t["desired_state"]),
-                    f"{title(status['state'])} {ago(status['timestamp'], now)}",
+                    f"{title(status['state'])} {ago(status['timestamp'], now)}"
+                    + health_suffix(status),
                     f'"{err}"' if err else "",
                     "",
                 )

@@ -29,6 +29,8 @@ from pydantic import (
 from netagent.contract.desired import (
     DesiredTaskState,
     EndpointMode,
+    Health,
+    HealthCheck,
     IPv4,
     IPv4If,
     PublishedPort,
@@ -345,6 +347,9 @@ class ServiceSpec(Model):
     force_update: int = Field(default=0, ge=0)
     #: Beyond Swarm: move tasks, one update step at a time, to nodes that become available.
     rebalance: bool = False
+    #: Healthchecks: run in every task, which serves once healthy and is replaced
+    #: when unhealthy (None: no healthcheck).
+    healthcheck: HealthCheck | None = None
 
     @field_validator("rollback_config")
     @classmethod
@@ -435,6 +440,8 @@ class Service(Model):
             "placement_preferences": spec.placement_preferences,
             "force_update": spec.force_update,
         }
+        if spec.healthcheck:  # only then: the keys of services without one stay the same
+            body["healthcheck"] = spec.healthcheck.model_dump(mode="json")
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -453,6 +460,8 @@ class TaskObservedStatus(Model):
     pid: int | None = None
     exit_code: int | None = None
     netns: str = ""
+    #: What the task's healthcheck says (None: it has none).
+    health: Health | None = None
 
 
 class Task(Model):
@@ -497,6 +506,8 @@ class Task(Model):
     #: Draining, but kept in the load balancers: every other task of its service is
     #: stopping too and a replacement is still starting (see Reconciler._stop).
     held: bool = False
+    #: Healthchecks: the service's, when the task was made.
+    healthcheck: HealthCheck | None = None
 
     @property
     def name(self) -> str:

@@ -69,6 +69,7 @@ def advance_status(task: Task, report: TaskStatus, now: float) -> Task | None:
         pid=report.pid,
         exit_code=report.exit_code,
         netns=report.netns,
+        health=report.health,
     )
     same = status.model_dump(exclude={"timestamp"}) == current.model_dump(exclude={"timestamp"})
     if same:

@@ -23,6 +23,7 @@ from netagent.contract.desired import (
     Backend,
     DesiredTaskState,
     EndpointMode,
+    Health,
     HostPort,
     IngressPort,
     IngressState,
@@ -36,13 +37,15 @@ from orchestrator.cluster.objects import Network, Node, NodeStatus, Service, Tas
 
 
 def is_serving(task: Task, nodes: dict[str, Node]) -> bool:
-    """Running, meant to run, on a Ready node: it can take connections."""
+    """Running, meant to run, on a Ready node, healthy if it has a healthcheck: it can
+    take connections."""
     node = nodes.get(task.node_id or "")
     return (
         node is not None
         and node.status == NodeStatus.READY
         and task.desired_state == DesiredTaskState.RUNNING
         and task.status.state == TaskState.RUNNING
+        and (task.healthcheck is None or task.status.health == Health.HEALTHY)
     )
 
 

@@ -449,6 +449,7 @@ class Reconciler:
             command=list(svc.spec.command),
             env=list(svc.spec.env),
             stop_grace_period=svc.spec.stop_grace_period,
+            healthcheck=svc.spec.healthcheck,
             status=_status(TaskState.NEW, now, "created"),
             service_version=svc.version,
             spec_key=svc.task_key(),

@@ -41,6 +41,7 @@ from netagent.contract.errors import InvalidArgument
 from netagent.contract.images import check_image
 from orchestrator.cluster.placement_text import check_constraint
 from orchestrator.ops.durations import parse_duration
+from orchestrator.ops.healthchecks import make, test_argv
 from orchestrator.stack.loader import key_path
 
 
@@ -108,6 +109,11 @@ def _scalar_text(v: Any) -> Any:
 
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?\Z")
+
+
+def _health_test(value: str | list[str]) -> str | list[str]:
+    test_argv(value)  # its one-line ValueError names the value
+    return value
 
 
 def _alias(value: str) -> str:
@@ -241,12 +247,40 @@ class Deploy(Section):
         return self
 
 
+class Healthcheck(Section):
+    """`healthcheck:`; its test is checked, and turned into an argv, by ops.healthchecks."""
+
+    IGNORED = frozenset({"start_interval"})
+    test: Annotated[str | list[str], AfterValidator(_health_test)] | None = None
+    interval: Duration = 0.0
+    timeout: Duration = 0.0
+    retries: Annotated[int, Field(ge=0)] = 0
+    start_period: Duration = 0.0
+    disable: bool = False
+
+    @model_validator(mode="after")
+    def _test_or_disable(self) -> Healthcheck:
+        if self.disable and self.test is not None:
+            raise ValueError("test and disable can't be set at the same time")
+        if not self.disable and self.test is None:
+            raise ValueError("test is missing: built-in images have no healthcheck of their own")
+        return self
+
+    def to_spec(self) -> dict[str, Any] | None:
+        """The ServiceSpec's healthcheck (None: disabled, or test ["NONE"])."""
+        argv = None if self.disable or self.test is None else test_argv(self.test)
+        if argv is None:
+            return None
+        values = self.model_dump(include={"interval", "timeout", "retries", "start_period"})
+        return make(argv, **values).model_dump(mode="json")
+
+
 class Service(Section):
     IGNORED = frozenset(
         {
             "build", "cap_add", "cap_drop", "cgroup_parent", "configs", "container_name",
             "credential_spec", "depends_on", "devices", "dns", "dns_search", "domainname",
-            "entrypoint", "env_file", "expose", "external_links", "extra_hosts", "healthcheck",
+            "entrypoint", "env_file", "expose", "external_links", "extra_hosts",
             "hostname", "init", "ipc", "isolation", "labels", "links", "logging", "mac_address",
             "network_mode", "pid", "privileged", "read_only", "restart", "secrets",
             "security_opt", "shm_size", "stdin_open", "stop_signal", "sysctls", "tmpfs", "tty",
@@ -262,6 +296,7 @@ class Service(Section):
     )
     deploy: Deploy = Field(default_factory=Deploy)
     stop_grace_period: Duration = 10.0
+    healthcheck: Healthcheck | None = None
 
 
 class IpamConfig(Section):

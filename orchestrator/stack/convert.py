@@ -170,6 +170,7 @@ def _service_spec(
         "rollback_config": deploy.rollback_config.model_dump() if deploy.rollback_config else {},
     }
     spec["placement_preferences"] = [f"spread={p['spread']}" for p in placement.preferences]
+    spec["healthcheck"] = svc.healthcheck.to_spec() if svc.healthcheck else None
     try:
         return ServiceSpec.model_validate(spec).model_dump(mode="json")
     except ValidationError as e:
