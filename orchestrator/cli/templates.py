@@ -15,8 +15,17 @@ from typing import Any
 
 from orchestrator.cli.format import align
 from orchestrator.cli.gotmpl import TemplateError, execute, parse
+from orchestrator.cli.gotmpl.values import method
 
-__all__ = ["TemplateError", "check", "header", "is_table", "listing_lines", "render"]
+__all__ = [
+    "TemplateError",
+    "check",
+    "header",
+    "is_table",
+    "listing_lines",
+    "method",
+    "render",
+]
 
 TABLE = "table"
 
