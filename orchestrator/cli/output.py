@@ -33,8 +33,11 @@ class FormatType(click.ParamType):
 
     name = "format"
 
+    def __init__(self, default: str):
+        self.default = default
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
-        return check(str(value))
+        return check(str(value)) if value else self.default  # empty: the default, as docker
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,8 @@ def listing_options(
     and `--no-trunc` where docker's command has them."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = click.option("--format", "fmt", type=FormatType(), default="table", help=FORMAT_HELP)(
-            fn
-        )
+        fmt = FormatType("table")
+        fn = click.option("--format", "fmt", type=fmt, default="table", help=FORMAT_HELP)(fn)
         if no_trunc:
             fn = click.option("--no-trunc", is_flag=True, help="Do not truncate output.")(fn)
         if quiet:
@@ -113,7 +115,7 @@ def inspect_format_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         "-f",
         "--format",
         "fmt",
-        type=FormatType(),
+        type=FormatType("json"),
         default="json",
         help="json (default) or a Go template over the JSON, e.g. '{{.Spec.Name}}'.",
     )(fn)

@@ -1,10 +1,11 @@
 """The Go template subset behind `--format` and `inspect -f`."""
 
+import json
 import re
 
 import pytest
 
-from orchestrator.cli.output import columns
+from orchestrator.cli.output import FormatType, columns, echo_rows
 from orchestrator.cli.templates import (
     TemplateError,
     check,
@@ -201,3 +202,28 @@ def test_an_unknown_field_fails_in_the_header_before_any_row():
         TemplateError, match=re.escape("field Nope (valid fields: CurrentState, ID, Name)")
     ):
         listing_lines("table {{.Nope}}", [], COLS.headers)
+
+
+def test_an_empty_format_is_the_default_and_a_bad_template_fails_when_parsed():
+    assert FormatType("table").convert("", None, None) == "table"
+    assert FormatType("json").convert("", None, None) == "json"
+    assert FormatType("table").convert("table {{.ID}}", None, None) == "table {{.ID}}"
+    with pytest.raises(TemplateError, match="unclosed action"):
+        FormatType("table").convert("table {{.ID", None, None)
+
+
+OBJS = [{"id": "abcdefghijklmnop", "name": "web"}]
+
+
+def echo(capsys, fmt: str, quiet: bool = False) -> str:
+    rows = lambda objs: [{"ID": o["id"][:12], "Name": o["name"]} for o in objs]  # noqa: E731
+    echo_rows(OBJS, fmt, quiet, rows, columns("table {{.ID}}\\t{{.Name}}", ["ID", "Name"]))
+    return capsys.readouterr().out
+
+
+def test_a_listing_prints_json_ids_the_default_table_or_a_template(capsys):
+    assert echo(capsys, "json") == json.dumps(OBJS, indent=4) + "\n"
+    assert echo(capsys, "json", quiet=True) == json.dumps(OBJS, indent=4) + "\n"
+    assert echo(capsys, "table", quiet=True) == "abcdefghijkl\n"
+    assert echo(capsys, "table") == "ID             NAME\nabcdefghijkl   web\n"
+    assert echo(capsys, "{{.Name}}", quiet=True) == "web\n"  # a template wins over -q
