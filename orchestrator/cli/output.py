@@ -106,8 +106,9 @@ def echo_inspect(objs: Sequence[Any], fmt: str) -> None:
     if fmt == "json":
         echo_json(list(objs))
         return
-    for obj in objs:
-        click.echo(render(fmt, obj))
+    lines = [render(fmt, obj) for obj in objs]  # all or nothing: an error prints no line
+    for line in lines:
+        click.echo(line)
 
 
 def inspect_format_option(fn: Callable[..., Any]) -> Callable[..., Any]:
