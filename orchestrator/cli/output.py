@@ -4,7 +4,9 @@
 
 `--format json` prints the API's objects as one JSON document (scripts and the lab
 driver read it); `table` and templates print rows: per object a dict of docker's field
-names (`ID`, `Name`, `CurrentState`...) built by the command.
+names (`ID`, `Name`, `CurrentState`...) built by the command, in alphabetical order
+because docker's `{{json .}}` prints a row's fields so. A field may be a function: it
+is then computed only if the template uses it.
 """
 
 from __future__ import annotations
