@@ -13,6 +13,12 @@ import click
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.cli.common import Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
+from orchestrator.cli.mount_flags import (
+    apply_mount_update,
+    mount_option,
+    mount_update_options,
+    parsed_mounts,
+)
 from orchestrator.cli.progress import follow
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
 from orchestrator.cli.service_pretty import pretty_lines
@@ -193,6 +199,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @update_config_options("update")
 @update_config_options("rollback")
 @click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
+@mount_option
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -214,6 +221,7 @@ def create(
     restart_max_attempts: int,
     restart_window: float,
     rebalance: bool,
+    mounts: tuple[str, ...],
     detach: bool | None,
     image: str,
     command: tuple[str, ...],
@@ -246,6 +254,7 @@ def create(
         "update_config": config_changes("update", configs),
         "rollback_config": config_changes("rollback", configs),
         "rebalance": rebalance,
+        "mounts": parsed_mounts(mounts, "--mount"),
     }
     client = api()
     service_id = client.post("/v1/services", spec)["id"]
@@ -282,6 +291,7 @@ def create(
 @click.option("--rebalance/--no-rebalance", default=None, help="Move tasks to new nodes.")
 @click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
+@mount_update_options
 @detach_option
 @click.argument("ref")
 def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
@@ -296,7 +306,12 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     flags["publish_rm"] = [_published(p) for p in flags["publish_rm"]]
     flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
     flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
+    mounts = apply_mount_update(
+        current["spec"].get("mounts", []), flags.pop("mount_add"), flags.pop("mount_rm")
+    )
     spec = apply_update(current["spec"], flags)
+    if mounts is not None:
+        spec["mounts"] = mounts
     client.post(f"/v1/services/{ref}/update", {"spec": spec})
     finish(client, ref, detach)
 

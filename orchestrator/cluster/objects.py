@@ -31,12 +31,14 @@ from netagent.contract.desired import (
     EndpointMode,
     IPv4,
     IPv4If,
+    Mount,
     PublishedPort,
     PublishMode,
     TaskState,
 )
 from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
+from orchestrator.cluster.mounts import check_mounts
 from orchestrator.cluster.placement_text import check_constraint, check_preference
 
 #: A DNS label: what service and network names must be (they become DNS names).
@@ -299,6 +301,9 @@ class ServiceSpec(Model):
     force_update: int = Field(default=0, ge=0)
     #: Beyond Swarm: move tasks, one update step at a time, to nodes that become available.
     rebalance: bool = False
+    # -- mounts (issue 17) --
+    #: bind, volume and tmpfs mounts, made in each task's own mount namespace.
+    mounts: Annotated[list[Mount], AfterValidator(check_mounts)] = Field(default_factory=list)
 
     @field_validator("rollback_config")
     @classmethod
@@ -388,6 +393,7 @@ class Service(Model):
             "max_replicas_per_node": spec.max_replicas_per_node,
             "placement_preferences": spec.placement_preferences,
             "force_update": spec.force_update,
+            **({"mounts": [m.model_dump(mode="json") for m in spec.mounts]} if spec.mounts else {}),
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -451,6 +457,9 @@ class Task(Model):
     #: Draining, but kept in the load balancers: every other task of its service is
     #: stopping too and a replacement is still starting (see Reconciler._stop).
     held: bool = False
+    # -- mounts (issue 17) --
+    #: The service's mounts when the task was made.
+    mounts: list[Mount] = Field(default_factory=list)
 
     @property
     def name(self) -> str:

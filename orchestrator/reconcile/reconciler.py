@@ -439,6 +439,7 @@ class Reconciler:
             command=list(svc.spec.command),
             env=list(svc.spec.env),
             stop_grace_period=svc.spec.stop_grace_period,
+            mounts=list(svc.spec.mounts),
             status=_status(TaskState.NEW, now, "created"),
             service_version=svc.version,
             spec_key=svc.task_key(),
