@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from netagent.contract.desired import Mount, MountType
 
@@ -49,11 +52,14 @@ def check_mount(m: Mount) -> Mount:
     return m
 
 
+#: A mount as a service stores it: checked on its own (errors name its index).
+MountSpec = Annotated[Mount, AfterValidator(check_mount)]
+
+
 def check_mounts(mounts: list[Mount]) -> list[Mount]:
-    """Every mount checked, and no target twice (swarmkit's "duplicate mount point")."""
+    """No target twice (swarmkit's "duplicate mount point")."""
     seen: set[str] = set()
     for m in mounts:
-        check_mount(m)
         target = posixpath.normpath(m.target)
         if target in seen:
             raise ValueError(f"duplicate mount point: {m.target}")

@@ -38,7 +38,7 @@ from netagent.contract.desired import (
 )
 from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
-from orchestrator.cluster.mounts import check_mounts
+from orchestrator.cluster.mounts import MountSpec, check_mounts
 from orchestrator.cluster.placement_text import check_constraint, check_preference
 
 #: A DNS label: what service and network names must be (they become DNS names).
@@ -303,7 +303,7 @@ class ServiceSpec(Model):
     rebalance: bool = False
     # -- mounts (issue 17) --
     #: bind, volume and tmpfs mounts, made in each task's own mount namespace.
-    mounts: Annotated[list[Mount], AfterValidator(check_mounts)] = Field(default_factory=list)
+    mounts: Annotated[list[MountSpec], AfterValidator(check_mounts)] = Field(default_factory=list)
 
     @field_validator("rollback_config")
     @classmethod
