@@ -156,3 +156,16 @@ def apply_mount_update(
     replaced = gone | {os.path.normpath(m["target"]) for m in added}
     kept = [m for m in current if os.path.normpath(m["target"]) not in replaced]
     return kept + added
+
+
+def mount_lines(mounts: list[dict[str, Any]]) -> list[str]:
+    """`service inspect --pretty`'s Mounts block, as docker prints it."""
+    lines = ["Mounts:"] if mounts else []
+    for m in mounts:
+        lines += [
+            f" Target:\t{m['target']}",
+            f"  Source:\t{m['source']}",
+            f"  ReadOnly:\t{str(m['readonly']).lower()}",
+            f"  Type:\t{m['type']}",
+        ]
+    return lines

@@ -7,7 +7,12 @@ import os
 import click
 import pytest
 
-from orchestrator.cli.mount_flags import MountSyntaxError, apply_mount_update, parse_mount
+from orchestrator.cli.mount_flags import (
+    MountSyntaxError,
+    apply_mount_update,
+    mount_lines,
+    parse_mount,
+)
 
 
 @pytest.mark.parametrize(
@@ -105,3 +110,10 @@ def test_a_bad_mount_add_names_the_flag():
     with pytest.raises(click.BadParameter) as err:
         apply_mount_update([], ["type=bind,target=/x"], [])
     assert "--mount-add" in err.value.format_message() or err.value.param_hint == "'--mount-add'"
+
+
+def test_pretty_inspect_lists_the_mounts_as_docker_does():
+    assert mount_lines([]) == []
+    assert mount_lines([_mount("/www", "/srv") | {"readonly": True}]) == [
+        "Mounts:", " Target:\t/www", "  Source:\t/srv", "  ReadOnly:\ttrue", "  Type:\tbind",
+    ]  # fmt: skip
