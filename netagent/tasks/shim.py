@@ -34,8 +34,6 @@ import signal
 import socket
 import sys
 
-from netagent.tasks import nsmounts
-
 CLONE_NEWUTS = 0x04000000
 PR_SET_CHILD_SUBREAPER = 36
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -236,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         write_status(args.exit_file, 126, None)
         return 126
     if args.setup_fd >= 0:
+        # Imported only here: most tasks mount nothing, and the shim must start fast.
+        from netagent.tasks import nsmounts
+
         try:
             nsmounts.prepare(nsmounts.read_setup(args.setup_fd))
         except (nsmounts.SetupError, OSError, ValueError) as exc:
