@@ -113,6 +113,14 @@ class Namespace:
     stage: str  # /proc/self/fd/N: reachable even after a chroot into a mimic of /
     owned: set[int] = field(default_factory=set)
     mimics: int = 0
+    #: O_PATH fds of the node paths the mounts come from (see `pin`).
+    pinned: list[int] = field(default_factory=list)
+
+    def pin(self, path: str) -> str:
+        """`path` as the node has it, reachable whatever is mounted later: a mount over
+        its parent (a tmpfs at /tmp over a source in /tmp) must not change the source."""
+        self.pinned.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+        return f"/proc/self/fd/{self.pinned[-1]}"
 
     @property
     def files(self) -> str:
@@ -132,17 +140,18 @@ def prepare(setup: dict) -> None:
     os.mkdir(ns.files, 0o700)
     mount("tmpfs", ns.files, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700")
     try:
-        ops = [*_mount_ops(setup["mounts"]), *_stage_files(ns, setup["files"])]
+        ops = [*_mount_ops(ns, setup["mounts"]), *_stage_files(ns, setup["files"])]
         # Parents before children, as docker orders a container's mounts.
         for op in sorted(ops, key=lambda o: o.target.rstrip("/").count("/")):
             _make(ns, op)
         umount(ns.stage)
     finally:
-        os.close(fd)
+        for pinned in (fd, *ns.pinned):
+            os.close(pinned)
     os.chdir("/")
 
 
-def _mount_ops(mounts: list[dict]) -> list[Op]:
+def _mount_ops(ns: Namespace, mounts: list[dict]) -> list[Op]:
     ops = []
     for m in mounts:
         if m["type"] == "tmpfs":
@@ -152,10 +161,10 @@ def _mount_ops(mounts: list[dict]) -> list[Op]:
             ops.append(Op(m["target"], readonly=m["readonly"], tmpfs_options=",".join(options)))
         else:
             try:
-                is_dir = os.path.isdir(m["source"])
+                source = ns.pin(m["source"])
             except OSError as exc:
                 raise SetupError(f"bind source {m['source']}: {exc.strerror}") from exc
-            ops.append(Op(m["target"], m["source"], m["readonly"], is_dir))
+            ops.append(Op(m["target"], source, m["readonly"], os.path.isdir(source)))
     return ops
 
 

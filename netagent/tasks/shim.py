@@ -224,6 +224,14 @@ def _drain(fd: int, out: RotatingLog) -> bool:
         out.write(data)
 
 
+def _anchored(path: str) -> str:
+    """`path` through an fd of its directory (kept open, not inherited by the workload)."""
+    if not path:
+        return path
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_PATH | os.O_DIRECTORY)
+    return f"/proc/self/fd/{directory}/{os.path.basename(path)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.chdir("/")  # spawned in the agent's code directory (see spawn.CODE_ROOT)
     args = parse(sys.argv[1:] if argv is None else argv)
@@ -237,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         # Imported only here: most tasks mount nothing, and the shim must start fast.
         from netagent.tasks import nsmounts
 
+        # The exit file and the log are the node's: a task's mount over their directory
+        # (a tmpfs at /tmp, say) must not swallow them. Reach them through open dirs.
+        args.exit_file, args.log_file = (_anchored(p) for p in (args.exit_file, args.log_file))
         try:
             nsmounts.prepare(nsmounts.read_setup(args.setup_fd))
         except (nsmounts.SetupError, OSError, ValueError) as exc:

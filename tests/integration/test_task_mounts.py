@@ -165,3 +165,21 @@ def test_a_mount_the_kernel_refuses_fails_the_task_with_the_reason(dp_cluster, t
     c.apply({0: [task]}, only=0)
     status = c.wait_state(0, task.id, TaskState.FAILED)
     assert status.err == "error mounting: cannot mount on /usr: is a directory"
+
+
+def test_a_mount_over_the_nodes_state_directory_keeps_the_exit_status_and_log(dp_cluster, sources):
+    c = dp_cluster
+    rw, _ = sources
+    # The test's node state is under /tmp, as is the bind source: the task's own empty
+    # /tmp must hide neither the source (mounted after it) nor the shim's exit file and log.
+    assert str(c.state_dir(0)).startswith("/tmp/") and str(rw).startswith("/tmp/")
+    script = "ls -A /tmp | wc -l; cat /data/hello; exit 3"
+    spec = TaskSpec(image="host", command=("sh", "-c", script),
+                    mounts=(Mount(type="tmpfs", target="/tmp"),
+                            Mount(type="bind", source=str(rw), target="/data")))  # fmt: skip
+    task = c.task(1).model_copy(update={"spec": spec})
+    c.apply({0: [task]}, only=0)
+    final = c.wait_state(0, task.id, TaskState.FAILED)
+    assert (final.exit_code, final.err) == (3, "task: non-zero exit (3)")
+    log = c.state_dir(0) / "dataplane" / "logs" / f"{task.id}.log"
+    assert log.read_text() == f"0\nhello from {rw.name}\n"
