@@ -22,6 +22,11 @@ moved over `/` and the shim chroots into it (the way switch_root does); `setns` 
 namespace (`nsenter -m`, `vxswarm exec`) lands on the topmost mount over `/`, so exec
 sees the same tree.
 
+Bind and volume sources are opened (O_PATH) before anything is mounted and bound through
+/proc/self/fd: a source is the node's path even when an earlier mount of the task covers
+its parent (docker, too, resolves sources on the host). The shim reaches its exit file
+and log the same way (netagent.tasks.shim).
+
 Secrets and configs: their content is written to a tmpfs of its own inside the stage
 directory, then bind-mounted read-only where the task wants them: the secrets' directory
 as a whole at /run/secrets (which also hides the node's own /run/secrets), every other
