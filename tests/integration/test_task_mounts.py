@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from netagent.agent.dataplane import wipe_node
 from netagent.contract.desired import Mount, TaskFile, TaskSpec, TaskState
 from netagent.tasks.enter import task_exec_argv
 from tests.integration.conftest import wait_for
@@ -139,6 +140,10 @@ def test_mounts_secrets_and_configs_live_in_the_task_only(dp_cluster, sources, r
     assert (volume / "file").read_text() == "kept\n"
     assert not os.path.lexists(top)
     assert files_holding(c.state_dir(0), secret) == []
+    # The node's wipe (lab down, a node powered off) removes its volumes too.
+    c.dps[0].close()
+    wipe_node(c.state_dir(0), c.names[0], c.nodes[0].ns)
+    assert not (c.state_dir(0) / "volumes").exists()
 
 
 def test_a_missing_bind_source_rejects_the_task_with_dockers_message(dp_cluster, run_id):
