@@ -16,6 +16,12 @@ from orchestrator.cli.common import DockerGroup, Duration, api, inspect_options
 from orchestrator.cli.filters import SERVICE_KEYS, TASK_KEYS, Filters
 from orchestrator.cli.format import short_id
 from orchestrator.cli.health_flags import create_healthcheck, health_options, update_healthcheck
+from orchestrator.cli.mount_flags import (
+    apply_mount_update,
+    mount_option,
+    mount_update_options,
+    parsed_mounts,
+)
 from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_options
 from orchestrator.cli.progress import follow
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
@@ -205,6 +211,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @update_config_options("rollback")
 @click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
 @health_options
+@mount_option
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -226,6 +233,7 @@ def create(
     restart_max_attempts: int,
     restart_window: float,
     rebalance: bool,
+    mounts: tuple[str, ...],
     detach: bool | None,
     image: str,
     command: tuple[str, ...],
@@ -259,6 +267,7 @@ def create(
         "rollback_config": config_changes("rollback", configs),
         "rebalance": rebalance,
         "healthcheck": create_healthcheck(configs),
+        "mounts": parsed_mounts(mounts, "--mount"),
     }
     client = api()
     service_id = client.post("/v1/services", spec)["id"]
@@ -300,6 +309,7 @@ def create(
 @click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
 @health_options
+@mount_update_options
 @detach_option
 @click.argument("ref")
 def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
@@ -314,8 +324,13 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     flags["publish_rm"] = [parse_publish_rm(p) for p in flags["publish_rm"]]
     flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
     flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
+    mounts = apply_mount_update(
+        current["spec"].get("mounts", []), flags.pop("mount_add"), flags.pop("mount_rm")
+    )
     spec = apply_update(current["spec"], flags)
     spec["healthcheck"] = update_healthcheck(current["spec"].get("healthcheck"), flags)
+    if mounts is not None:
+        spec["mounts"] = mounts
     client.post(f"/v1/services/{ref}/update", {"spec": spec})
     finish(client, ref, detach)
 

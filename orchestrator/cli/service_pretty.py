@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestrator.cli.format import when
 from orchestrator.cli.health_flags import healthcheck_lines
+from orchestrator.cli.mount_flags import mount_lines
 from orchestrator.ops.durations import format_duration
 
 
@@ -75,6 +76,7 @@ def pretty_lines(s: dict[str, Any], nets: dict[str, str]) -> list[str]:
         lines.append(f" Args:\t\t{' '.join(spec['command'])}")
     if spec["env"]:
         lines.append(f" Env:\t\t{' '.join(spec['env'])}")
+    lines += mount_lines(spec.get("mounts", []))
     lines.append(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
     if s.get("network_ids"):
         lines.append(f"Networks:\t{' '.join(nets.get(n, n) for n in s['network_ids'])}")

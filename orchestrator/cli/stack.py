@@ -9,6 +9,7 @@ a refused file deploys nothing.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -18,7 +19,7 @@ from orchestrator.cli.filters import SERVICE_KEYS, TASK_KEYS, Filters
 from orchestrator.cli.output import columns, echo_rows, listing_options
 from orchestrator.cli.service import SERVICE_COLUMNS, service_rows
 from orchestrator.cli.task_table import echo_tasks
-from orchestrator.stack import compose, convert, deploy, loader
+from orchestrator.stack import compose, convert, deploy, loader, volumes
 from orchestrator.stack.apply import apply, current, remove_stack
 from orchestrator.stack.deploy import Action, Plan, Step
 from orchestrator.stack.names import check_stack_name, in_stack, stack_counts
@@ -50,6 +51,8 @@ def load_plan(files: tuple[str, ...], name: str, prune: bool) -> Plan:
     """Read, check and plan; warnings go to stderr. Raises before any write."""
     check_stack_name(name)
     raw, warnings = loader.load(files, os.environ)
+    # Relative bind sources are the compose file's directory's (stdin: the current one).
+    raw = volumes.anchor_paths(raw, Path(files[0]).parent if files[0] != "-" else Path.cwd())
     parsed, ignored = compose.parse(raw)
     if ignored:
         warnings.append(f"Ignoring unsupported options: {', '.join(ignored)}")

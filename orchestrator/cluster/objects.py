@@ -33,12 +33,14 @@ from netagent.contract.desired import (
     HealthCheck,
     IPv4,
     IPv4If,
+    Mount,
     PublishedPort,
     PublishMode,
     TaskState,
 )
 from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
+from orchestrator.cluster.mounts import MountSpec, check_mounts
 from orchestrator.cluster.placement_text import check_constraint, check_preference
 
 #: A DNS label: what service and network names must be (they become DNS names).
@@ -350,6 +352,9 @@ class ServiceSpec(Model):
     #: Healthchecks: run in every task, which serves once healthy and is replaced
     #: when unhealthy (None: no healthcheck).
     healthcheck: HealthCheck | None = None
+    # -- mounts (issue 17) --
+    #: bind, volume and tmpfs mounts, made in each task's own mount namespace.
+    mounts: Annotated[list[MountSpec], AfterValidator(check_mounts)] = Field(default_factory=list)
 
     @field_validator("rollback_config")
     @classmethod
@@ -439,6 +444,7 @@ class Service(Model):
             "max_replicas_per_node": spec.max_replicas_per_node,
             "placement_preferences": spec.placement_preferences,
             "force_update": spec.force_update,
+            **({"mounts": [m.model_dump(mode="json") for m in spec.mounts]} if spec.mounts else {}),
         }
         if spec.healthcheck:  # only then: the keys of services without one stay the same
             body["healthcheck"] = spec.healthcheck.model_dump(mode="json")
@@ -508,6 +514,9 @@ class Task(Model):
     held: bool = False
     #: Healthchecks: the service's, when the task was made.
     healthcheck: HealthCheck | None = None
+    # -- mounts (issue 17) --
+    #: The service's mounts when the task was made.
+    mounts: list[Mount] = Field(default_factory=list)
 
     @property
     def name(self) -> str:

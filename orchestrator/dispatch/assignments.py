@@ -71,6 +71,7 @@ def _task_spec(task: Task) -> TaskSpec:
         env=env,  # type: ignore[arg-type]
         stop_grace_period=task.stop_grace_period,
         healthcheck=task.healthcheck,
+        mounts=tuple(task.mounts),
     )
 
 

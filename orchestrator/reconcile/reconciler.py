@@ -450,6 +450,7 @@ class Reconciler:
             env=list(svc.spec.env),
             stop_grace_period=svc.spec.stop_grace_period,
             healthcheck=svc.spec.healthcheck,
+            mounts=list(svc.spec.mounts),
             status=_status(TaskState.NEW, now, "created"),
             service_version=svc.version,
             spec_key=svc.task_key(),

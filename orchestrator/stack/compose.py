@@ -8,7 +8,7 @@ Every key of compose file format 3 falls in one of three sets, per section:
   - honoured: a field of a model below, checked (images against the built-in
     workloads, constraints with the scheduler's parser, durations Go-style);
   - known but ignored by `docker stack deploy` or by vxswarm (`build`,
-    `depends_on`, `volumes`, ...): dropped, and collected so the CLI can print
+    `depends_on`, `tmpfs`, ...): dropped, and collected so the CLI can print
     one `Ignoring unsupported options: ...` line, as docker does;
   - anything else, a typo most likely: refused, with the closest known key.
 `x-*` extension keys are dropped silently, as compose does.
@@ -43,6 +43,7 @@ from orchestrator.cluster.placement_text import check_constraint
 from orchestrator.ops.durations import parse_duration
 from orchestrator.ops.healthchecks import make, test_argv
 from orchestrator.stack.loader import key_path
+from orchestrator.stack.volumes import ServiceVolumes, VolumeDecl
 
 
 def _duration(value: Any) -> float:
@@ -284,7 +285,7 @@ class Service(Section):
             "hostname", "init", "ipc", "isolation", "labels", "links", "logging", "mac_address",
             "network_mode", "pid", "privileged", "read_only", "restart", "secrets",
             "security_opt", "shm_size", "stdin_open", "stop_signal", "sysctls", "tmpfs", "tty",
-            "ulimits", "user", "userns_mode", "volumes", "working_dir",
+            "ulimits", "user", "userns_mode", "working_dir",
         }
     )  # fmt: skip
     image: Image
@@ -297,6 +298,8 @@ class Service(Section):
     deploy: Deploy = Field(default_factory=Deploy)
     stop_grace_period: Duration = 10.0
     healthcheck: Healthcheck | None = None
+    # -- mounts (issue 17), see orchestrator.stack.volumes --
+    volumes: ServiceVolumes = Field(default_factory=list)
 
 
 class IpamConfig(Section):
@@ -369,10 +372,14 @@ def _version(value: Any) -> Any:
 
 
 class ComposeFile(Section):
-    IGNORED = frozenset({"volumes", "secrets", "configs", "name"})
+    IGNORED = frozenset({"secrets", "configs", "name"})
     version: Annotated[str | None, BeforeValidator(_version)] = None
     services: dict[str, Service] = Field(default_factory=dict)
     networks: Annotated[dict[str, Network], BeforeValidator(_network_decls)] = Field(
+        default_factory=dict
+    )
+    # -- mounts (issue 17) --
+    volumes: Annotated[dict[str, VolumeDecl], BeforeValidator(_network_decls)] = Field(
         default_factory=dict
     )
 

@@ -28,6 +28,7 @@ from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.stack.compose import ComposeFile, Network, Service
 from orchestrator.stack.loader import key_path
 from orchestrator.stack.names import DEFAULT_NETWORK, scoped, stack_labels
+from orchestrator.stack.volumes import VolumeDecl, compose_mounts
 
 #: ServiceSpec field → where it comes from in a compose service (for error paths).
 _SOURCE = {
@@ -50,6 +51,7 @@ _SOURCE = {
     "update_config": "deploy.update_config",
     "rollback_config": "deploy.rollback_config",
     "placement_preferences": "deploy.placement.preferences",
+    "mounts": "volumes",
 }
 #: The ServiceSpec fields a stack sets: on re-deploy the others (`force_update`, ...)
 #: keep the value the service has, as docker keeps ForceUpdate.
@@ -109,7 +111,8 @@ def convert(compose: ComposeFile, stack: str, env: Mapping[str, str]) -> StackSp
         else:
             networks.append(_network_spec(stack, key, names[key], net))
     services = tuple(
-        _service_spec(stack, key, svc, names, env) for key, svc in compose.services.items()
+        _service_spec(stack, key, svc, names, env, compose.volumes)
+        for key, svc in compose.services.items()
     )
     return StackSpec(stack, tuple(networks), tuple(external), services)
 
@@ -138,6 +141,7 @@ def _service_spec(
     svc: Service,
     network_names: Mapping[str, str],
     env: Mapping[str, str],
+    volumes: Mapping[str, VolumeDecl],
 ) -> dict:
     deploy, placement, restart = svc.deploy, svc.deploy.placement, svc.deploy.restart_policy
     attachments = svc.networks or {DEFAULT_NETWORK: None}
@@ -172,6 +176,7 @@ def _service_spec(
     spec["placement_preferences"] = [f"spread={p['spread']}" for p in placement.preferences]
     spec["healthcheck"] = svc.healthcheck.to_spec() if svc.healthcheck else None
     try:
+        spec["mounts"] = compose_mounts(stack, svc.volumes, volumes)
         return ServiceSpec.model_validate(spec).model_dump(mode="json")
     except ValidationError as e:
         err = e.errors()[0]
@@ -180,6 +185,9 @@ def _service_spec(
         raise InvalidArgument(
             f"{where}: {_first(e)}", obj=key, op="validate compose file"
         ) from None
+    except ValueError as e:  # from compose_mounts
+        where = key_path(("services", key, "volumes"))
+        raise InvalidArgument(f"{where}: {e}", obj=key, op="validate compose file") from None
 
 
 def _environment(svc: Service, env: Mapping[str, str]) -> list[tuple[str, str]]:

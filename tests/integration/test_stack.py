@@ -178,11 +178,15 @@ def test_unsupported_keys_are_named_in_one_warning_and_the_rest_deploys(lab, tmp
         "volumes:\n  data: {}\n"
     )
     with stack(lab, "warn", str(compose)) as res:
-        assert (
-            res.err == "Ignoring unsupported options: build, container_name, depends_on, volumes\n"
-        )
+        assert res.err == "Ignoring unsupported options: build, container_name, depends_on\n"
         lab.converge("warn_app", 1)
-        lab.converge("warn_db", 1)
+        (db,) = lab.converge("warn_db", 1)
+        # The named volume is honoured: the stack's `warn_data`, a directory of db's node.
+        wrote = lab.run("exec", "warn_db.1", "sh", "-c", "echo kept > /var/db/f")
+        assert wrote.code == 0, wrote.err
+        node = lab.hostnames()[db["node_id"]]
+        volume = lab.root / lab.name / node / "agent" / "volumes" / "warn_data"
+        assert (volume / "f").read_text() == "kept\n"
         assert dig(lab, "warn_app.1", "db") == [
             ip_on(lab, lab.running("warn_db")[0], "warn_default")
         ]

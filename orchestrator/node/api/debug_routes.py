@@ -31,6 +31,7 @@ from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, proxy
 from orchestrator.node.api.directory_view import cluster_directory
+from orchestrator.node.api.redact import without_file_data
 from orchestrator.node.api.routes import daemon_of, manager_route
 from orchestrator.node.daemon import Daemon
 from orchestrator.ops.inputs import validate_spec
@@ -50,7 +51,7 @@ async def directory(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def desired(request: web.Request, manager: Manager) -> web.Response:
     node = manager.get_node(request.match_info["ref"])
-    return json_response(manager.desired_state(node.id))
+    return json_response(without_file_data(manager.desired_state(node.id)))
 
 
 @debug_routes.post("/v1/debug/nodes/{ref}/{op}")

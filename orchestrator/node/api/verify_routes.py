@@ -29,6 +29,7 @@ from orchestrator.ca.tls import expect
 from orchestrator.cluster.objects import Node, NodeStatus
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, parse_body
+from orchestrator.node.api.redact import without_file_data
 from orchestrator.node.api.routes import daemon_of, manager_route
 from orchestrator.node.daemon import Daemon
 
@@ -94,7 +95,7 @@ async def _one(
     """One node's report, or None and why it could not be verified."""
     if node.status == NodeStatus.DOWN:
         return None, "node is down"
-    req = VerifyRequest(desired=manager.desired_state(node.id), fix=fix, dns=dns)
+    req = VerifyRequest(desired=without_file_data(manager.desired_state(node.id)), fix=fix, dns=dns)
     if daemon.identity and node.id == daemon.identity.node_id:
         try:
             return await asyncio.to_thread(verify_node, _dataplane(daemon), req), ""

@@ -154,7 +154,7 @@ def test_keys_swarm_ignores_are_dropped_and_named_once_sorted():
         "volumes": {"data": {}},
         "x-common": {"anything": True},
     }
-    _, ignored = parse(raw)
+    compose, ignored = parse(raw)
     assert ignored == [
         "build",
         "depends_on",
@@ -162,8 +162,9 @@ def test_keys_swarm_ignores_are_dropped_and_named_once_sorted():
         "ipv4_address",
         "resources",
         "restart",
-        "volumes",
     ]
+    # Volumes are honoured now (orchestrator.stack.volumes), not ignored.
+    assert [v.source for v in compose.services["db"].volumes] == ["data"]
 
 
 def test_extension_keys_are_dropped_silently_everywhere():
