@@ -14,6 +14,7 @@ from netagent.tasks.enter import task_exec_argv
 from orchestrator.cli.common import Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
 from orchestrator.cli.progress import follow
+from orchestrator.cli.resource_flags import apply_resources, resource_options
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
 from orchestrator.cli.service_pretty import pretty_lines
 from orchestrator.cli.task_table import echo_tasks
@@ -193,6 +194,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @update_config_options("update")
 @update_config_options("rollback")
 @click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
+@resource_options
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -247,6 +249,7 @@ def create(
         "rollback_config": config_changes("rollback", configs),
         "rebalance": rebalance,
     }
+    spec = apply_resources(spec, configs)
     client = api()
     service_id = client.post("/v1/services", spec)["id"]
     click.echo(service_id)
@@ -282,6 +285,7 @@ def create(
 @click.option("--rebalance/--no-rebalance", default=None, help="Move tasks to new nodes.")
 @click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
+@resource_options
 @detach_option
 @click.argument("ref")
 def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
@@ -296,7 +300,7 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     flags["publish_rm"] = [_published(p) for p in flags["publish_rm"]]
     flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
     flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
-    spec = apply_update(current["spec"], flags)
+    spec = apply_update(apply_resources(current["spec"], flags), flags)
     client.post(f"/v1/services/{ref}/update", {"spec": spec})
     finish(client, ref, detach)
 

@@ -33,11 +33,13 @@ from netagent.contract.desired import (
     IPv4If,
     PublishedPort,
     PublishMode,
+    Resources,
     TaskState,
 )
 from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
 from orchestrator.cluster.placement_text import check_constraint, check_preference
+from orchestrator.cluster.resources_text import check_limits, resources_key
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\Z")
@@ -78,6 +80,12 @@ class ManagerStatus(Model):
     addr: str = ""  # ip:2377
 
 
+class NodeDescription(Model):
+    """What a node tells the managers about its machine (swarmkit's NodeDescription)."""
+
+    resources: Resources = Resources()
+
+
 class Node(Model):
     id: str
     hostname: str
@@ -106,6 +114,8 @@ class Node(Model):
     #: Digest of the root that signed this node's latest certificate: a CA rotation is
     #: over once every node's is the new root's.
     cert_root: str = ""
+    #: What the node reported of itself (docker's Description): its CPUs and memory.
+    description: NodeDescription = Field(default_factory=NodeDescription)
 
     def with_role(self, role: NodeRole, **more: object) -> Node:
         """This node with `role`, its role_epoch counted up (a change it must follow)."""
@@ -299,6 +309,10 @@ class ServiceSpec(Model):
     force_update: int = Field(default=0, ge=0)
     #: Beyond Swarm: move tasks, one update step at a time, to nodes that become available.
     rebalance: bool = False
+    # Resources (--limit-*/--reserve-*, compose deploy.resources): limits are enforced
+    # through each task's cgroup, reservations by the scheduler.
+    limits: Annotated[Resources, AfterValidator(check_limits)] = Resources()
+    reservations: Resources = Resources()
 
     @field_validator("rollback_config")
     @classmethod
@@ -388,6 +402,7 @@ class Service(Model):
             "max_replicas_per_node": spec.max_replicas_per_node,
             "placement_preferences": spec.placement_preferences,
             "force_update": spec.force_update,
+            **resources_key(spec.limits, spec.reservations),
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -451,6 +466,10 @@ class Task(Model):
     #: Draining, but kept in the load balancers: every other task of its service is
     #: stopping too and a replacement is still starting (see Reconciler._stop).
     held: bool = False
+    # The service's resources at creation: limits go to the agent (the task's cgroup),
+    # reservations count against the node's CPUs and memory in the scheduler.
+    limits: Resources = Resources()
+    reservations: Resources = Resources()
 
     @property
     def name(self) -> str:

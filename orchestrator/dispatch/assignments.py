@@ -70,6 +70,7 @@ def _task_spec(task: Task) -> TaskSpec:
         command=tuple(task.command),
         env=env,  # type: ignore[arg-type]
         stop_grace_period=task.stop_grace_period,
+        limits=task.limits,
     )
 
 

@@ -28,6 +28,7 @@ from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.stack.compose import ComposeFile, Network, Service
 from orchestrator.stack.loader import key_path
 from orchestrator.stack.names import DEFAULT_NETWORK, scoped, stack_labels
+from orchestrator.stack.resources import resources_spec
 
 #: ServiceSpec field → where it comes from in a compose service (for error paths).
 _SOURCE = {
@@ -50,6 +51,8 @@ _SOURCE = {
     "update_config": "deploy.update_config",
     "rollback_config": "deploy.rollback_config",
     "placement_preferences": "deploy.placement.preferences",
+    "limits": "deploy.resources.limits",
+    "reservations": "deploy.resources.reservations",
 }
 #: The ServiceSpec fields a stack sets: on re-deploy the others (`force_update`, ...)
 #: keep the value the service has, as docker keeps ForceUpdate.
@@ -169,6 +172,7 @@ def _service_spec(
         "rollback_config": deploy.rollback_config.model_dump() if deploy.rollback_config else {},
     }
     spec["placement_preferences"] = [f"spread={p['spread']}" for p in placement.preferences]
+    spec.update(resources_spec(deploy.resources))
     try:
         return ServiceSpec.model_validate(spec).model_dump(mode="json")
     except ValidationError as e:
