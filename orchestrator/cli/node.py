@@ -10,6 +10,7 @@ from netagent.contract.errors import VxswarmError
 from orchestrator.cli.common import api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_table, title, when
 from orchestrator.cli.task_table import echo_tasks
+from orchestrator.cluster.resources_text import NANO, bytes_size
 from orchestrator.ops import roles
 
 
@@ -61,6 +62,14 @@ def ls(quiet: bool, fmt: str) -> None:
     )
 
 
+def node_resources_lines(n: dict) -> list[str]:
+    """Docker's "Resources:" block: whole CPUs (NanoCPUs / 1e9) and BytesSize memory."""
+    amounts = (n.get("description") or {}).get("resources") or {}
+    cpus = amounts.get("nano_cpus", 0) // NANO
+    memory = bytes_size(amounts.get("memory_bytes", 0))
+    return ["Resources:", f" CPUs:\t\t\t{cpus}", f" Memory:\t\t{memory}"]
+
+
 def _resolve(ref: str) -> str:
     return (_self_id() or ref) if ref == "self" else ref
 
@@ -95,6 +104,7 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
                 click.echo(f" - {k}={v}")
         click.echo("Platform:")
         click.echo(f" Operating System:\tlinux\n Architecture:\t\t{platform.machine()}")
+        click.echo("\n".join(node_resources_lines(n)))
         click.echo(f"Engine Version:\t\t{n['engine_version']}\n")
 
 
