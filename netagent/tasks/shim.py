@@ -3,14 +3,16 @@
 Run by the data plane inside the task's network namespace (via `ip netns exec`,
 which also gives it a mount namespace with /etc/netns/<ns>/* bound over /etc):
 
-    python -m netagent.tasks.shim --hostname ID12 --exit-file F --log-file L -- ARGV...
+    python -m netagent.tasks.shim --hostname ID12 --exit-file F --log-file L
+                                  [--cgroup DIR]... -- ARGV...
 
-It unshares a UTS namespace and sets the hostname (the task's own, like a
-container id), forks the workload, forwards SIGTERM/SIGINT/SIGHUP to it,
-reaps every orphan (it is a child subreaper), writes the workload's exit status
-to F as JSON {"exit_code": N, "signal": S|null} and exits with the same code
-(128+S for a signal, as shells do). The exit file is how a data plane that did
-not spawn this process (after a restart) learns the exit code.
+It moves itself into the task's cgroups (--cgroup, one per hierarchy), unshares a UTS
+namespace and sets the hostname (the task's own, like a container id), forks the
+workload, forwards SIGTERM/SIGINT/SIGHUP to it, reaps every orphan (it is a child
+subreaper), writes the workload's exit status to F as JSON {"exit_code": N, "signal":
+S|null} and exits with the same code (128+S for a signal, as shells do). The exit file
+is how a data plane that did not spawn this process (after a restart) learns the exit
+code.
 
 The workload's stdout and stderr come to the shim through a pipe and go to L, rotated
 by size as docker's json-file driver does with max-size and max-file: when L would pass
@@ -95,6 +97,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-file", default="")
     p.add_argument("--log-max-size", type=int, default=LOG_MAX_SIZE)
     p.add_argument("--log-max-files", type=int, default=LOG_MAX_FILES)
+    p.add_argument("--cgroup", action="append", default=[])
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if args.command and args.command[0] == "--":
@@ -218,9 +221,21 @@ def _drain(fd: int, out: RotatingLog) -> bool:
         out.write(data)
 
 
+def enter_cgroups(dirs: list[str]) -> None:
+    """Move this process into the task's cgroups: the workload, forked after, starts
+    inside them (and every process it makes)."""
+    for d in dirs:
+        try:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot enter cgroup {d}: {exc.strerror}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
+        enter_cgroups(args.cgroup)
         own_uts(args.hostname)
     except OSError as exc:
         sys.stderr.write(f"vxswarm shim: {exc}\n")

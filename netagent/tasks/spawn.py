@@ -98,12 +98,15 @@ def spawn(
     env: Mapping[str, str],
     exit_file: Path,
     log_file: Path,
+    cgroups: Sequence[str] = (),
 ) -> Spawned:
-    """Start the shim for one task inside `netns`; does not wait for it."""
+    """Start the shim for one task inside `netns`; does not wait for it. The shim enters
+    `cgroups` before it forks the workload."""
     cmd = [
         IP, "netns", "exec", netns,
         sys.executable, "-m", "netagent.tasks.shim",
         "--hostname", hostname, "--exit-file", str(exit_file), "--log-file", str(log_file),
+        *[arg for path in cgroups for arg in ("--cgroup", path)],
         "--", *argv,
     ]  # fmt: skip
     Path(exit_file).unlink(missing_ok=True)
