@@ -3,10 +3,11 @@
 Run by the data plane inside the task's network namespace (via `ip netns exec`,
 which also gives it a mount namespace with /etc/netns/<ns>/* bound over /etc):
 
-    python -m netagent.tasks.shim --hostname ID12 --exit-file F --log-file L
-                                  [--cgroup DIR]... -- ARGV...
+    python -I shim.py --hostname ID12 --exit-file F --log-file L
+                      [--cgroup-fd FD]... -- ARGV...
 
-It moves itself into the task's cgroups (--cgroup, one per hierarchy), unshares a UTS
+It moves itself into the task's cgroups (--cgroup-fd: each one's cgroup.procs, opened
+by the data plane, as /sys is another sysfs inside the netns), unshares a UTS
 namespace and sets the hostname (the task's own, like a container id), forks the
 workload, forwards SIGTERM/SIGINT/SIGHUP to it, reaps every orphan (it is a child
 subreaper), writes the workload's exit status to F as JSON {"exit_code": N, "signal":
@@ -97,7 +98,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-file", default="")
     p.add_argument("--log-max-size", type=int, default=LOG_MAX_SIZE)
     p.add_argument("--log-max-files", type=int, default=LOG_MAX_FILES)
-    p.add_argument("--cgroup", action="append", default=[])
+    p.add_argument("--cgroup-fd", type=int, action="append", default=[])
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if args.command and args.command[0] == "--":
@@ -221,21 +222,22 @@ def _drain(fd: int, out: RotatingLog) -> bool:
         out.write(data)
 
 
-def enter_cgroups(dirs: list[str]) -> None:
-    """Move this process into the task's cgroups: the workload, forked after, starts
-    inside them (and every process it makes)."""
-    for d in dirs:
+def enter_cgroups(fds: list[int]) -> None:
+    """Move this process into the task's cgroups, through their cgroup.procs files the
+    data plane opened for us: the workload, forked after, starts inside them."""
+    for fd in fds:
         try:
-            with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
+            os.write(fd, str(os.getpid()).encode())
         except OSError as exc:
-            raise OSError(exc.errno, f"cannot enter cgroup {d}: {exc.strerror}") from exc
+            raise OSError(exc.errno, f"cannot enter the task's cgroup: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        enter_cgroups(args.cgroup)
+        enter_cgroups(args.cgroup_fd)
         own_uts(args.hostname)
     except OSError as exc:
         sys.stderr.write(f"vxswarm shim: {exc}\n")

@@ -4,7 +4,7 @@ Owns the task shim processes (netagent.tasks.shim) and nothing else. A process i
 identified by (pid, start time) — field 22 of /proc/<pid>/stat — because pids are
 reused: nothing is ever signalled unless its start time matches the recorded one.
 
-Spawn: `ip netns exec <task ns> python -m netagent.tasks.shim ... -- argv` with
+Spawn: `ip netns exec <task ns> python -I <this package>/shim.py ... -- argv` with
 start_new_session=True (the shim leads its own process group, so a final SIGKILL
 reaches the workload too, and a SIGKILL of the daemon reaches neither) and
 stdout/stderr to the task's log file.
@@ -36,6 +36,10 @@ from netagent.contract.errors import KernelError
 log = logging.getLogger(__name__)
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
+#: The shim that sits next to this module: the daemon runs its own copy, whatever
+#: `netagent` the interpreter's path would find (it imports the standard library only,
+#: so it runs as a script; -I keeps the script's directory off its path).
+SHIM = str(Path(__file__).with_name("shim.py"))
 #: Signals the shim forwards to the workload (kept in step with netagent.tasks.shim).
 SHIM_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
@@ -102,13 +106,39 @@ def spawn(
 ) -> Spawned:
     """Start the shim for one task inside `netns`; does not wait for it. The shim enters
     `cgroups` before it forks the workload."""
+    # `ip netns exec` mounts a sysfs of the task's netns over /sys, which hides the
+    # cgroup mounts: the shim gets each cgroup.procs already open instead.
+    try:
+        procs = [os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for path in cgroups]
+    except OSError as exc:
+        raise KernelError(
+            f"open cgroup of task in {netns}: {exc.strerror}",
+            obj=netns,
+            op="spawn",
+            errno=exc.errno,
+        ) from exc
     cmd = [
         IP, "netns", "exec", netns,
-        sys.executable, "-m", "netagent.tasks.shim",
+        sys.executable, "-I", SHIM,
         "--hostname", hostname, "--exit-file", str(exit_file), "--log-file", str(log_file),
-        *[arg for path in cgroups for arg in ("--cgroup", path)],
+        *[arg for fd in procs for arg in ("--cgroup-fd", str(fd))],
         "--", *argv,
     ]  # fmt: skip
+    try:
+        return _start(cmd, netns, env, exit_file, log_file, procs)
+    finally:
+        for fd in procs:
+            os.close(fd)
+
+
+def _start(
+    cmd: list[str],
+    netns: str,
+    env: Mapping[str, str],
+    exit_file: Path,
+    log_file: Path,
+    pass_fds: Sequence[int],
+) -> Spawned:
     Path(exit_file).unlink(missing_ok=True)
     # The child inherits this thread's signal mask: a SIGTERM sent before the shim has
     # installed its handlers stays pending instead of killing it without an exit file.
@@ -124,6 +154,7 @@ def spawn(
                 cwd="/",
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=tuple(pass_fds),
                 # The daemon creates its own files private (umask 077); a task gets
                 # the usual 022, as a container does.
                 umask=0o022,
