@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from netagent.agent.dataplane import wipe_node
+from netagent.contract.desired import Resources, TaskState
+from netagent.contract.errors import InvalidArgument
 from netagent.lab.driver import SwarmLab, running_lab, wait_for
+from netagent.ledger.inventory import Records
 
-pytestmark = [pytest.mark.root, pytest.mark.lab]
+pytestmark = [pytest.mark.root]
+lab_test = pytest.mark.lab
 
 NO_RESTART = ("--restart-condition", "none")
 
@@ -87,6 +92,7 @@ def lab_cgroups(lab: SwarmLab) -> list[str]:
     return found
 
 
+@lab_test
 def test_a_task_past_its_memory_limit_is_oom_killed_and_one_below_runs(lab):
     with (
         lab.service("hog", "--limit-memory", "48M", *NO_RESTART, *allocate(128), converge=False),
@@ -106,6 +112,7 @@ def test_a_task_past_its_memory_limit_is_oom_killed_and_one_below_runs(lab):
         assert [t["id"] for t in lab.running("modest")] == [modest["id"]]
 
 
+@lab_test
 def test_the_tasks_cgroup_holds_its_limits_and_the_workload_from_its_start(lab):
     shell = "cat /proc/self/cgroup; sleep 600"
     args = ("--limit-memory", "64M", "--limit-cpu", "0.5", "alpine", "sh", "-c", shell)
@@ -129,6 +136,7 @@ def test_the_tasks_cgroup_holds_its_limits_and_the_workload_from_its_start(lab):
     wait_for("the task's cgroups to go", lambda: not any(d.exists() for d in dirs.values()))
 
 
+@lab_test
 def test_reservations_refuse_placement_with_swarmkits_reason(lab):
     with lab.service("greedy", "--reserve-memory", "1000G", "whoami", converge=False):
         (task,) = lab.wait_for(
@@ -144,6 +152,7 @@ def test_reservations_refuse_placement_with_swarmkits_reason(lab):
             pass
 
 
+@lab_test
 def test_nodes_report_the_machines_cpus_and_memory(lab):
     cpus = len(os.sched_getaffinity(0))
     mem_kb = next(
@@ -161,6 +170,7 @@ def test_nodes_report_the_machines_cpus_and_memory(lab):
     assert f"Resources:\n CPUs:\t\t\t{cpus}\n Memory:\t\t" in pretty
 
 
+@lab_test
 def test_lab_down_removes_every_cgroup_it_made(tmp_path):
     with (
         running_lab(tmp_path) as other,
@@ -171,3 +181,49 @@ def test_lab_down_removes_every_cgroup_it_made(tmp_path):
         assert len(made) in (3, 6), made
         other.down()
     assert lab_cgroups(other) == []
+
+
+# --- one node's data plane, without a lab (tests/integration/conftest.py) ----------------
+
+
+def _limited(task, **limits):
+    spec = task.spec.model_copy(update={"limits": Resources(**limits)})
+    return task.model_copy(update={"spec": spec})
+
+
+def test_a_cgroup_that_cannot_be_made_fails_only_its_task(dp_cluster):
+    c = dp_cluster
+    # 0.005 CPUs is a 500 us quota: the kernel refuses it (1 ms at least). The manager
+    # refuses such a spec; the agent must still fail only this task if one arrives.
+    bad = _limited(c.task(1), nano_cpus=5_000_000)
+    good = _limited(c.task(2), memory_bytes=64 << 20)
+    (result,) = c.apply({0: [bad, good]}, only=0)
+    failed = c.status(0, bad.id)
+    assert failed.state == TaskState.FAILED
+    assert failed.err.startswith("cannot make cgroup /sys/fs/cgroup/"), failed.err
+    assert "Invalid argument" in failed.err and result.errors == {bad.id: failed.err}
+    c.wait_state(0, good.id, TaskState.RUNNING)
+    record = Records(c.state_dir(0)).load_tasks()
+    assert record[bad.id].cgroups == []  # what it made of it is gone already
+    assert all(Path(d).is_dir() for d in record[good.id].cgroups)
+
+
+def test_the_wipe_refuses_records_naming_a_cgroup_not_of_this_node(dp_cluster):
+    c = dp_cluster
+    task = _limited(c.task(1), memory_bytes=64 << 20)
+    c.apply({0: [task]}, only=0)
+    c.wait_state(0, task.id, TaskState.RUNNING)
+    c.dps[0].close()
+    records = Records(c.state_dir(0))
+    rec = records.load_tasks()[task.id]
+    own = list(rec.cgroups)
+    # The other node's directory: a record (corrupt, or another node's) naming it.
+    foreign = str(Path(own[0]).parent.with_name(c.names[1].cgroup_dir()) / "x")
+    records.save_task(rec.model_copy(update={"cgroups": [*own, foreign]}))
+    with pytest.raises(InvalidArgument, match="record names cgroup"):
+        wipe_node(c.state_dir(0), c.names[0], c.nodes[0].ns)
+    assert all(Path(d).is_dir() for d in own)  # nothing was deleted
+    records.save_task(rec)
+    wipe_node(c.state_dir(0), c.names[0], c.nodes[0].ns)
+    assert not any(Path(d).exists() for d in own)
+    assert not Path(own[0]).parent.exists()  # the node's directory too
