@@ -66,3 +66,26 @@ def test_only_paths_in_the_nodes_own_directory_are_owned():
     assert not owned("/sys/fs/cgroup/memory/x/vx-a-w2-tasks/web.1-abc", "vx-a-w1-tasks")
     assert not owned("/tmp/vx-a-w1-tasks/web.1-abc", "vx-a-w1-tasks")
     assert not owned("/sys/fs/cgroup/memory/vx-a-w1-tasks/../../etc", "vx-a-w1-tasks")
+
+
+def test_v2_create_hands_controllers_down_and_writes_the_limits(tmp_path):
+    """The v2 steps on a stand-in tree (this project's machines run v1): the top and the
+    node's directory hand memory and cpu to their children, the leaf gets the limits."""
+    from netagent.tasks.cgroups import Layout, create, remove, remove_node_dirs
+
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    node = tmp_path / "vx-a-w1-tasks"
+    node.mkdir()
+    (node / "cgroup.subtree_control").write_text("")  # the kernel makes it with the dir
+    layout = Layout((Hierarchy(2, tmp_path),))
+    create(layout, node.name, "web.1-abc", Resources(nano_cpus=1_500_000_000, memory_bytes=1 << 30))
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +cpu"
+    assert (node / "cgroup.subtree_control").read_text() == "+memory +cpu"
+    leaf = node / "web.1-abc"
+    assert (leaf / "memory.max").read_text() == str(1 << 30)
+    assert (leaf / "cpu.max").read_text() == "150000 100000"
+    for f in leaf.iterdir():  # a real cgroup's files go with its rmdir
+        f.unlink()
+    assert remove([str(leaf)]) == [] and not leaf.exists()
+    (node / "cgroup.subtree_control").unlink()
+    assert remove_node_dirs([str(node)]) == [] and not node.exists()
