@@ -26,6 +26,7 @@ from typing import TypedDict, Unpack
 
 from netagent.contract.desired import (
     NodeDesiredState,
+    Resources,
     TaskStatus,
 )
 from netagent.contract.errors import Conflict, InvalidArgument, Unavailable
@@ -308,7 +309,11 @@ class Manager:
         return self._with_heartbeat(node)
 
     def heartbeat(
-        self, node_id: str, statuses: list[TaskStatus], applied_digest: str = ""
+        self,
+        node_id: str,
+        statuses: list[TaskStatus],
+        applied_digest: str = "",
+        resources: Resources | None = None,
     ) -> float:
         """Record a node's heartbeat and task statuses; returns the heartbeat period."""
         for s in statuses:
@@ -317,7 +322,9 @@ class Manager:
                     f"invalid task status {s!r}: expected a TaskStatus", obj=node_id, op="heartbeat"
                 )
         with self._lock:
-            touched = self._dispatcher.heartbeat(node_id, statuses, self._clock(), applied_digest)
+            touched = self._dispatcher.heartbeat(
+                node_id, statuses, self._clock(), applied_digest, resources
+            )
             self._reconciler.mark_dirty(touched)
             return self.cluster.heartbeat_period
 

@@ -43,6 +43,7 @@ from netagent.contract.desired import (
     Health,
     NetworkState,
     NodeDesiredState,
+    Resources,
     TaskAssignment,
     TaskState,
     TaskStatus,
@@ -62,7 +63,7 @@ from netagent.ledger.inventory import (
 )
 from netagent.network import gwbridge, overlay, task_ns
 from netagent.network.checks import check_desired
-from netagent.tasks import filesystem, spawn
+from netagent.tasks import cgroups, filesystem, spawn
 from netagent.tasks.health import HealthMonitor
 from netagent.tasks.lifecycle import (
     REMOVE,
@@ -131,6 +132,8 @@ class DataPlane:
         #: Tasks the load balancer counted as running at the last apply (published ports
         #: follow them until the next apply, not at every exit).
         self._applied_live: frozenset[str] | None = None
+        #: The kernel's cgroup hierarchies, found at the first task start.
+        self._cgroup_layout: cgroups.Layout | None = None
 
     # -- public API ---------------------------------------------------------
 
@@ -424,6 +427,7 @@ class DataPlane:
         rec = task_ns.plan_record(self.names, task, networks, gwbridge.allocate(used))
         rec.exit_file = str(self._records.exit_file(task.id))
         rec.log_file = str(self._records.log_file(task.id))
+        layout = self._plan_cgroup(rec, task)
         set_state(rec, TaskState.PREPARING, "preparing")
         self._commit(rec)  # write-ahead: names every object the build may make
         try:
@@ -434,16 +438,26 @@ class DataPlane:
         except (VxswarmError, ImportError, ValueError) as exc:
             self._fail(rec, TaskState.REJECTED, f"workload: {exc}", result)
             return
+        limits = task.spec.limits
+        if not layout.hierarchies and (limits.nano_cpus or limits.memory_bytes):
+            err = f"cannot enforce the task's limits: {layout.missing}"
+            self._fail(rec, TaskState.REJECTED, err, result)
+            return
         try:
             filesystem.check(task.spec)
         except VxswarmError as exc:
             self._fail(rec, TaskState.REJECTED, str(exc), result)
             return
         try:
+            if rec.cgroups:
+                leaf = self.names.task_cgroup(task.name, task.id)
+                cgroups.create(layout, self.names.cgroup_dir(), leaf, limits)
+                result.changes.append(Change("add", f"cgroup {leaf}", _limits_text(limits)))
             result.changes += task_ns.build(
                 self.names, pool, self.node_ns, self._label, task, networks, rec
             )
         except Exception as exc:  # build() has undone its own steps
+            self._drop_cgroups(rec)
             self._fail(rec, TaskState.FAILED, _one_line(exc, task.id), result)
             return
         try:
@@ -455,7 +469,7 @@ class DataPlane:
             setup = filesystem.setup_fd(task.spec, self._state_dir)
             try:
                 spawned = spawn.spawn(rec.netns, task.hostname, argv, env, Path(rec.exit_file),
-                                      Path(rec.log_file), setup)  # fmt: skip
+                                      Path(rec.log_file), setup, rec.cgroups)  # fmt: skip
             finally:
                 if setup is not None:
                     os.close(setup)
@@ -465,6 +479,7 @@ class DataPlane:
                 task_ns.remove(rec, self.node_ns)
             except VxswarmError as undo_exc:
                 log.warning("undoing task %s: %s", task.id, undo_exc)
+            self._drop_cgroups(rec)
             self._fail(rec, TaskState.FAILED, err, result)
             return
         rec.pid, rec.start_time = spawned.pid, spawned.start_time
@@ -486,6 +501,26 @@ class DataPlane:
         else:
             # STARTING until it listens: only then may load balancers send it connections.
             self._readiness.watch(task.id, spawned.pid, port)
+
+    def _plan_cgroup(self, rec: TaskRecord, task: TaskAssignment) -> cgroups.Layout:
+        """Name the task's cgroups in its record, and the node's directories in the node
+        record (saved now): both written before anything is made."""
+        if self._cgroup_layout is None:
+            self._cgroup_layout = cgroups.detect()
+        layout = self._cgroup_layout
+        node_dir = self.names.cgroup_dir()
+        rec.cgroups = layout.task_dirs(node_dir, self.names.task_cgroup(task.name, task.id))
+        new_dirs = [d for d in layout.node_dirs(node_dir) if d not in self._node.cgroup_dirs]
+        if new_dirs:
+            self._node.cgroup_dirs = self._node.cgroup_dirs + new_dirs
+            self._save_node()
+        return layout
+
+    def _drop_cgroups(self, rec: TaskRecord) -> None:
+        """Remove the task's cgroups (its processes are gone); the record keeps any that
+        could not be removed, for the wipe."""
+        if rec.cgroups:
+            rec.cgroups = cgroups.remove(rec.cgroups)
 
     def _fail(self, rec: TaskRecord, state: TaskState, err: str, result: ApplyResult) -> None:
         rec.veths, rec.vnis, rec.gw_address = [], [], None  # nothing of it is left
@@ -560,6 +595,9 @@ class DataPlane:
         classify_exit(rec, code, sig)
         if rec.state == TaskState.FAILED and (why := read_exit_error(Path(rec.exit_file))):
             rec.err = why  # the shim could not make the task's mounts
+        if rec.state == TaskState.FAILED and cgroups.oom_killed(rec.cgroups):
+            rec.err = f"{rec.err}: OOM killed (memory limit reached)"
+        self._drop_cgroups(rec)
         self._commit(rec)
         if rec.intent == REMOVE:
             self._forget(rec)
@@ -569,6 +607,7 @@ class DataPlane:
         """Delete a stopped task's netns, veths and record."""
         if self._dns is not None:
             self._dns.detach(rec.task_id, rec.netns)
+        self._drop_cgroups(rec)
         try:
             changes = task_ns.remove(rec, self.node_ns)
         except VxswarmError as exc:
@@ -608,6 +647,7 @@ class DataPlane:
             self._finish(rec)  # it ended while no agent watched
         elif rec.pid is None and rec.state in (TaskState.NEW, TaskState.PREPARING):
             task_ns.remove(rec, self.node_ns)  # the agent died while building it
+            self._drop_cgroups(rec)
             set_state(rec, TaskState.FAILED, "failed", "agent restarted while preparing task")
             self._commit(rec)
         elif rec.intent == REMOVE:
@@ -645,6 +685,16 @@ def _dns_networks(attachments, networks: dict[str, NetworkState]) -> list[str]:
         for a in attachments
         if a.network_id in networks and not networks[a.network_id].ingress
     ]
+
+
+def _limits_text(limits: Resources) -> str:
+    """How a new cgroup's limits read in the apply log."""
+    parts = []
+    if limits.nano_cpus:
+        parts.append(f"cpus {limits.nano_cpus / 1e9:g}")
+    if limits.memory_bytes:
+        parts.append(f"memory {limits.memory_bytes} bytes")
+    return ", ".join(parts) or "no limits"
 
 
 def _one_line(exc: Exception, task_id: str) -> str:

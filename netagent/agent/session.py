@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import httpx
 
+from netagent.agent.machine import machine_resources
 from netagent.contract.desired import NodeDesiredState, TaskStatus
 from netagent.contract.messages import (
     Assignments,
@@ -207,6 +208,7 @@ class Session:
             node_id=self.identity.node_id,
             statuses=self._statuses(),
             applied_digest=self.applied_digest,
+            resources=machine_resources(),
         )
         try:
             resp = self._http.post(

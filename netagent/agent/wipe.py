@@ -8,9 +8,10 @@ start time still matches, and a record naming a namespace outside this node's
 prefix is refused before anything is deleted.
 
 Order: processes first (a live process would keep its netns alive), then each
-task's veths and netns, then the load balancing (node nft table, ingress sandbox:
-its eth0 peer sits in an overlay sandbox), then the overlay sandboxes (VXLAN
-device first), then the gateway bridge, its NAT rule and ip_forward.
+task's veths, netns and cgroups (the node's cgroup directories after them), then
+the load balancing (node nft table, ingress sandbox: its eth0 peer sits in an
+overlay sandbox), then the overlay sandboxes (VXLAN device first), then the
+gateway bridge, its NAT rule and ip_forward.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from netagent.kernel.naming import Names
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import NodeRecord, Records, TaskRecord
 from netagent.network import gwbridge, overlay, task_ns
-from netagent.tasks import filesystem, spawn
+from netagent.tasks import cgroups, filesystem, spawn
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,14 @@ def remove_all(
                 obj=ns,
                 op="wipe",
             )
+    for path in [c for r in tasks for c in r.cgroups] + node.cgroup_dirs:
+        if not cgroups.owned(path, names.cgroup_dir()):
+            raise InvalidArgument(
+                f"record names cgroup {path!r}, not one of node prefix {names.prefix!r}: "
+                "expected the records of this node",
+                obj=path,
+                op="wipe",
+            )
     if node.ingress is not None and node.ingress.netns != names.ingress_ns():
         raise InvalidArgument(
             f"record names ingress netns {node.ingress.netns!r}: expected "
@@ -108,6 +117,12 @@ def remove_all(
     changes: list[Change] = []
     for rec in tasks:
         changes += task_ns.remove(rec, node_ns)
+        if rec.cgroups:  # its processes were stopped first (stop_all)
+            rec.cgroups = cgroups.remove(rec.cgroups)
+            changes.append(Change("remove", f"cgroup of task {rec.task_name}"))
+    if node.cgroup_dirs:
+        node.cgroup_dirs = cgroups.remove_node_dirs(node.cgroup_dirs)
+        changes.append(Change("remove", "the node's cgroup directories"))
     changes += lb.remove_recorded(node, node_ns, label, names)
     for sandbox in list(node.sandboxes.values()):
         changes += overlay.remove_sandbox(sandbox)

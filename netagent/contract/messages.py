@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from netagent.contract.desired import NodeDesiredState, TaskStatus
+from netagent.contract.desired import NodeDesiredState, Resources, TaskStatus
 from netagent.contract.patch import StatePatch
 
 
@@ -102,6 +102,9 @@ class HeartbeatRequest(_Wire):
     #: Digest of the last desired state this node applied: the manager waits on it
     #: before it stops a task that is leaving the load balancers.
     applied_digest: str = ""
+    #: The node's CPUs and memory (None: an agent that does not tell): what the
+    #: scheduler places reservations against and `node inspect` shows.
+    resources: Resources | None = None
 
 
 class HeartbeatResponse(_Wire):

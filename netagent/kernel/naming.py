@@ -21,6 +21,8 @@ in the name):
                   network's sandbox on br0
   vi-eth1         host side of the ingress sandbox's eth1, on vx_gwbridge
 
+Cgroups (netagent.tasks.cgroups): <prefix>-tasks/<task name>-<id12>, per hierarchy.
+
 The node prefix is `vx` on a VM; in the lab it is `vx-<lab>-<node>` so that
 two nodes, or two labs, on one box never collide.
 """
@@ -57,6 +59,15 @@ class Names:
 
     def ingress_ns(self) -> str:
         return f"{self.prefix}-ingress_sbox"
+
+    def cgroup_dir(self) -> str:
+        """The node's directory of task cgroups (netagent.tasks.cgroups)."""
+        return f"{self.prefix}-tasks"
+
+    @staticmethod
+    def task_cgroup(task_name: str, task_id: str) -> str:
+        """A task's cgroup, inside the node's directory."""
+        return f"{task_name}-{task_id[:12]}"
 
     def owns_ns(self, ns: str) -> bool:
         """True for namespaces this node's agent made (its own prefix)."""

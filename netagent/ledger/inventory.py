@@ -68,6 +68,8 @@ class NodeRecord(_Record):
     ingress: IngressRecord | None = None
     #: True once nft table `ip vxswarm` may exist in the node namespace (published ports).
     lb_node_table: bool = False
+    #: The node's directories of task cgroups, one per hierarchy (netagent.tasks.cgroups).
+    cgroup_dirs: list[str] = Field(default_factory=list)
 
 
 class VethRecord(_Record):
@@ -104,6 +106,8 @@ class TaskRecord(_Record):
     #: checks say now (None: it has none).
     healthcheck: HealthCheck | None = None
     health: Health | None = None
+    #: The task's cgroup directories, one per hierarchy (written before they are made).
+    cgroups: list[str] = Field(default_factory=list)
 
 
 #: Logs of forgotten tasks kept per node (the oldest go first).

@@ -3,16 +3,19 @@
 Run by the data plane inside the task's network namespace (via `ip netns exec`,
 which also gives it a mount namespace with /etc/netns/<ns>/* bound over /etc):
 
-    python -m netagent.tasks.shim --hostname ID12 --exit-file F --log-file L -- ARGV...
+    python -m netagent.tasks.shim --hostname ID12 --exit-file F --log-file L
+                                  [--setup-fd FD] [--cgroup-fd FD]... -- ARGV...
 
-It unshares a UTS namespace and sets the hostname (the task's own, like a
-container id), makes the task's mounts, secrets and configs when the agent passes their
-description on an inherited fd (--setup-fd, see netagent.tasks.nsmounts), forks the
-workload, forwards SIGTERM/SIGINT/SIGHUP to it, reaps every orphan (it is a child
-subreaper), writes the workload's exit status to F as JSON {"exit_code": N, "signal":
-S|null} (plus "error" when the mounts could not be made) and exits with the same code
-(128+S for a signal, as shells do). The exit file is how a data plane that did
-not spawn this process (after a restart) learns the exit code.
+It moves itself into the task's cgroups (--cgroup-fd: each one's cgroup.procs, opened
+by the data plane, as /sys is another sysfs inside the netns), unshares a UTS
+namespace and sets the hostname (the task's own, like a container id), makes the task's
+mounts, secrets and configs when the agent passes their description on an inherited fd
+(--setup-fd, see netagent.tasks.nsmounts), forks the workload, forwards
+SIGTERM/SIGINT/SIGHUP to it, reaps every orphan (it is a child subreaper), writes the
+workload's exit status to F as JSON {"exit_code": N, "signal": S|null} (plus "error"
+when the mounts could not be made) and exits with the same code (128+S for a signal, as
+shells do). The exit file is how a data plane that did not spawn this process (after a
+restart) learns the exit code.
 
 The workload's stdout and stderr come to the shim through a pipe and go to L, rotated
 by size as docker's json-file driver does with max-size and max-file: when L would pass
@@ -98,6 +101,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-max-size", type=int, default=LOG_MAX_SIZE)
     p.add_argument("--log-max-files", type=int, default=LOG_MAX_FILES)
     p.add_argument("--setup-fd", type=int, default=-1)
+    p.add_argument("--cgroup-fd", type=int, action="append", default=[])
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if args.command and args.command[0] == "--":
@@ -232,10 +236,23 @@ def _anchored(path: str) -> str:
     return f"/proc/self/fd/{directory}/{os.path.basename(path)}"
 
 
+def enter_cgroups(fds: list[int]) -> None:
+    """Move this process into the task's cgroups, through their cgroup.procs files the
+    data plane opened for us: the workload, forked after, starts inside them."""
+    for fd in fds:
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot enter the task's cgroup: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.chdir("/")  # spawned in the agent's code directory (see spawn.CODE_ROOT)
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
+        enter_cgroups(args.cgroup_fd)
         own_uts(args.hostname)
     except OSError as exc:
         sys.stderr.write(f"vxswarm shim: {exc}\n")

@@ -4,7 +4,7 @@ Owns the task shim processes (netagent.tasks.shim) and nothing else. A process i
 identified by (pid, start time) — field 22 of /proc/<pid>/stat — because pids are
 reused: nothing is ever signalled unless its start time matches the recorded one.
 
-Spawn: `ip netns exec <task ns> python -m netagent.tasks.shim ... -- argv` with
+Spawn: `ip netns exec <task ns> python -I <this package>/shim.py ... -- argv` with
 start_new_session=True (the shim leads its own process group, so a final SIGKILL
 reaches the workload too, and a SIGKILL of the daemon reaches neither) and
 stdout/stderr to the task's log file.
@@ -102,18 +102,49 @@ def spawn(
     exit_file: Path,
     log_file: Path,
     setup_fd: int | None = None,
+    cgroups: Sequence[str] = (),
 ) -> Spawned:
     """Start the shim for one task inside `netns`; does not wait for it.
 
     `setup_fd`: a file the shim inherits and reads its mounts and files from (see
-    netagent.tasks.filesystem); the caller closes its own copy afterwards."""
+    netagent.tasks.filesystem); the caller closes its own copy afterwards. The shim
+    enters `cgroups` before it forks the workload."""
     setup = ["--setup-fd", str(setup_fd)] if setup_fd is not None else []
+    # `ip netns exec` mounts a sysfs of the task's netns over /sys, which hides the
+    # cgroup mounts: the shim gets each cgroup.procs already open instead.
+    try:
+        procs = [os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for path in cgroups]
+    except OSError as exc:
+        raise KernelError(
+            f"open cgroup of task in {netns}: {exc.strerror}",
+            obj=netns,
+            op="spawn",
+            errno=exc.errno,
+        ) from exc
     cmd = [
         IP, "netns", "exec", netns,
         sys.executable, "-m", "netagent.tasks.shim",
         "--hostname", hostname, "--exit-file", str(exit_file), "--log-file", str(log_file),
-        *setup, "--", *argv,
+        *setup,
+        *[arg for fd in procs for arg in ("--cgroup-fd", str(fd))],
+        "--", *argv,
     ]  # fmt: skip
+    try:
+        inherited = [*procs, *([setup_fd] if setup_fd is not None else [])]
+        return _start(cmd, netns, env, exit_file, log_file, inherited)
+    finally:
+        for fd in procs:
+            os.close(fd)
+
+
+def _start(
+    cmd: list[str],
+    netns: str,
+    env: Mapping[str, str],
+    exit_file: Path,
+    log_file: Path,
+    pass_fds: Sequence[int],
+) -> Spawned:
     Path(exit_file).unlink(missing_ok=True)
     # The child inherits this thread's signal mask: a SIGTERM sent before the shim has
     # installed its handlers stays pending instead of killing it without an exit file.
@@ -129,7 +160,7 @@ def spawn(
                 cwd=CODE_ROOT,
                 start_new_session=True,
                 close_fds=True,
-                pass_fds=(setup_fd,) if setup_fd is not None else (),
+                pass_fds=tuple(pass_fds),
                 # The daemon creates its own files private (umask 077); a task gets
                 # the usual 022, as a container does.
                 umask=0o022,

@@ -15,6 +15,7 @@ from orchestrator.cli.filters import NODE_KEYS, TASK_KEYS, Filters
 from orchestrator.cli.format import title, when
 from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_options
 from orchestrator.cli.task_table import echo_tasks
+from orchestrator.cluster.resources_text import NANO, bytes_size
 from orchestrator.ops import roles
 
 
@@ -84,6 +85,14 @@ def ls(filters: Filters, quiet: bool, fmt: str) -> None:
     echo_rows(nodes, fmt, quiet, rows, NODE_COLUMNS)
 
 
+def node_resources_lines(n: dict) -> list[str]:
+    """Docker's "Resources:" block: whole CPUs (NanoCPUs / 1e9) and BytesSize memory."""
+    amounts = (n.get("description") or {}).get("resources") or {}
+    cpus = amounts.get("nano_cpus", 0) // NANO
+    memory = bytes_size(amounts.get("memory_bytes", 0))
+    return ["Resources:", f" CPUs:\t\t\t{cpus}", f" Memory:\t\t{memory}"]
+
+
 def _resolve(ref: str) -> str:
     return (_self_id() or ref) if ref == "self" else ref
 
@@ -120,6 +129,7 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
                 click.echo(f" - {k}={v}")
         click.echo("Platform:")
         click.echo(f" Operating System:\tlinux\n Architecture:\t\t{platform.machine()}")
+        click.echo("\n".join(node_resources_lines(n)))
         click.echo(f"Engine Version:\t\t{n['engine_version']}\n")
 
 

@@ -24,6 +24,7 @@ from orchestrator.cli.mount_flags import (
 )
 from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_options
 from orchestrator.cli.progress import follow
+from orchestrator.cli.resource_flags import apply_resources, resource_options
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
 from orchestrator.cli.service_pretty import pretty_lines
 from orchestrator.cli.task_table import echo_tasks
@@ -212,6 +213,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
 @health_options
 @mount_option
+@resource_options
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -269,6 +271,7 @@ def create(
         "healthcheck": create_healthcheck(configs),
         "mounts": parsed_mounts(mounts, "--mount"),
     }
+    spec = apply_resources(spec, configs)
     client = api()
     service_id = client.post("/v1/services", spec)["id"]
     click.echo(service_id)
@@ -310,6 +313,7 @@ def create(
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
 @health_options
 @mount_update_options
+@resource_options
 @detach_option
 @click.argument("ref")
 def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
@@ -327,7 +331,7 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     mounts = apply_mount_update(
         current["spec"].get("mounts", []), flags.pop("mount_add"), flags.pop("mount_rm")
     )
-    spec = apply_update(current["spec"], flags)
+    spec = apply_update(apply_resources(current["spec"], flags), flags)
     spec["healthcheck"] = update_healthcheck(current["spec"].get("healthcheck"), flags)
     if mounts is not None:
         spec["mounts"] = mounts

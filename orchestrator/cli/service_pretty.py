@@ -7,6 +7,7 @@ from typing import Any
 from orchestrator.cli.format import when
 from orchestrator.cli.health_flags import healthcheck_lines
 from orchestrator.cli.mount_flags import mount_lines
+from orchestrator.cluster.resources_text import bytes_size, cpus_text
 from orchestrator.ops.durations import format_duration
 
 
@@ -45,6 +46,22 @@ def update_config_lines(config: dict[str, Any], kind: str) -> list[str]:
     return lines
 
 
+def resources_lines(spec: dict[str, Any]) -> list[str]:
+    """Resources: Reservations then Limits, each CPU and Memory only when set (docker's
+    layout); nothing at all without any."""
+    lines = []
+    for title, key in ((" Reservations:", "reservations"), (" Limits:", "limits")):
+        amounts = spec.get(key) or {}
+        cpus, memory = amounts.get("nano_cpus", 0), amounts.get("memory_bytes", 0)
+        if cpus or memory:
+            lines.append(title)
+        if cpus:
+            lines.append(f"  CPU:\t\t{cpus_text(cpus)}")
+        if memory:
+            lines.append(f"  Memory:\t{bytes_size(memory)}")
+    return ["Resources:", *lines] if lines else []
+
+
 def pretty_lines(s: dict[str, Any], nets: dict[str, str]) -> list[str]:
     spec = s["spec"]
     lines = ["", f"ID:\t\t{s['id']}", f"Name:\t\t{spec['name']}"]
@@ -78,6 +95,7 @@ def pretty_lines(s: dict[str, Any], nets: dict[str, str]) -> list[str]:
         lines.append(f" Env:\t\t{' '.join(spec['env'])}")
     lines += mount_lines(spec.get("mounts", []))
     lines.append(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
+    lines += resources_lines(spec)
     if s.get("network_ids"):
         lines.append(f"Networks:\t{' '.join(nets.get(n, n) for n in s['network_ids'])}")
     lines.append(f"Endpoint Mode:\t{spec['endpoint_mode']}")

@@ -36,12 +36,14 @@ from netagent.contract.desired import (
     Mount,
     PublishedPort,
     PublishMode,
+    Resources,
     TaskState,
 )
 from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
 from orchestrator.cluster.mounts import MountSpec, check_mounts
 from orchestrator.cluster.placement_text import check_constraint, check_preference
+from orchestrator.cluster.resources_text import check_limits, resources_key
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\Z")
@@ -82,6 +84,12 @@ class ManagerStatus(Model):
     addr: str = ""  # ip:2377
 
 
+class NodeDescription(Model):
+    """What a node tells the managers about its machine (swarmkit's NodeDescription)."""
+
+    resources: Resources = Resources()
+
+
 class Node(Model):
     id: str
     hostname: str
@@ -110,6 +118,8 @@ class Node(Model):
     #: Digest of the root that signed this node's latest certificate: a CA rotation is
     #: over once every node's is the new root's.
     cert_root: str = ""
+    #: What the node reported of itself (docker's Description): its CPUs and memory.
+    description: NodeDescription = Field(default_factory=NodeDescription)
 
     def with_role(self, role: NodeRole, **more: object) -> Node:
         """This node with `role`, its role_epoch counted up (a change it must follow)."""
@@ -355,6 +365,10 @@ class ServiceSpec(Model):
     # -- mounts (issue 17) --
     #: bind, volume and tmpfs mounts, made in each task's own mount namespace.
     mounts: Annotated[list[MountSpec], AfterValidator(check_mounts)] = Field(default_factory=list)
+    # Resources (--limit-*/--reserve-*, compose deploy.resources): limits are enforced
+    # through each task's cgroup, reservations by the scheduler.
+    limits: Annotated[Resources, AfterValidator(check_limits)] = Resources()
+    reservations: Resources = Resources()
 
     @field_validator("rollback_config")
     @classmethod
@@ -445,6 +459,7 @@ class Service(Model):
             "placement_preferences": spec.placement_preferences,
             "force_update": spec.force_update,
             **({"mounts": [m.model_dump(mode="json") for m in spec.mounts]} if spec.mounts else {}),
+            **resources_key(spec.limits, spec.reservations),
         }
         if spec.healthcheck:  # only then: the keys of services without one stay the same
             body["healthcheck"] = spec.healthcheck.model_dump(mode="json")
@@ -517,6 +532,10 @@ class Task(Model):
     # -- mounts (issue 17) --
     #: The service's mounts when the task was made.
     mounts: list[Mount] = Field(default_factory=list)
+    # The service's resources at creation: limits go to the agent (the task's cgroup),
+    # reservations count against the node's CPUs and memory in the scheduler.
+    limits: Resources = Resources()
+    reservations: Resources = Resources()
 
     @property
     def name(self) -> str:

@@ -72,6 +72,7 @@ def _task_spec(task: Task) -> TaskSpec:
         stop_grace_period=task.stop_grace_period,
         healthcheck=task.healthcheck,
         mounts=tuple(task.mounts),
+        limits=task.limits,
     )
 
 

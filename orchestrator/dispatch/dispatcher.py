@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from netagent.contract.desired import NodeDesiredState, TaskState, TaskStatus
+from netagent.contract.desired import NodeDesiredState, Resources, TaskState, TaskStatus
 from netagent.contract.errors import PermissionDenied
 from orchestrator.cluster.objects import Node, NodeStatus, Task, TaskObservedStatus
 from orchestrator.cluster.store import Store
@@ -172,6 +172,7 @@ class Dispatcher:
         statuses: Iterable[TaskStatus],
         now: float,
         applied_digest: str = "",
+        resources: Resources | None = None,
     ) -> set[str]:
         """Record a heartbeat; returns the ids of services whose tasks changed."""
         node = self.member(node_id)
@@ -179,6 +180,7 @@ class Dispatcher:
         self._applied[node_id] = applied_digest
         touched: set[str] = set()
         with self._store.tx():
+            update: dict[str, object] = {}
             if node.status != NodeStatus.READY:
                 log.info("node %s (%s) is READY", node.hostname, node_id)
                 update = {
@@ -187,6 +189,11 @@ class Dispatcher:
                     "updated_at": now,
                     "last_heartbeat": now,
                 }
+            # The node's description is written when it changes only (its first
+            # heartbeat, a machine given more memory), not at every heartbeat.
+            if resources is not None and resources != node.description.resources:
+                update["description"] = node.description.model_copy(update={"resources": resources})
+            if update:
                 self._store.put("node", node.model_copy(update=update))
             for report in statuses:
                 task = self._store.get("task", report.task_id, Task)

@@ -15,9 +15,11 @@ Placement preferences (`spread=node.labels.zone`) rank the eligible nodes before
 the spread key: fewest tasks of the service in the node's label group first.
 
 Filters, in order (a rejected node counts for the first filter that refused it):
-ready and active; the task's placement constraints; the service's max replicas
-per node. A task already bound to a node (global mode makes one per node) is only
-checked against that node.
+ready and active; resources (the task's reserved CPUs and memory fit in what the
+node has left: its own minus the reservations of its tasks that have not ended);
+the task's placement constraints; the service's max replicas per node. A task
+already bound to a node (global mode makes one per node) is only checked against
+that node.
 """
 
 from __future__ import annotations
@@ -43,10 +45,18 @@ class NodeInfo:
     node: Node
     service_counts: Counter[str] = field(default_factory=Counter)
     total: int = 0
+    #: Reserved by its tasks that have not ended (NanoCPUs, bytes).
+    reserved_cpus: int = 0
+    reserved_memory: int = 0
 
     def add(self, task: Task) -> None:
         self.service_counts[task.service_id] += 1
         self.total += 1
+        self.reserve(task)
+
+    def reserve(self, task: Task) -> None:
+        self.reserved_cpus += task.reservations.nano_cpus
+        self.reserved_memory += task.reservations.memory_bytes
 
     def spread_key(self, service_id: str) -> tuple[int, int, str, str]:
         return (self.service_counts[service_id], self.total, self.node.hostname, self.node.id)
@@ -95,6 +105,31 @@ class ReadyFilter(Filter):
         return _nodes(nodes, "not available for new tasks", "not available for new tasks")
 
 
+class ResourceFilter(Filter):
+    """Nodes with the task's reservation still free (swarmkit's ResourceFilter). Not
+    static: what a node has left shrinks as tasks land on it, never grows in a batch."""
+
+    static = False
+
+    def set_task(self, task: Task) -> bool:
+        self.task = task
+        return bool(task.reservations.nano_cpus or task.reservations.memory_bytes)
+
+    def check(self, node: NodeInfo) -> bool:
+        assert self.task is not None
+        want, has = self.task.reservations, node.node.description.resources
+        return (
+            want.nano_cpus <= has.nano_cpus - node.reserved_cpus
+            and want.memory_bytes <= has.memory_bytes - node.reserved_memory
+        )
+
+    def explain(self, nodes: int) -> str:
+        # swarmkit's words, singular and plural.
+        if nodes == 1:
+            return "insufficient resources on 1 node"
+        return f"insufficient resources on {nodes} nodes"
+
+
 class ConstraintFilter(Filter):
     """Nodes that satisfy every placement constraint of the task's service."""
 
@@ -133,7 +168,12 @@ class MaxReplicasFilter(Filter):
         )
 
 
-DEFAULT_FILTERS: tuple[type[Filter], ...] = (ReadyFilter, ConstraintFilter, MaxReplicasFilter)
+DEFAULT_FILTERS: tuple[type[Filter], ...] = (
+    ReadyFilter,
+    ResourceFilter,
+    ConstraintFilter,
+    MaxReplicasFilter,
+)
 
 
 class Pipeline:
@@ -214,6 +254,9 @@ class _Spread:
         self.dynamic = Pipeline([f for f in filters if not f.static])
         self.dynamic.set_task(task)
         self.reason = ""
+        #: How many tasks the batch had placed when `reason` was worked out: a later
+        #: placement may change which filter refuses a node first (resources).
+        self.reason_at = -1
         self.heap = [
             (i.spread_key(self.sid), n, i) for n, i in enumerate(nodes) if static.process(i)
         ]
@@ -245,8 +288,13 @@ def node_infos(
     in (hostname, id) order."""
     infos = {n.id: NodeInfo(n) for n in nodes}
     for t in existing_tasks:
-        if t.id not in placing and counts_toward_spread(t) and t.node_id in infos:
+        if t.id in placing or t.node_id not in infos:
+            continue
+        if counts_toward_spread(t):
             infos[t.node_id].add(t)
+        elif not t.status.state.terminal:
+            # Being stopped, say: it holds its reservation until it has ended.
+            infos[t.node_id].reserve(t)
     return sorted(infos.values(), key=lambda i: (i.node.hostname, i.node.id))
 
 
@@ -267,6 +315,7 @@ def schedule(
     runs: dict[tuple, _Spread] = {}
     placements: dict[str, str | None] = {}
     reasons: dict[str, str] = {}
+    placed = 0
     for task in tasks_to_place:
         best: NodeInfo | None = None
         run: _Spread | None = None
@@ -281,7 +330,12 @@ def schedule(
             if eligible:
                 best = min(eligible, key=_ranking(task, eligible))
         else:
-            like = (task.service_id, tuple(task.constraints), task.max_replicas_per_node)
+            like = (
+                task.service_id,
+                tuple(task.constraints),
+                task.max_replicas_per_node,
+                task.reservations,
+            )
             run = runs.get(like)
             if run is None:
                 run = runs[like] = _Spread(task, ordered, filters)
@@ -290,17 +344,19 @@ def schedule(
             placements[task.id] = None
             if run is not None:
                 # A run with no node left has none for the rest of the batch either:
-                # explained once, by the pipeline over every node.
-                if not run.reason:
+                # explained by the pipeline over every node, again only once another
+                # task has landed somewhere meanwhile.
+                if run.reason_at != placed:
                     pipeline.set_task(task)
                     for info in ordered:
                         pipeline.process(info)
-                    run.reason = pipeline.explain()
+                    run.reason, run.reason_at = pipeline.explain(), placed
                 reasons[task.id] = run.reason
             else:
                 reasons[task.id] = pipeline.explain()  # from the pass just made
             continue
         placements[task.id] = best.node.id
+        placed += 1
         best.add(task)
         if run is not None:
             run.placed(best)

@@ -456,6 +456,8 @@ class Reconciler:
             spec_key=svc.task_key(),
             created_at=now,
             restart_history=restart_policy.inherited(predecessors),
+            limits=svc.spec.limits,
+            reservations=svc.spec.reservations,
         )
         batch.put(task)
 

@@ -40,6 +40,7 @@ from pydantic import (
 from netagent.contract.errors import InvalidArgument
 from netagent.contract.images import check_image
 from orchestrator.cluster.placement_text import check_constraint
+from orchestrator.cluster.resources_text import ResourceValueError, parse_cpus, parse_memory
 from orchestrator.ops.durations import parse_duration
 from orchestrator.ops.healthchecks import make, test_argv
 from orchestrator.stack.loader import key_path
@@ -228,8 +229,33 @@ class RestartPolicy(Section):
     window: Duration = 0.0
 
 
+def _amount(parse: Any, what: str) -> BeforeValidator:
+    def check(value: Any) -> int:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"invalid {what} value {value!r}: expected a number or a string")
+        try:
+            return parse(value)
+        except ResourceValueError as err:
+            raise ValueError(str(err)) from None
+
+    return BeforeValidator(check)
+
+
+class ResourceAmounts(Section):
+    """deploy.resources.limits / .reservations: cpus ('0.5') and memory ('512M')."""
+
+    IGNORED = frozenset({"pids", "generic_resources", "devices"})
+    cpus: Annotated[int, _amount(parse_cpus, "cpus")] = 0
+    memory: Annotated[int, _amount(parse_memory, "memory")] = 0
+
+
+class Resources(Section):
+    limits: ResourceAmounts = Field(default_factory=ResourceAmounts)
+    reservations: ResourceAmounts = Field(default_factory=ResourceAmounts)
+
+
 class Deploy(Section):
-    IGNORED = frozenset({"resources"})
+    resources: Resources = Field(default_factory=Resources)
     mode: Literal["replicated", "global"] = "replicated"
     replicas: int | None = Field(default=None, ge=0)
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"

@@ -28,6 +28,7 @@ from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.stack.compose import ComposeFile, Network, Service
 from orchestrator.stack.loader import key_path
 from orchestrator.stack.names import DEFAULT_NETWORK, scoped, stack_labels
+from orchestrator.stack.resources import resources_spec
 from orchestrator.stack.volumes import VolumeDecl, compose_mounts
 
 #: ServiceSpec field → where it comes from in a compose service (for error paths).
@@ -52,6 +53,8 @@ _SOURCE = {
     "rollback_config": "deploy.rollback_config",
     "placement_preferences": "deploy.placement.preferences",
     "mounts": "volumes",
+    "limits": "deploy.resources.limits",
+    "reservations": "deploy.resources.reservations",
 }
 #: The ServiceSpec fields a stack sets: on re-deploy the others (`force_update`, ...)
 #: keep the value the service has, as docker keeps ForceUpdate.
@@ -175,6 +178,7 @@ def _service_spec(
     }
     spec["placement_preferences"] = [f"spread={p['spread']}" for p in placement.preferences]
     spec["healthcheck"] = svc.healthcheck.to_spec() if svc.healthcheck else None
+    spec.update(resources_spec(deploy.resources))
     try:
         spec["mounts"] = compose_mounts(stack, svc.volumes, volumes)
         return ServiceSpec.model_validate(spec).model_dump(mode="json")

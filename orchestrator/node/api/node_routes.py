@@ -115,7 +115,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     manager = daemon_of(request).require_leader()
     req = await parse_body(request, HeartbeatRequest)
     speaks_for(request, req.node_id)
-    period = manager.heartbeat(req.node_id, req.statuses, req.applied_digest)
+    period = manager.heartbeat(req.node_id, req.statuses, req.applied_digest, req.resources)
     daemon = daemon_of(request)
     daemon.changed()
     node = manager.find_node(req.node_id)

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netagent.contract.desired import DesiredTaskState, TaskState
+from netagent.contract.desired import DesiredTaskState, Resources, TaskState
 from orchestrator.cluster.objects import (
     Availability,
     Node,
+    NodeDescription,
     NodeRole,
     NodeStatus,
     ServiceSpec,
@@ -192,6 +193,14 @@ def _one_by_one(tasks, nodes, existing):
     return placed, reasons
 
 
+def _amounts(most: int):
+    """CPUs and memory in halves of a CPU / of a GiB, up to `most` of each."""
+    halves = st.integers(0, 2 * most)
+    return st.builds(
+        lambda c, m: Resources(nano_cpus=c * 500_000_000, memory_bytes=m << 29), halves, halves
+    )
+
+
 @st.composite
 def _cluster(draw):
     names = draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
@@ -203,19 +212,23 @@ def _cluster(draw):
             availability=draw(st.sampled_from([Availability.ACTIVE] * 4 + [Availability.DRAIN])),
         )
         node.labels = {"zone": draw(st.sampled_from(["x", "y"]))}
+        node.description = NodeDescription(resources=draw(_amounts(4)))
         nodes.append(node)
     existing = [
         _task(f"old{i}", service=draw(st.sampled_from(["web", "db"])), node_id=n.id)
         for i, n in enumerate(draw(st.lists(st.sampled_from(nodes), max_size=12)))
     ]
+    for task in existing:
+        task.reservations = draw(_amounts(1))
     tasks = []
-    for i, (service, zone, cap) in enumerate(
+    for i, (service, zone, cap, reserved) in enumerate(
         draw(
             st.lists(
                 st.tuples(
                     st.sampled_from(["web", "db", "cache"]),
                     st.sampled_from(["", "x", "y"]),
                     st.integers(0, 2),
+                    _amounts(2),
                 ),
                 max_size=30,
             )
@@ -225,6 +238,7 @@ def _cluster(draw):
         # Like tasks share one spec: the service decides constraints and caps.
         task.constraints = [f"node.labels.zone=={zone}"] if zone and service == "db" else []
         task.max_replicas_per_node = cap if service == "cache" else 0
+        task.reservations = reserved
         tasks.append(task)
     return nodes, existing, tasks
 
@@ -236,8 +250,8 @@ def test_the_heap_places_exactly_as_one_by_one_placements_would(cluster):
     # A service's tasks in a batch share its spec: give each service one cap and one zone.
     spec = {}
     for t in tasks:
-        t.constraints, t.max_replicas_per_node = spec.setdefault(
-            t.service_id, (t.constraints, t.max_replicas_per_node)
+        t.constraints, t.max_replicas_per_node, t.reservations = spec.setdefault(
+            t.service_id, (t.constraints, t.max_replicas_per_node, t.reservations)
         )
     got = schedule(tasks, nodes, existing)
     assert (got.placements, got.reasons) == _one_by_one(tasks, nodes, existing)

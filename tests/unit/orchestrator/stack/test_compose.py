@@ -145,7 +145,8 @@ def test_keys_swarm_ignores_are_dropped_and_named_once_sorted():
                 "build": ".",
                 "depends_on": ["db"],
                 "restart": "always",
-                "deploy": {"resources": {"limits": {"cpus": "0.5"}}},
+                # Resources are honoured (cpus, memory), their pids limit is not.
+                "deploy": {"resources": {"limits": {"cpus": "0.5", "pids": 5}}},
                 "networks": {"n": {"ipv4_address": "10.0.0.9"}},
             },
             "db": {"image": "alpine", "build": "./db", "volumes": ["data:/x"]},
@@ -160,7 +161,7 @@ def test_keys_swarm_ignores_are_dropped_and_named_once_sorted():
         "depends_on",
         "internal",
         "ipv4_address",
-        "resources",
+        "pids",
         "restart",
     ]
     # Volumes are honoured now (orchestrator.stack.volumes), not ignored.
