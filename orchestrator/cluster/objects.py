@@ -38,6 +38,7 @@ from netagent.contract.desired import (
 from orchestrator.ca import tokens
 from orchestrator.ca.roles import NodeRole
 from orchestrator.cluster.placement_text import check_constraint, check_preference
+from orchestrator.cluster.secrets import FileKind, FileRef, check_refs, refs_key
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\Z")
@@ -355,6 +356,16 @@ class ServiceSpec(Model):
                 raise ValueError(f"invalid environment variable {item!r}: expected KEY=VALUE")
         return v
 
+    # Secrets and configs the tasks get as files (orchestrator.cluster.secrets):
+    # references by name and id, never values.
+    secrets: list[FileRef] = Field(default_factory=list)
+    configs: list[FileRef] = Field(default_factory=list)
+
+    @field_validator("secrets", "configs")
+    @classmethod
+    def _one_file_per_target(cls, v: list[FileRef], info: ValidationInfo) -> list[FileRef]:
+        return check_refs(FileKind(info.field_name.removesuffix("s")), v)
+
 
 class Service(Model):
     id: str
@@ -388,6 +399,7 @@ class Service(Model):
             "max_replicas_per_node": spec.max_replicas_per_node,
             "placement_preferences": spec.placement_preferences,
             "force_update": spec.force_update,
+            **refs_key(spec.secrets, spec.configs),
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -451,6 +463,9 @@ class Task(Model):
     #: Draining, but kept in the load balancers: every other task of its service is
     #: stopping too and a replacement is still starting (see Reconciler._stop).
     held: bool = False
+    # The service's secrets and configs when the task was made (references only).
+    secrets: list[FileRef] = Field(default_factory=list)
+    configs: list[FileRef] = Field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -42,7 +42,7 @@ from orchestrator.etcd.election import NotLeader
 
 log = logging.getLogger(__name__)
 
-KINDS = frozenset({"cluster", "node", "network", "service", "task"})
+KINDS = frozenset({"cluster", "node", "network", "service", "task", "secret", "config"})
 
 M = TypeVar("M", bound=BaseModel)
 

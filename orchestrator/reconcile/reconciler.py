@@ -444,6 +444,8 @@ class Reconciler:
             spec_key=svc.task_key(),
             created_at=now,
             restart_history=restart_policy.inherited(predecessors),
+            secrets=list(svc.spec.secrets),
+            configs=list(svc.spec.configs),
         )
         batch.put(task)
 
