@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from netagent.tasks.enter import task_exec_argv
+from orchestrator.cli import file_flags
 from orchestrator.cli.common import Duration, api, inspect_options, output_option
 from orchestrator.cli.format import echo_json, echo_listing, short_id
 from orchestrator.cli.progress import follow
@@ -193,6 +194,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @update_config_options("update")
 @update_config_options("rollback")
 @click.option("--rebalance", is_flag=True, help="Move tasks to nodes that become available.")
+@file_flags.create_options
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -246,6 +248,7 @@ def create(
         "update_config": config_changes("update", configs),
         "rollback_config": config_changes("rollback", configs),
         "rebalance": rebalance,
+        **file_flags.create_entries(configs),
     }
     client = api()
     service_id = client.post("/v1/services", spec)["id"]
@@ -281,6 +284,7 @@ def create(
 @update_config_options("rollback")
 @click.option("--rebalance/--no-rebalance", default=None, help="Move tasks to new nodes.")
 @click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
+@file_flags.update_options
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
 @detach_option
 @click.argument("ref")
@@ -296,7 +300,7 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
     flags["publish_rm"] = [_published(p) for p in flags["publish_rm"]]
     flags["network_add"] = [parse_network_flag(n) for n in flags["network_add"]]
     flags["args"] = shlex.split(flags["args"]) if flags["args"] is not None else None
-    spec = apply_update(current["spec"], flags)
+    spec = file_flags.apply_updates(apply_update(current["spec"], flags), flags)
     client.post(f"/v1/services/{ref}/update", {"spec": spec})
     finish(client, ref, detach)
 

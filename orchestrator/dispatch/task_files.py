@@ -16,7 +16,7 @@ import base64
 import logging
 from collections.abc import Iterable, Mapping
 
-from netagent.contract.desired import FileKind, TaskFile
+from netagent.contract.desired import FileKind, NodeDesiredState, TaskFile
 from netagent.contract.errors import VxswarmError
 from orchestrator.ca import sealing
 from orchestrator.cluster.objects import Task
@@ -114,3 +114,26 @@ def _file(kind: FileKind, ref: FileRef, data: str) -> TaskFile:
         gid=ref.gid,
         mode=ref.mode,
     )
+
+
+def without_secret_values(state: NodeDesiredState) -> NodeDesiredState:
+    """`state` as it may be shown to a user (`/v1/debug/desired`): every secret's data
+    emptied; configs kept, as `config inspect` shows them."""
+    if not any(f.kind == FileKind.SECRET for t in state.tasks for f in t.spec.files):
+        return state
+    tasks = tuple(
+        t.model_copy(
+            update={
+                "spec": t.spec.model_copy(
+                    update={
+                        "files": tuple(
+                            f.model_copy(update={"data": ""}) if f.kind == FileKind.SECRET else f
+                            for f in t.spec.files
+                        )
+                    }
+                )
+            }
+        )
+        for t in state.tasks
+    )
+    return state.model_copy(update={"tasks": tasks})

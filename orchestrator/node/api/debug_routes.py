@@ -28,6 +28,7 @@ from netagent.capture import facts, probe
 from netagent.capture.points import CaptureRequest, NodeContext
 from netagent.capture.stream import open_capture, stream_capture
 from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
+from orchestrator.dispatch.task_files import without_secret_values
 from orchestrator.manager import Manager
 from orchestrator.node.api.app import json_response, proxy
 from orchestrator.node.api.directory_view import cluster_directory
@@ -50,7 +51,8 @@ async def directory(request: web.Request, manager: Manager) -> web.Response:
 @manager_route
 async def desired(request: web.Request, manager: Manager) -> web.Response:
     node = manager.get_node(request.match_info["ref"])
-    return json_response(manager.desired_state(node.id))
+    # Secrets' values travel to their node's agent only: shown here emptied.
+    return json_response(without_secret_values(manager.desired_state(node.id)))
 
 
 @debug_routes.post("/v1/debug/nodes/{ref}/{op}")
