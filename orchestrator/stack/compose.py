@@ -41,6 +41,7 @@ from netagent.contract.errors import InvalidArgument
 from netagent.contract.images import check_image
 from orchestrator.cluster.placement_text import check_constraint
 from orchestrator.ops.durations import parse_duration
+from orchestrator.stack.compose_files import FileDecl, ServiceFileRefs
 from orchestrator.stack.loader import key_path
 
 
@@ -244,11 +245,11 @@ class Deploy(Section):
 class Service(Section):
     IGNORED = frozenset(
         {
-            "build", "cap_add", "cap_drop", "cgroup_parent", "configs", "container_name",
+            "build", "cap_add", "cap_drop", "cgroup_parent", "container_name",
             "credential_spec", "depends_on", "devices", "dns", "dns_search", "domainname",
             "entrypoint", "env_file", "expose", "external_links", "extra_hosts", "healthcheck",
             "hostname", "init", "ipc", "isolation", "labels", "links", "logging", "mac_address",
-            "network_mode", "pid", "privileged", "read_only", "restart", "secrets",
+            "network_mode", "pid", "privileged", "read_only", "restart",
             "security_opt", "shm_size", "stdin_open", "stop_signal", "sysctls", "tmpfs", "tty",
             "ulimits", "user", "userns_mode", "volumes", "working_dir",
         }
@@ -262,6 +263,9 @@ class Service(Section):
     )
     deploy: Deploy = Field(default_factory=Deploy)
     stop_grace_period: Duration = 10.0
+    # Secrets and configs given to the tasks (orchestrator.stack.compose_files).
+    secrets: ServiceFileRefs = Field(default_factory=list)
+    configs: ServiceFileRefs = Field(default_factory=list)
 
 
 class IpamConfig(Section):
@@ -332,12 +336,15 @@ def _version(value: Any) -> Any:
 
 
 class ComposeFile(Section):
-    IGNORED = frozenset({"volumes", "secrets", "configs", "name"})
+    IGNORED = frozenset({"volumes", "name"})
     version: Annotated[str | None, BeforeValidator(_version)] = None
     services: dict[str, Service] = Field(default_factory=dict)
     networks: Annotated[dict[str, Network], BeforeValidator(_network_decls)] = Field(
         default_factory=dict
     )
+    # Declared secrets and configs (orchestrator.stack.compose_files).
+    secrets: dict[str, FileDecl] = Field(default_factory=dict)
+    configs: dict[str, FileDecl] = Field(default_factory=dict)
 
 
 # -- errors ----------------------------------------------------------------------------------
