@@ -27,6 +27,7 @@ reports exits; one emitter thread calls `on_status`. One lock orders them.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -51,10 +52,16 @@ from netagent.kernel import netns
 from netagent.kernel.naming import Names
 from netagent.lb import LoadBalancer
 from netagent.ledger.changes import ApplyResult, Change
-from netagent.ledger.inventory import NodeRecord, Records, TaskRecord, read_exit_file
+from netagent.ledger.inventory import (
+    NodeRecord,
+    Records,
+    TaskRecord,
+    read_exit_error,
+    read_exit_file,
+)
 from netagent.network import gwbridge, overlay, task_ns
 from netagent.network.checks import check_desired
-from netagent.tasks import spawn
+from netagent.tasks import filesystem, spawn
 from netagent.tasks.lifecycle import (
     REMOVE,
     RUNNING,
@@ -95,6 +102,7 @@ class DataPlane:
         self.underlay_ip = IPv4Address(underlay_ip)
         self._label = node_ns or "node ns"
         self._records = Records(Path(state_dir))
+        self._state_dir = Path(state_dir)
         self._records.ensure_dirs()
         self._workloads = workloads
         self._lock = threading.RLock()
@@ -404,6 +412,11 @@ class DataPlane:
             self._fail(rec, TaskState.REJECTED, f"workload: {exc}", result)
             return
         try:
+            filesystem.check(task.spec)
+        except VxswarmError as exc:
+            self._fail(rec, TaskState.REJECTED, str(exc), result)
+            return
+        try:
             result.changes += task_ns.build(
                 self.names, pool, self.node_ns, self._label, task, networks, rec
             )
@@ -416,9 +429,13 @@ class DataPlane:
                 # must answer before the workload asks its first name.
                 self._dns.prepare(rec.netns)
                 self._dns.attach(task.id, rec.netns, _dns_networks(task.attachments, networks))
-            spawned = spawn.spawn(
-                rec.netns, task.hostname, argv, env, Path(rec.exit_file), Path(rec.log_file)
-            )
+            setup = filesystem.setup_fd(task.spec, self._state_dir)
+            try:
+                spawned = spawn.spawn(rec.netns, task.hostname, argv, env, Path(rec.exit_file),
+                                      Path(rec.log_file), setup)  # fmt: skip
+            finally:
+                if setup is not None:
+                    os.close(setup)
         except Exception as exc:
             err = _one_line(exc, task.id)
             try:
@@ -493,6 +510,8 @@ class DataPlane:
             # nothing, but as its parent we still know how it ended.
             code, sig = (None, -returncode) if returncode < 0 else (returncode, None)
         classify_exit(rec, code, sig)
+        if rec.state == TaskState.FAILED and (why := read_exit_error(Path(rec.exit_file))):
+            rec.err = why  # the shim could not make the task's mounts
         self._commit(rec)
         if rec.intent == REMOVE:
             self._forget(rec)

@@ -28,7 +28,7 @@ from netagent.kernel.naming import Names
 from netagent.ledger.changes import Change
 from netagent.ledger.inventory import NodeRecord, Records, TaskRecord
 from netagent.network import gwbridge, overlay, task_ns
-from netagent.tasks import spawn
+from netagent.tasks import filesystem, spawn
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def wipe_node(state_dir: Path, names: Names, node_ns: str | None = None) -> None
     stop_all(list(tasks.values()), 0.0, None)
     remove_all(node, tasks.values(), node_ns, node_ns or "node ns", names)
     records.drop_all()
+    filesystem.wipe(Path(state_dir))
 
 
 def stop_all(

@@ -210,6 +210,8 @@ class Mount(_Frozen):
     readonly: bool = False
     #: tmpfs only: its size in bytes (0: the kernel's default, half of RAM).
     tmpfs_size: int = 0
+    #: tmpfs only: the mode of its root (0: the kernel's default, 1777), docker's tmpfs-mode.
+    tmpfs_mode: int = Field(default=0, ge=0, le=0o7777)
 
 
 class FileKind(StrEnum):

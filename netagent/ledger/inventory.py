@@ -190,6 +190,15 @@ def read_exit_file(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
+def read_exit_error(path: Path) -> str:
+    """Why the shim could not start the workload (e.g. a mount failed); "" if it did."""
+    try:
+        error = json.loads(Path(path).read_text()).get("error", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return error if isinstance(error, str) else ""
+
+
 def _atomic_write(path: Path, text: str) -> None:
     """Rename over the old file so a reader never sees half a record. No fsync: the
     records must outlive the daemon process, not the machine — after a power loss

@@ -6,9 +6,11 @@ which also gives it a mount namespace with /etc/netns/<ns>/* bound over /etc):
     python -m netagent.tasks.shim --hostname ID12 --exit-file F --log-file L -- ARGV...
 
 It unshares a UTS namespace and sets the hostname (the task's own, like a
-container id), forks the workload, forwards SIGTERM/SIGINT/SIGHUP to it,
-reaps every orphan (it is a child subreaper), writes the workload's exit status
-to F as JSON {"exit_code": N, "signal": S|null} and exits with the same code
+container id), makes the task's mounts, secrets and configs when the agent passes their
+description on an inherited fd (--setup-fd, see netagent.tasks.nsmounts), forks the
+workload, forwards SIGTERM/SIGINT/SIGHUP to it, reaps every orphan (it is a child
+subreaper), writes the workload's exit status to F as JSON {"exit_code": N, "signal":
+S|null} (plus "error" when the mounts could not be made) and exits with the same code
 (128+S for a signal, as shells do). The exit file is how a data plane that did
 not spawn this process (after a restart) learns the exit code.
 
@@ -17,7 +19,7 @@ by size as docker's json-file driver does with max-size and max-file: when L wou
 --log-max-size bytes it becomes L.1 (L.1 becomes L.2, ...) and the oldest beyond
 --log-max-files is deleted, so a chatty task cannot fill the node's disk.
 
-Imports only the standard library: it starts once per task and must be quick.
+Imports only the standard library (nsmounts too): it starts once per task and must be quick.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import select
 import signal
 import socket
 import sys
+
+from netagent.tasks import nsmounts
 
 CLONE_NEWUTS = 0x04000000
 PR_SET_CHILD_SUBREAPER = 36
@@ -95,6 +99,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-file", default="")
     p.add_argument("--log-max-size", type=int, default=LOG_MAX_SIZE)
     p.add_argument("--log-max-files", type=int, default=LOG_MAX_FILES)
+    p.add_argument("--setup-fd", type=int, default=-1)
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if args.command and args.command[0] == "--":
@@ -114,10 +119,13 @@ def own_uts(hostname: str) -> None:
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def write_status(path: str, exit_code: int | None, sig: int | None) -> None:
+def write_status(path: str, exit_code: int | None, sig: int | None, error: str = "") -> None:
     tmp = f"{path}.tmp"
+    status: dict[str, object] = {"exit_code": exit_code, "signal": sig}
+    if error:  # why the workload never started (the agent reports it as the task's error)
+        status["error"] = error
     with open(tmp, "w") as f:
-        json.dump({"exit_code": exit_code, "signal": sig}, f)
+        json.dump(status, f)
     os.replace(tmp, path)
 
 
@@ -219,6 +227,7 @@ def _drain(fd: int, out: RotatingLog) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.chdir("/")  # spawned in the agent's code directory (see spawn.CODE_ROOT)
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
         own_uts(args.hostname)
@@ -226,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"vxswarm shim: {exc}\n")
         write_status(args.exit_file, 126, None)
         return 126
+    if args.setup_fd >= 0:
+        try:
+            nsmounts.prepare(nsmounts.read_setup(args.setup_fd))
+        except (nsmounts.SetupError, OSError, ValueError) as exc:
+            sys.stderr.write(f"vxswarm shim: {exc}\n")
+            write_status(args.exit_file, 126, None, f"error mounting: {exc}")
+            return 126
     return run(args)
 
 

@@ -36,6 +36,9 @@ from netagent.contract.errors import KernelError
 log = logging.getLogger(__name__)
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
+#: The directory holding this `netagent` package: the shim starts there, so that `-m`
+#: runs the agent's own shim (not another installed copy); it moves to / at once.
+CODE_ROOT = str(Path(__file__).resolve().parents[2])
 #: Signals the shim forwards to the workload (kept in step with netagent.tasks.shim).
 SHIM_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
@@ -98,13 +101,18 @@ def spawn(
     env: Mapping[str, str],
     exit_file: Path,
     log_file: Path,
+    setup_fd: int | None = None,
 ) -> Spawned:
-    """Start the shim for one task inside `netns`; does not wait for it."""
+    """Start the shim for one task inside `netns`; does not wait for it.
+
+    `setup_fd`: a file the shim inherits and reads its mounts and files from (see
+    netagent.tasks.filesystem); the caller closes its own copy afterwards."""
+    setup = ["--setup-fd", str(setup_fd)] if setup_fd is not None else []
     cmd = [
         IP, "netns", "exec", netns,
         sys.executable, "-m", "netagent.tasks.shim",
         "--hostname", hostname, "--exit-file", str(exit_file), "--log-file", str(log_file),
-        "--", *argv,
+        *setup, "--", *argv,
     ]  # fmt: skip
     Path(exit_file).unlink(missing_ok=True)
     # The child inherits this thread's signal mask: a SIGTERM sent before the shim has
@@ -118,9 +126,10 @@ def spawn(
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=dict(env),
-                cwd="/",
+                cwd=CODE_ROOT,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(setup_fd,) if setup_fd is not None else (),
                 # The daemon creates its own files private (umask 077); a task gets
                 # the usual 022, as a container does.
                 umask=0o022,
