@@ -11,6 +11,7 @@ from netagent.contract.errors import Conflict, InvalidArgument, NotFound
 from orchestrator.stack.compose import parse
 from orchestrator.stack.convert import convert
 from orchestrator.stack.deploy import Action, Kind, plan
+from orchestrator.stack.loader import load
 from orchestrator.stack.names import NAMESPACE_LABEL
 
 
@@ -107,3 +108,15 @@ def test_plan_refuses_a_name_taken_outside_the_stack(compose, tmp_path):
     files = {"secret": [existing("api_key", None), existing("shop_db_pass", None)]}
     with pytest.raises(Conflict, match="secret shop_db_pass already exists and is not part"):
         plan(spec, [], [], files=files)
+
+
+def test_a_yaml_mode_0440_is_octal_as_docker_reads_it(tmp_path):
+    (tmp_path / "pw").write_bytes(b"x")
+    (tmp_path / "stack.yml").write_text(
+        "services:\n  web:\n    image: alpine\n    secrets:\n"
+        "      - {source: pw, mode: 0440}\n      - {source: pw, target: b, mode: 288}\n"
+        "secrets:\n  pw:\n    file: pw\n"
+    )
+    raw, _ = load([str(tmp_path / "stack.yml")], {})
+    (web,) = stack_of(raw, str(tmp_path)).services
+    assert [r["mode"] for r in web["secrets"]] == [0o440, 0o440]
