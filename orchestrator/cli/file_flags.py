@@ -117,3 +117,18 @@ def _merged(current: list[dict], add: Iterable[dict], remove: set[str]) -> list[
         and (r.get("target") or r["source"]) not in targets
     ]
     return kept + added
+
+
+def pretty_lines(spec: dict[str, Any]) -> list[str]:
+    """`service inspect --pretty`'s Secrets and Configs under ContainerSpec (docker's)."""
+    lines = []
+    for kind in KINDS:
+        refs = spec.get(f"{kind}s") or []
+        if refs:
+            lines.append(f" {kind.title()}s:")
+            for r in refs:
+                lines += [
+                    f"  Target:\t{r.get('target') or r['source']}",
+                    f"   Source:\t{r['source']}",
+                ]
+    return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.cli import file_flags
 from orchestrator.cli.format import when
 from orchestrator.ops.durations import format_duration
 
@@ -74,6 +75,7 @@ def pretty_lines(s: dict[str, Any], nets: dict[str, str]) -> list[str]:
         lines.append(f" Args:\t\t{' '.join(spec['command'])}")
     if spec["env"]:
         lines.append(f" Env:\t\t{' '.join(spec['env'])}")
+    lines += file_flags.pretty_lines(spec)
     lines.append(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
     if s.get("network_ids"):
         lines.append(f"Networks:\t{' '.join(nets.get(n, n) for n in s['network_ids'])}")

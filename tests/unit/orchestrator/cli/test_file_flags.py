@@ -6,7 +6,12 @@ import pytest
 
 from netagent.contract.desired import FileKind
 from netagent.contract.errors import InvalidArgument
-from orchestrator.cli.file_flags import apply_updates, create_entries, parse_file_ref
+from orchestrator.cli.file_flags import (
+    apply_updates,
+    create_entries,
+    parse_file_ref,
+    pretty_lines,
+)
 from orchestrator.cluster.objects import ServiceSpec
 from orchestrator.cluster.secrets import FileRef
 
@@ -86,3 +91,15 @@ def test_two_references_to_one_target_are_refused():
             image="whoami",
             secrets=[FileRef(source="a", target="x"), FileRef(source="b", target="x")],
         )
+
+
+def test_service_inspect_pretty_shows_references_as_docker():
+    s = spec(secrets=[FileRef(source="pw", target="/etc/pw")], configs=[FileRef(source="c")])
+    assert pretty_lines(s) == [
+        " Secrets:",
+        "  Target:\t/etc/pw",
+        "   Source:\tpw",
+        " Configs:",
+        "  Target:\tc",
+        "   Source:\tc",
+    ]
