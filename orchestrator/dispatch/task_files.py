@@ -33,6 +33,10 @@ class OpenedSecrets:
     def __init__(self, keys: KeySource):
         self._keys = keys
         self._values: dict[str, tuple[str, bytes]] = {}
+        #: Boxes that did not open, and the key id they were tried with: not tried (nor
+        #: logged) again at every revision, only once the key changed.
+        self._failed: set[str] = set()
+        self._failed_with: str | None = None
 
     def remember(self, secret: Secret, value: bytes) -> None:
         """The value of a secret this manager just sealed: no need to open it again."""
@@ -48,23 +52,40 @@ class OpenedSecrets:
         for gone in self._values.keys() - keep.keys():
             del self._values[gone]
         missing = {s.id: s for s in secrets if self.value(s) is None}
+        key = self._keys()
+        key_id = key.id if key is not None else None
+        if key_id != self._failed_with:
+            self._failed, self._failed_with = set(), key_id
+        missing = {i: s for i, s in missing.items() if s.sealed.box not in self._failed}
         if not missing:
             return
-        key = self._keys()
         if key is None:
+            self._failed.update(s.sealed.box for s in missing.values())
             log.error(
                 "secrets %s cannot be given to their tasks: this manager holds no data key",
                 ", ".join(sorted(s.spec.name for s in missing.values())),
             )
             return
-        items = [(s.id, s.sealed) for s in missing.values()]
+        todo = list(missing.values())
         try:
-            values = sealing.open_sealed(key, items)
+            values: list[bytes | None] = list(
+                sealing.open_sealed(key, [(s.id, s.sealed) for s in todo])
+            )
+        except VxswarmError:
+            # One request for all failed: one each, to give every other its value.
+            values = [self._open_one(key, s) for s in todo]
+        for s, value in zip(todo, values, strict=True):
+            if value is not None:
+                self._values[s.id] = (s.sealed.box, value)
+
+    def _open_one(self, key: sealing.DataKey, secret: Secret) -> bytes | None:
+        try:
+            [value] = sealing.open_sealed(key, [(secret.id, secret.sealed)])
+            return value
         except VxswarmError as err:
-            log.error("secrets could not be opened: %s", err)
-            return
-        for s, value in zip(missing.values(), values, strict=True):
-            self._values[s.id] = (s.sealed.box, value)
+            self._failed.add(secret.sealed.box)
+            log.error("secret %s cannot be given to its tasks: %s", secret.spec.name, err)
+            return None
 
 
 class TaskFiles:

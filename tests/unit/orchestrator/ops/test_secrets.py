@@ -166,3 +166,18 @@ def test_adding_a_secret_rolls_the_tasks(swarm):
     updated = swarm.m.update_service("web", spec)
     assert updated.task_key() != service.task_key()
     assert updated.spec.secrets[0].id == swarm.m.get_file(SECRET, "db_pass").id
+
+
+def test_a_secret_that_does_not_open_is_logged_once_not_at_every_change(swarm, caplog):
+    create(swarm)
+    swarm.web(replicas=1, secrets=[FileRef(source="db_pass")])
+    swarm.tick()
+    [task] = swarm.current()
+    swarm.data_key = DataKey.new()
+    manager = swarm.reopen()
+    with caplog.at_level(logging.ERROR):
+        manager.desired_state(task.node_id)
+        manager.heartbeat(task.node_id, [])  # a write: the next state is built anew
+        swarm.m.update_node(task.node_id, label_add=["x=1"])
+        manager.desired_state(task.node_id)
+    assert caplog.text.count("cannot be given to its tasks") == 1
