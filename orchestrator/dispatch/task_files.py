@@ -52,6 +52,8 @@ class OpenedSecrets:
         for gone in self._values.keys() - keep.keys():
             del self._values[gone]
         missing = {s.id: s for s in secrets if self.value(s) is None}
+        if not missing:
+            return
         key = self._keys()
         key_id = key.id if key is not None else None
         if key_id != self._failed_with:
