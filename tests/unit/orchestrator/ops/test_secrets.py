@@ -15,6 +15,7 @@ from orchestrator.ca.sealing import DataKey
 from orchestrator.cluster import keys
 from orchestrator.cluster.secrets import Config, FileRef, Secret, SecretSpec
 from orchestrator.dispatch.task_files import without_secret_values
+from orchestrator.node.api.secret_routes import view
 
 VALUE = b"s3cr3t-value-that-must-stay-sealed"
 SECRET, CONFIG = FileKind.SECRET, FileKind.CONFIG
@@ -181,3 +182,10 @@ def test_a_secret_that_does_not_open_is_logged_once_not_at_every_change(swarm, c
         swarm.m.update_node(task.node_id, label_add=["x=1"])
         manager.desired_state(task.node_id)
     assert caplog.text.count("cannot be given to its tasks") == 1
+
+
+def test_the_api_shows_a_secret_without_its_sealed_value_and_a_config_with_its_data(swarm):
+    secret = view(create(swarm))
+    assert set(secret) == {"id", "spec", "version", "created_at", "updated_at"}
+    config = view(swarm.m.create_file(CONFIG, {"name": "app.conf"}, b"port=80\n"))
+    assert base64.b64decode(config["data"]) == b"port=80\n"
