@@ -44,6 +44,7 @@ from orchestrator.cluster.objects import (
     ServiceSpec,
     Task,
 )
+from orchestrator.cluster.secrets import FileKind, FileSpec, Secret
 from orchestrator.cluster.store import Store
 from orchestrator.dispatch.assignments import Kept
 from orchestrator.dispatch.dispatcher import Dispatcher
@@ -51,8 +52,10 @@ from orchestrator.dispatch.stalls import Stalls
 from orchestrator.ops import certificates, membership, roles
 from orchestrator.ops import networks as network_ops
 from orchestrator.ops import nodes as node_ops
+from orchestrator.ops import secrets as secret_ops
 from orchestrator.ops import services as service_ops
 from orchestrator.ops.inputs import check_replicas, find_task, resolve, select_tasks
+from orchestrator.ops.secrets import FileObject
 from orchestrator.reconcile.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class ManagerOptions(TypedDict, total=False):
     takeover_grace: float
     own_node: str
     stalls: Stalls | None
+    data_key: secret_ops.KeySource
 
 
 class Manager:
@@ -80,15 +84,22 @@ class Manager:
         takeover_grace: float = 0.0,
         own_node: str = "",
         stalls: Stalls | None = None,
+        data_key: secret_ops.KeySource = lambda: None,
     ):
         """`takeover_grace`: seconds added to every node's heartbeat grace (a new leader
         gives the agents time to find it before it calls anyone silent); `own_node`: the
-        node this manager runs on; `stalls`: its daemon loop's (see the dispatcher)."""
+        node this manager runs on; `stalls`: its daemon loop's (see the dispatcher);
+        `data_key`: the swarm's key for secrets, as this manager holds it."""
         self._lock = threading.RLock()
         self._store = store
         self._clock = clock
+        self._data_key = data_key
         self._dispatcher = Dispatcher(
-            store, started_at=clock() + takeover_grace, own_node=own_node, stalls=stalls
+            store,
+            started_at=clock() + takeover_grace,
+            own_node=own_node,
+            stalls=stalls,
+            keys=data_key,
         )
         self._reconciler = Reconciler(
             store,
@@ -111,8 +122,7 @@ class Manager:
         cls,
         store: Store,
         founding: membership.Founding,
-        *,
-        clock: Clock = time.time,
+        **options: Unpack[ManagerOptions],
     ) -> Manager:
         """A new swarm in `store` (this manager must lead it): its cluster, ingress
         network and first manager (`membership.founding_objects`); Conflict if the
@@ -127,8 +137,8 @@ class Manager:
             store.put("cluster", founding.cluster)
             store.put("network", founding.ingress)
             store.put("node", founding.node)
-        manager = cls(store, clock=clock)
-        manager._dispatcher.seen(founding.node.id, clock())
+        manager = cls(store, **options)
+        manager._dispatcher.seen(founding.node.id, manager._clock())
         log.info(
             "swarm initialised: node %s (%s) is the manager",
             founding.node.hostname,
@@ -553,6 +563,33 @@ class Manager:
             self._store.delete("service", service.id)
             self._reconciler.mark_dirty([service.id])
             log.info("service %s removed", service.spec.name)
+
+    # -- secrets and configs -----------------------------------------------------------
+
+    def create_file(self, kind: FileKind, spec: FileSpec, data: bytes) -> FileObject:
+        """`secret create` / `config create`: a secret's value is sealed before it is
+        stored (and kept opened in memory for the tasks this manager dispatches)."""
+        with self._lock:
+            obj = secret_ops.create(self._store, kind, spec, data, self._clock(), self._data_key)
+            if isinstance(obj, Secret):
+                self._dispatcher.opened_secrets.remember(obj, data)
+            log.info("%s %s (%s) created", kind, obj.spec.name, obj.id)
+            return obj
+
+    def list_files(self, kind: FileKind) -> list[FileObject]:
+        with self._lock:
+            return secret_ops.listing(self._store, kind)
+
+    def get_file(self, kind: FileKind, ref: str) -> FileObject:
+        with self._lock:
+            return secret_ops.find(self._store, kind, ref)
+
+    def remove_file(self, kind: FileKind, ref: str) -> FileObject:
+        """`secret rm` / `config rm`: refused while a service uses it, naming them."""
+        with self._lock:
+            obj = secret_ops.remove(self._store, kind, ref)
+            log.info("%s %s (%s) removed", kind, obj.spec.name, obj.id)
+            return obj
 
     # -- tasks -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from netagent.contract.errors import InvalidArgument, PermissionDenied, VxswarmError
-from orchestrator.ca import authority, node_certs, pem
+from orchestrator.ca import authority, boxes, node_certs, pem
 
 Request = dict[str, Any]
 
@@ -123,8 +123,10 @@ def renewal_info(request: Request) -> dict[str, str]:
     return info.to_json()
 
 
-OPS: dict[str, Callable[[Request], dict[str, str]]] = {
-    f.__name__: f for f in (node_key, csr, sign, found, rotate, cert_info, renewal_info)
+OPS: dict[str, Callable[[Request], dict[str, Any]]] = {
+    **{f.__name__: f for f in (node_key, csr, sign, found, rotate, cert_info, renewal_info)},
+    "seal": boxes.seal,
+    "open": boxes.open_boxes,
 }
 
 

@@ -91,6 +91,10 @@ def _ask(op: str, **fields: Any) -> dict[str, Any]:
     return answer
 
 
+#: The same, for the other clients of the mint (orchestrator.ca.sealing).
+ask = _ask
+
+
 def _new_root(answer: dict[str, str]) -> NewRoot:
     root = Root(answer["cert"].encode(), answer["key"].encode(), answer["intermediates"].encode())
     return NewRoot(root, answer["bundle"].encode())

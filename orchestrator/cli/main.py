@@ -30,6 +30,8 @@ COMMANDS = {
     "service": "orchestrator.cli.service:service",
     "exec": "orchestrator.cli.service:exec_cmd",
     "stack": "orchestrator.cli.stack:stack",
+    "secret": "orchestrator.cli.secret:secret",
+    "config": "orchestrator.cli.secret:config",
     "lab": "orchestrator.cli.lab:lab",
     "visualizer": "orchestrator.cli.visualizer:visualizer",
     "capture": "orchestrator.cli.debug:capture",

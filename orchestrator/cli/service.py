@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from netagent.tasks.enter import task_exec_argv
+from orchestrator.cli import file_flags
 from orchestrator.cli.common import DockerGroup, Duration, api, inspect_options
 from orchestrator.cli.filters import SERVICE_KEYS, TASK_KEYS, Filters
 from orchestrator.cli.format import short_id
@@ -214,6 +215,7 @@ def finish(client: Client, ref: str, detach: bool | None) -> None:
 @health_options
 @mount_option
 @resource_options
+@file_flags.create_options
 @detach_option
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -270,6 +272,7 @@ def create(
         "rebalance": rebalance,
         "healthcheck": create_healthcheck(configs),
         "mounts": parsed_mounts(mounts, "--mount"),
+        **file_flags.create_entries(configs),
     }
     spec = apply_resources(spec, configs)
     client = api()
@@ -310,6 +313,7 @@ def create(
 @update_config_options("rollback")
 @click.option("--rebalance/--no-rebalance", default=None, help="Move tasks to new nodes.")
 @click.option("--force", is_flag=True, help="Replace every task even if nothing changed.")
+@file_flags.update_options
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
 @health_options
 @mount_update_options
@@ -332,6 +336,7 @@ def update(ref: str, rollback: bool, detach: bool | None, **flags: Any) -> None:
         current["spec"].get("mounts", []), flags.pop("mount_add"), flags.pop("mount_rm")
     )
     spec = apply_update(apply_resources(current["spec"], flags), flags)
+    spec = file_flags.apply_updates(spec, flags)
     spec["healthcheck"] = update_healthcheck(current["spec"].get("healthcheck"), flags)
     if mounts is not None:
         spec["mounts"] = mounts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.cli import file_flags
 from orchestrator.cli.format import when
 from orchestrator.cli.health_flags import healthcheck_lines
 from orchestrator.cli.mount_flags import mount_lines
@@ -94,6 +95,7 @@ def pretty_lines(s: dict[str, Any], nets: dict[str, str]) -> list[str]:
     if spec["env"]:
         lines.append(f" Env:\t\t{' '.join(spec['env'])}")
     lines += mount_lines(spec.get("mounts", []))
+    lines += file_flags.pretty_lines(spec)
     lines.append(f"StopGracePeriod: {format_duration(spec['stop_grace_period'])}")
     lines += resources_lines(spec)
     if s.get("network_ids"):

@@ -20,7 +20,7 @@ from orchestrator.cli.output import columns, echo_rows, listing_options
 from orchestrator.cli.service import SERVICE_COLUMNS, service_rows
 from orchestrator.cli.task_table import echo_tasks
 from orchestrator.stack import compose, convert, deploy, loader, volumes
-from orchestrator.stack.apply import apply, current, remove_stack
+from orchestrator.stack.apply import apply, current, current_files, remove_stack
 from orchestrator.stack.deploy import Action, Plan, Step
 from orchestrator.stack.names import check_stack_name, in_stack, stack_counts
 
@@ -56,14 +56,22 @@ def load_plan(files: tuple[str, ...], name: str, prune: bool) -> Plan:
     parsed, ignored = compose.parse(raw)
     if ignored:
         warnings.append(f"Ignoring unsupported options: {', '.join(ignored)}")
-    spec = convert.convert(parsed, name, os.environ)
+    spec = convert.convert(parsed, name, os.environ, base_dir=_compose_dir(files))
     for w in warnings:
         click.echo(w, err=True)
     networks, services = current(api())
-    plan = deploy.plan(spec, networks, services, prune=prune)
+    plan = deploy.plan(spec, networks, services, prune=prune, files=current_files(api()))
     for w in plan.warnings:
         click.echo(w, err=True)
     return plan
+
+
+def _compose_dir(files: tuple[str, ...]) -> str:
+    """Where `file:` paths of secrets and configs start: the first compose file's
+    directory, as docker's (the working directory for a file read from stdin)."""
+    if not files or files[0] == "-":
+        return "."
+    return os.path.dirname(files[0]) or "."
 
 
 @stack.command("deploy")

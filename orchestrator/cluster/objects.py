@@ -44,6 +44,7 @@ from orchestrator.ca.roles import NodeRole
 from orchestrator.cluster.mounts import MountSpec, check_mounts
 from orchestrator.cluster.placement_text import check_constraint, check_preference
 from orchestrator.cluster.resources_text import check_limits, resources_key
+from orchestrator.cluster.secrets import FileKind, FileRef, check_refs, refs_key
 
 #: A DNS label: what service and network names must be (they become DNS names).
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\Z")
@@ -425,6 +426,16 @@ class ServiceSpec(Model):
                 raise ValueError(f"invalid environment variable {item!r}: expected KEY=VALUE")
         return v
 
+    # Secrets and configs the tasks get as files (orchestrator.cluster.secrets):
+    # references by name and id, never values.
+    secrets: list[FileRef] = Field(default_factory=list)
+    configs: list[FileRef] = Field(default_factory=list)
+
+    @field_validator("secrets", "configs")
+    @classmethod
+    def _one_file_per_target(cls, v: list[FileRef], info: ValidationInfo) -> list[FileRef]:
+        return check_refs(FileKind(info.field_name.removesuffix("s")), v)
+
 
 class Service(Model):
     id: str
@@ -460,6 +471,7 @@ class Service(Model):
             "force_update": spec.force_update,
             **({"mounts": [m.model_dump(mode="json") for m in spec.mounts]} if spec.mounts else {}),
             **resources_key(spec.limits, spec.reservations),
+            **refs_key(spec.secrets, spec.configs),
         }
         if spec.healthcheck:  # only then: the keys of services without one stay the same
             body["healthcheck"] = spec.healthcheck.model_dump(mode="json")
@@ -536,6 +548,9 @@ class Task(Model):
     # reservations count against the node's CPUs and memory in the scheduler.
     limits: Resources = Resources()
     reservations: Resources = Resources()
+    # The service's secrets and configs when the task was made (references only).
+    secrets: list[FileRef] = Field(default_factory=list)
+    configs: list[FileRef] = Field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -1,7 +1,8 @@
 """The cluster store: every cluster object, as pydantic JSON in etcd, mirrored in memory.
 
 One code path for one manager or seven (Swarm runs Raft even for one): objects live in
-etcd under `<prefix><kind>/<id>` (kinds: cluster, node, network, service, task), and
+etcd under `<prefix><kind>/<id>` (kinds: cluster, node, network, service, task, secret,
+config), and
 every manager keeps a mirror of them, filled by one range read and kept current by a
 watch, so reads cost no round trip and a manager that is not the leader still answers
 them from its own member.
@@ -42,7 +43,7 @@ from orchestrator.etcd.election import NotLeader
 
 log = logging.getLogger(__name__)
 
-KINDS = frozenset({"cluster", "node", "network", "service", "task"})
+KINDS = frozenset({"cluster", "node", "network", "service", "task", "secret", "config"})
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -34,6 +34,7 @@ from netagent.contract.desired import (
 )
 from netagent.contract.errors import NotFound
 from orchestrator.cluster.objects import Network, Node, NodeStatus, Service, Task
+from orchestrator.cluster.secrets import Config, Secret
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import ingress_network
 from orchestrator.dispatch.service_view import (
@@ -44,6 +45,8 @@ from orchestrator.dispatch.service_view import (
     service_endpoints,
     tasks_by_service,
 )
+from orchestrator.dispatch.task_files import OpenedSecrets, TaskFiles
+from orchestrator.ops.secrets import KeySource
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -63,7 +66,7 @@ def is_live_endpoint(task: Task, nodes: dict[str, Node]) -> bool:
     return node is not None and node.status != NodeStatus.DOWN and not task.status.state.terminal
 
 
-def _task_spec(task: Task) -> TaskSpec:
+def _task_spec(task: Task, files: TaskFiles | None) -> TaskSpec:
     env = tuple(tuple(item.split("=", 1)) for item in task.env)
     return TaskSpec(
         image=task.image,
@@ -73,6 +76,7 @@ def _task_spec(task: Task) -> TaskSpec:
         healthcheck=task.healthcheck,
         mounts=tuple(task.mounts),
         limits=task.limits,
+        files=files.of(task) if files is not None else (),
     )
 
 
@@ -92,8 +96,11 @@ class Shared:
         networks: Sequence[Network],
         tasks: Sequence[Task],
         services: Sequence[Service],
+        files: TaskFiles | None = None,
     ):
         self.nodes = {n.id: n for n in nodes}
+        #: Each task's secrets and configs (None: a snapshot built without them).
+        self.files = files
         self.networks = {n.id: n for n in networks}
         self.services = services
         self.tasks = tasks
@@ -190,7 +197,7 @@ def state_from(shared: Shared, node_id: str, version: int) -> NodeDesiredState:
                 service_id=t.service_id,
                 service_name=t.service_name,
                 slot=t.slot,
-                spec=_task_spec(t),
+                spec=_task_spec(t, shared.files),
                 desired_state=t.desired_state,
                 attachments=attachments,
             )
@@ -261,8 +268,10 @@ class DesiredStates:
 
     Not thread-safe on its own: the manager calls it under its lock."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, keys: KeySource = lambda: None):
         self._store = store
+        #: Secret values opened for tasks, in memory only (see task_files).
+        self.opened = OpenedSecrets(keys)
         self._snapshot: Snapshot | None = None
         self._kept: dict[str, Kept] = {}
         #: kind -> id -> (JSON, the object decoded from it), see _decoded.
@@ -288,11 +297,19 @@ class DesiredStates:
     def _snapshot_at(self, revision: int) -> Snapshot:
         snap = self._snapshot
         if snap is None or snap.revision != revision:
+            tasks = self._decoded("task", Task)
+            files = TaskFiles(
+                self.opened,
+                {s.id: s for s in self._decoded("secret", Secret)},
+                {c.id: c for c in self._decoded("config", Config)},
+                tasks,
+            )
             shared = Shared(
                 self._decoded("node", Node),
                 self._decoded("network", Network),
-                self._decoded("task", Task),
+                tasks,
                 self._decoded("service", Service),
+                files,
             )
             snap = Snapshot(revision, shared)
             self._snapshot = snap

@@ -29,6 +29,7 @@ from orchestrator.cluster.objects import Node, NodeStatus, Task, TaskObservedSta
 from orchestrator.cluster.store import Store
 from orchestrator.dispatch.assignments import DesiredStates, Kept
 from orchestrator.dispatch.stalls import Stalls
+from orchestrator.ops.secrets import KeySource
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class Dispatcher:
         started_at: float,
         own_node: str = "",
         stalls: Stalls | None = None,
+        keys: KeySource = lambda: None,
     ):
+        """`keys`: the swarm's data key, to open the secrets of tasks."""
         self._store = store
         self._started_at = started_at
         #: The node this manager runs on (never silent to itself), and its loop's stalls.
@@ -112,7 +115,8 @@ class Dispatcher:
         self._applied: dict[str, str] = {}
         #: Per node, the last state its long-poll was answered with, and its digest.
         self._sent: dict[str, tuple[str, NodeDesiredState]] = {}
-        self._states = DesiredStates(store)
+        self._states = DesiredStates(store, keys)
+        self.opened_secrets = self._states.opened
 
     def last_seen(self, node_id: str) -> float:
         """When the node last heartbeated (this manager's run); 0.0 if not since start."""

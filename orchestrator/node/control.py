@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from netagent.contract.errors import Unavailable
 from orchestrator.ca.files import NodeCredentials
@@ -62,9 +62,12 @@ class MemberRequest(BaseModel):
 
 
 class MemberResponse(BaseModel):
-    """The members it starts with: node id -> peer URL, itself included."""
+    """The members it starts with: node id -> peer URL, itself included; and the swarm's
+    data key for secrets (orchestrator.ca.sealing), base64, which a manager receives
+    only here, over mutual TLS."""
 
     peers: dict[str, str]
+    data_key: str = Field(default="", repr=False)
 
 
 class TransferRequest(BaseModel):

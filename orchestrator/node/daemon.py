@@ -49,7 +49,7 @@ from netagent.drift.watch import SelfCheck, interval_from_env
 from netagent.kernel.hostaddr import choose_advertise_addr, source_addr_towards
 from netagent.kernel.naming import Names
 from orchestrator import ENGINE_VERSION
-from orchestrator.ca import minting, tls
+from orchestrator.ca import minting, sealing, tls
 from orchestrator.ca.files import Credentials
 from orchestrator.cluster.objects import Node, NodeRole
 from orchestrator.dispatch.liveness import Prober
@@ -157,6 +157,9 @@ class Daemon:
         self._renewing = False
         #: The daemon's event loop, for work the session's threads hand back to it.
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: On a manager: the swarm's data key for secrets, and its file.
+        self._key_file = sealing.KeyFile.under(cfg.state_dir)
+        self._data_key: sealing.DataKey | None = None
 
     # lifecycle --------------------------------------------------------------------------
 
@@ -297,6 +300,7 @@ class Daemon:
                 takeover_grace=grace,
                 own_node=self.seat.election.name,  # this node's id
                 stalls=self.stalls,
+                data_key=self.data_key,
             )
 
     def _leadership_changed(self, leading: bool) -> None:
@@ -319,6 +323,21 @@ class Daemon:
     @property
     def leading(self) -> bool:
         return self.seat is not None and self.seat.leading
+
+    def data_key(self) -> sealing.DataKey | None:
+        """The swarm's data key (orchestrator.ca.sealing), from this manager's file. A
+        leader without one (a swarm older than secrets) makes it: the managers that
+        join or are promoted from now on receive it."""
+        if self._data_key is None and self.seat is not None:
+            self._data_key = self._key_file.load()
+            if self._data_key is None and self.leading:
+                self._keep_data_key(sealing.DataKey.new())
+                log.warning("this manager held no data key for secrets: made a new one")
+        return self._data_key
+
+    def _keep_data_key(self, key: sealing.DataKey) -> None:
+        self._key_file.save(key)
+        self._data_key = key
 
     async def tick_forever(self) -> None:
         """The manager's reconcile tick: node health, pending tasks, restarts."""
@@ -657,7 +676,8 @@ class Daemon:
         try:
             await self._take_seat(identity, start, wait_leading=True)
             assert self.seat is not None and self.seat.store is not None
-            self.manager = Manager.init(self.seat.store, founding)
+            self._keep_data_key(sealing.DataKey.new())
+            self.manager = Manager.init(self.seat.store, founding, data_key=self.data_key)
             self._led_term = self.seat.election.term
         except VxswarmError:
             await asyncio.to_thread(self._leave_seat)
@@ -713,6 +733,7 @@ class Daemon:
             self.seat.wipe()
             self.seat = None
         shutil.rmtree(self.cfg.state_dir / "manager", ignore_errors=True)
+        self._data_key = None  # its file went with the directory
 
     async def join_swarm(self, remote: str, token: str, advertise_addr: str | None) -> NodeIdentity:
         self._refuse_if_member()
@@ -770,7 +791,10 @@ class Daemon:
             self.tls.client,
             "joining the managers",
         )
-        peers = MemberResponse.model_validate_json(got).peers
+        member = MemberResponse.model_validate_json(got)
+        peers = member.peers
+        if member.data_key:
+            self._keep_data_key(sealing.DataKey.from_text(member.data_key))
         await self._take_seat(identity, control.Founding(peers=peers, new=False))
         log.info("this node is a manager: etcd member of %d", len(peers))
 

@@ -25,6 +25,7 @@ from orchestrator.cluster.objects import (
 )
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, allocate_vips, check_ports
+from orchestrator.ops import secrets as secret_ops
 from orchestrator.ops.inputs import resolve, validate_spec
 from orchestrator.ops.random_names import random_name
 
@@ -61,7 +62,7 @@ def resolve_networks(
 
 
 def create_service(store: Store, spec: ServiceSpec, now: float) -> Service:
-    spec = validate_spec(ServiceSpec, spec)
+    spec = secret_ops.resolve_refs(store, validate_spec(ServiceSpec, spec))
     check_image(spec.image)
     services = store.list("service", Service)
     if not spec.name:
@@ -115,7 +116,7 @@ def update_service(
     When what the tasks run changed, a rolling update (or rollback) starts; the
     old spec is kept as the one `service rollback` returns to."""
     op = "rollback service" if rollback else "update service"
-    spec = validate_spec(ServiceSpec, spec)
+    spec = secret_ops.resolve_refs(store, validate_spec(ServiceSpec, spec))
     check_image(spec.image)
     name = service.spec.name
     if spec.name != name:

@@ -458,6 +458,8 @@ class Reconciler:
             restart_history=restart_policy.inherited(predecessors),
             limits=svc.spec.limits,
             reservations=svc.spec.reservations,
+            secrets=list(svc.spec.secrets),
+            configs=list(svc.spec.configs),
         )
         batch.put(task)
 

@@ -44,6 +44,15 @@ def current(api: Api) -> tuple[list[dict], list[dict]]:
     return api.get("/v1/networks"), api.get("/v1/services")
 
 
+#: The kinds a stack makes besides networks and services.
+FILE_KINDS = (Kind.SECRET, Kind.CONFIG)
+
+
+def current_files(api: Api) -> dict[str, list[dict]]:
+    """The cluster's secrets and configs, by kind (`deploy.plan`'s `files`)."""
+    return {kind: api.get(f"/v1/{kind}s") for kind in FILE_KINDS}
+
+
 def apply(api: Api, plan: Plan, report: Report) -> list[Step]:
     """Report every step and run the writes; the steps written. On an error, undo the
     creations and re-raise."""
@@ -74,6 +83,10 @@ def _run(api: Api, step: Step) -> None:
         api.delete(f"/v1/services/{step.id or step.name}")
     elif step.kind == Kind.NETWORK and step.action == Action.REMOVE:
         remove_network(api, step.id or step.name)
+    elif step.kind in FILE_KINDS and step.action == Action.CREATE:
+        api.post(f"/v1/{step.kind}s", step.spec)
+    elif step.kind in FILE_KINDS and step.action == Action.REMOVE:
+        api.delete(f"/v1/{step.kind}s/{step.id or step.name}")
     else:  # pragma: no cover - plan() makes no other step
         raise ValueError(f"no way to {step.action} a {step.kind}")
 
@@ -122,6 +135,14 @@ def remove_stack(api: Api, stack: str, report: Report) -> bool:
         report(step)
         with contextlib.suppress(NotFound):  # removed meanwhile: what we wanted
             _run(api, step)
+    # Then, as docker, the stack's own secrets and configs (external ones carry no
+    # stack label), then its networks.
+    for kind, objs in current_files(api).items():
+        for o in in_stack(objs, stack):
+            step = Step(Action.REMOVE, Kind(kind), o["spec"]["name"], id=o["id"])
+            report(step)
+            with contextlib.suppress(NotFound):
+                _run(api, step)
     for n in networks:
         step = Step(Action.REMOVE, Kind.NETWORK, n["spec"]["name"], id=n["id"])
         report(step)

@@ -43,6 +43,7 @@ from orchestrator.cluster.placement_text import check_constraint
 from orchestrator.cluster.resources_text import ResourceValueError, parse_cpus, parse_memory
 from orchestrator.ops.durations import parse_duration
 from orchestrator.ops.healthchecks import make, test_argv
+from orchestrator.stack.compose_files import FileDecl, ServiceFileRefs
 from orchestrator.stack.loader import key_path
 from orchestrator.stack.volumes import ServiceVolumes, VolumeDecl
 
@@ -305,11 +306,11 @@ class Healthcheck(Section):
 class Service(Section):
     IGNORED = frozenset(
         {
-            "build", "cap_add", "cap_drop", "cgroup_parent", "configs", "container_name",
+            "build", "cap_add", "cap_drop", "cgroup_parent", "container_name",
             "credential_spec", "depends_on", "devices", "dns", "dns_search", "domainname",
             "entrypoint", "env_file", "expose", "external_links", "extra_hosts",
             "hostname", "init", "ipc", "isolation", "labels", "links", "logging", "mac_address",
-            "network_mode", "pid", "privileged", "read_only", "restart", "secrets",
+            "network_mode", "pid", "privileged", "read_only", "restart",
             "security_opt", "shm_size", "stdin_open", "stop_signal", "sysctls", "tmpfs", "tty",
             "ulimits", "user", "userns_mode", "working_dir",
         }
@@ -326,6 +327,9 @@ class Service(Section):
     healthcheck: Healthcheck | None = None
     # -- mounts (issue 17), see orchestrator.stack.volumes --
     volumes: ServiceVolumes = Field(default_factory=list)
+    # Secrets and configs given to the tasks (orchestrator.stack.compose_files).
+    secrets: ServiceFileRefs = Field(default_factory=list)
+    configs: ServiceFileRefs = Field(default_factory=list)
 
 
 class IpamConfig(Section):
@@ -398,7 +402,7 @@ def _version(value: Any) -> Any:
 
 
 class ComposeFile(Section):
-    IGNORED = frozenset({"secrets", "configs", "name"})
+    IGNORED = frozenset({"name"})
     version: Annotated[str | None, BeforeValidator(_version)] = None
     services: dict[str, Service] = Field(default_factory=dict)
     networks: Annotated[dict[str, Network], BeforeValidator(_network_decls)] = Field(
@@ -408,6 +412,9 @@ class ComposeFile(Section):
     volumes: Annotated[dict[str, VolumeDecl], BeforeValidator(_network_decls)] = Field(
         default_factory=dict
     )
+    # Declared secrets and configs (orchestrator.stack.compose_files).
+    secrets: dict[str, FileDecl] = Field(default_factory=dict)
+    configs: dict[str, FileDecl] = Field(default_factory=dict)
 
 
 # -- errors ----------------------------------------------------------------------------------

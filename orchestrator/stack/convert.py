@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from netagent.contract.errors import InvalidArgument
 from orchestrator.cluster.objects import NetworkSpec, ServiceSpec
 from orchestrator.stack.compose import ComposeFile, Network, Service
+from orchestrator.stack.compose_files import FileDecl, service_refs, stack_files
 from orchestrator.stack.loader import key_path
 from orchestrator.stack.names import DEFAULT_NETWORK, scoped, stack_labels
 from orchestrator.stack.resources import resources_spec
@@ -55,6 +56,8 @@ _SOURCE = {
     "mounts": "volumes",
     "limits": "deploy.resources.limits",
     "reservations": "deploy.resources.reservations",
+    "secrets": "secrets",
+    "configs": "configs",
 }
 #: The ServiceSpec fields a stack sets: on re-deploy the others (`force_update`, ...)
 #: keep the value the service has, as docker keeps ForceUpdate.
@@ -72,14 +75,21 @@ class StackSpec:
     external: tuple[str, ...] = ()
     #: ServiceSpec dicts, validated, in compose-key order.
     services: tuple[dict, ...] = ()
+    #: Secrets and configs the stack makes, with their data (compose_files.stack_files),
+    #: and the (kind, name) of external ones, which must exist.
+    files: tuple[dict, ...] = ()
+    external_files: tuple[tuple[str, str], ...] = ()
 
 
 def network_name(stack: str, key: str, net: Network) -> str:
     return net.name or (key if net.external else scoped(stack, key))
 
 
-def convert(compose: ComposeFile, stack: str, env: Mapping[str, str]) -> StackSpec:
-    """The stack's specs, or InvalidArgument naming the compose path at fault."""
+def convert(
+    compose: ComposeFile, stack: str, env: Mapping[str, str], base_dir: str = "."
+) -> StackSpec:
+    """The stack's specs, or InvalidArgument naming the compose path at fault
+    (`base_dir`: the compose file's directory, which `file:` paths are relative to)."""
     declared = dict(compose.networks)
     used = {k for s in compose.services.values() for k in (s.networks or {DEFAULT_NETWORK: None})}
     if DEFAULT_NETWORK in used:
@@ -113,11 +123,13 @@ def convert(compose: ComposeFile, stack: str, env: Mapping[str, str]) -> StackSp
             external.append(names[key])
         else:
             networks.append(_network_spec(stack, key, names[key], net))
+    file_decls = {"secret": compose.secrets, "config": compose.configs}
     services = tuple(
-        _service_spec(stack, key, svc, names, env, compose.volumes)
+        _service_spec(stack, key, svc, names, env, compose.volumes, file_decls)
         for key, svc in compose.services.items()
     )
-    return StackSpec(stack, tuple(networks), tuple(external), services)
+    files, external_files = stack_files(file_decls, stack, base_dir)
+    return StackSpec(stack, tuple(networks), tuple(external), services, files, external_files)
 
 
 def _network_spec(stack: str, key: str, name: str, net: Network) -> dict:
@@ -145,6 +157,7 @@ def _service_spec(
     network_names: Mapping[str, str],
     env: Mapping[str, str],
     volumes: Mapping[str, VolumeDecl],
+    declared: Mapping[str, Mapping[str, FileDecl]],
 ) -> dict:
     deploy, placement, restart = svc.deploy, svc.deploy.placement, svc.deploy.restart_policy
     attachments = svc.networks or {DEFAULT_NETWORK: None}
@@ -179,6 +192,7 @@ def _service_spec(
     spec["placement_preferences"] = [f"spread={p['spread']}" for p in placement.preferences]
     spec["healthcheck"] = svc.healthcheck.to_spec() if svc.healthcheck else None
     spec.update(resources_spec(deploy.resources))
+    spec.update(service_refs(stack, key, {"secret": svc.secrets, "config": svc.configs}, declared))
     try:
         spec["mounts"] = compose_mounts(stack, svc.volumes, volumes)
         return ServiceSpec.model_validate(spec).model_dump(mode="json")

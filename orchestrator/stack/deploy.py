@@ -20,6 +20,7 @@ made, then services updated, then created (so a port an update frees can be take
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Network
@@ -40,6 +41,8 @@ class Action(StrEnum):
 class Kind(StrEnum):
     NETWORK = "network"
     SERVICE = "service"
+    SECRET = "secret"
+    CONFIG = "config"
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,15 @@ class Plan:
 
 
 def plan(
-    spec: StackSpec, networks: list[dict], services: list[dict], *, prune: bool = False
+    spec: StackSpec,
+    networks: list[dict],
+    services: list[dict],
+    *,
+    prune: bool = False,
+    files: Mapping[str, list[dict]] | None = None,
 ) -> Plan:
-    """The steps that make the cluster match `spec` (see the module docstring)."""
+    """The steps that make the cluster match `spec` (see the module docstring);
+    `files`: the cluster's secrets and configs, by kind."""
     warnings: list[str] = []
     _check_external(spec, networks)
     net_steps = [_network_step(spec.stack, n, networks, warnings) for n in spec.networks]
@@ -89,7 +98,38 @@ def plan(
         key=lambda step: (step.action == Action.CREATE, step.name),
     )
     _check_ports(spec, [s for s in services if s["id"] not in {r.id for r in removed}])
-    return Plan(spec.stack, (*removed, *net_steps, *svc_steps), tuple(warnings))
+    file_steps = _file_steps(spec, files or {})
+    return Plan(spec.stack, (*removed, *net_steps, *file_steps, *svc_steps), tuple(warnings))
+
+
+def _file_steps(spec: StackSpec, files: Mapping[str, list[dict]]) -> list[Step]:
+    """Secrets and configs: external ones must exist; the stack's own are made once
+    (docker cannot change a secret's data either: remove the stack to replace one)."""
+    names = {kind: {o["spec"]["name"]: o for o in files.get(kind, [])} for kind in Kind}
+    for kind, name in spec.external_files:
+        if name not in names[Kind(kind)]:
+            raise NotFound(
+                f"{kind} {name!r} is declared as external, but could not be found: create it "
+                f"first (vxswarm {kind} create {name} FILE)",
+                obj=name,
+                op="stack deploy",
+            )
+    steps = []
+    for want in spec.files:
+        kind, name = Kind(want["kind"]), want["name"]
+        have = names[kind].get(name)
+        if have is None:
+            body = {k: want[k] for k in ("name", "labels", "data")}
+            steps.append(Step(Action.CREATE, kind, name, spec=body))
+        elif stack_of(have) != spec.stack:
+            raise Conflict(
+                f"{kind} {name} already exists and is not part of stack {spec.stack}",
+                obj=name,
+                op="stack deploy",
+            )
+        else:
+            steps.append(Step(Action.KEEP, kind, name, id=have["id"]))
+    return steps
 
 
 def _check_external(spec: StackSpec, networks: list[dict]) -> None:

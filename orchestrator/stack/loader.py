@@ -45,6 +45,9 @@ _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _BOOL)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# A YAML 1.1 octal (a file mode, `mode: 0440`) stays text: YAML 1.2 would read the
+# decimal 440, where docker reads 0o440; the field that takes it reads it as octal.
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:str", re.compile(r"^0[0-7]+\Z"), ["0"])
 _Yaml12Loader.add_implicit_resolver(
     _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z"), list("tTfF")
 )

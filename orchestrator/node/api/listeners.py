@@ -26,6 +26,7 @@ from orchestrator.node.api.app import errors_middleware
 from orchestrator.node.api.debug_routes import debug_routes
 from orchestrator.node.api.node_routes import node_routes
 from orchestrator.node.api.routes import routes
+from orchestrator.node.api.secret_routes import secret_routes
 from orchestrator.node.api.verify_routes import verify_routes
 from orchestrator.node.daemon import Daemon, DaemonConfig
 
@@ -42,6 +43,7 @@ def local_app(daemon: Daemon) -> web.Application:
     """The unix socket's: every user route, the views too."""
     app = _app(daemon, access.local_door)
     app.add_routes(routes)
+    app.add_routes(secret_routes)
     app.add_routes(debug_routes)
     app.add_routes(verify_routes)
     metrics_routes.setup(app, daemon)  # GET /metrics, request counting
@@ -55,6 +57,7 @@ def cluster_app(daemon: Daemon) -> web.Application:
     app = _app(daemon, door)
     app.add_routes(node_routes)
     app.add_routes(routes)
+    app.add_routes(secret_routes)
     app.add_routes(debug_routes)
     app.add_routes(verify_routes)
     metrics_routes.count(app)

@@ -209,7 +209,8 @@ async def add_member(request: web.Request) -> web.Response:
         )
     url = control.peer_url(node.addr)
     peers = await asyncio.to_thread(control.add_member, daemon.seat.client, node.id, url)
-    return json_response(MemberResponse(peers=peers))
+    key = daemon.data_key()
+    return json_response(MemberResponse(peers=peers, data_key=key.to_text() if key else ""))
 
 
 @node_routes.post("/v1/managers/transfer")

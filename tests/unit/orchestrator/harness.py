@@ -12,6 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from netagent.contract.desired import DesiredTaskState, NodeDesiredState, TaskState, TaskStatus
+from orchestrator.ca.sealing import DataKey
 from orchestrator.cluster.objects import (
     NetworkAttachmentSpec,
     NetworkSpec,
@@ -70,7 +71,9 @@ class Swarm:
     def __init__(self, seat: Seat):
         self.seat = seat
         self.clock = Clock()
-        self.m, manager1 = found(seat, clock=self.clock)
+        #: The swarm's data key for secrets, as a manager's file would hold it.
+        self.data_key = DataKey.new()
+        self.m, manager1 = found(seat, clock=self.clock, data_key=lambda: self.data_key)
         self.nodes = {"manager1": manager1}
         self.certs = {"manager1": self.m.issue_certificate(manager1.id, csr())}
         for i, name in enumerate(["worker1", "worker2"], start=12):
@@ -139,6 +142,6 @@ class Swarm:
 
     def reopen(self) -> Manager:
         """The manager a new leader would be over the same store (fresh dispatcher)."""
-        manager = Manager.open(self.seat.store, clock=self.clock)
+        manager = Manager.open(self.seat.store, clock=self.clock, data_key=lambda: self.data_key)
         assert manager is not None
         return manager

@@ -69,7 +69,8 @@ def test_every_node_at_one_revision_is_built_from_one_snapshot(store):
     states.get("a")
     states.get("b")
     states.get("a")
-    assert store.lists == 4  # nodes, networks, tasks, services: once for both nodes
+    # nodes, networks, tasks, services, secrets, configs: once for both nodes
+    assert store.lists == 6
 
 
 def test_a_new_snapshot_decodes_only_the_objects_that_changed(store, monkeypatch):
