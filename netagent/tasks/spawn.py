@@ -4,10 +4,13 @@ Owns the task shim processes (netagent.tasks.shim) and nothing else. A process i
 identified by (pid, start time) — field 22 of /proc/<pid>/stat — because pids are
 reused: nothing is ever signalled unless its start time matches the recorded one.
 
-Spawn: `ip netns exec <task ns> python -m netagent.tasks.shim ... -- argv` with
+Spawn: `ip netns exec <task ns> python -P <this directory>/shim.py ... -- argv` with
 start_new_session=True (the shim leads its own process group, so a final SIGKILL
 reaches the workload too, and a SIGKILL of the daemon reaches neither) and
-stdout/stderr to the task's log file.
+stdout/stderr to the task's log file. The shim is run by its path, next to this file,
+not looked up as a module on the task's environment: it is the daemon's own code
+whatever that environment holds (the shim imports only the standard library; `-P`
+keeps this directory off its path).
 
 Watch: one `Watcher` thread polls a pidfd per process (pidfds work for adopted
 pids that are not our children, too), reaps our own children, fires SIGKILL
@@ -36,6 +39,7 @@ from netagent.contract.errors import KernelError
 log = logging.getLogger(__name__)
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
+SHIM = Path(__file__).with_name("shim.py")
 #: Signals the shim forwards to the workload (kept in step with netagent.tasks.shim).
 SHIM_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
@@ -102,7 +106,7 @@ def spawn(
     """Start the shim for one task inside `netns`; does not wait for it."""
     cmd = [
         IP, "netns", "exec", netns,
-        sys.executable, "-m", "netagent.tasks.shim",
+        sys.executable, "-P", str(SHIM),
         "--hostname", hostname, "--exit-file", str(exit_file), "--log-file", str(log_file),
         "--", *argv,
     ]  # fmt: skip

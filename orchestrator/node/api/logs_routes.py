@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import httpx
 from aiohttp import web
@@ -123,7 +122,7 @@ def _wire(task_id: str, e: LogEntry) -> dict:
 def _records(daemon: Daemon) -> Records:
     if daemon.dataplane is None:
         raise NotFound("this node is not part of a swarm: it has no task logs")
-    return Records(Path(daemon.cfg.state_dir))
+    return daemon.dataplane.records
 
 
 @logs_routes.post("/v1/agent/logs")
