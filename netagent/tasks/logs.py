@@ -3,10 +3,11 @@
 The shim (netagent.tasks.shim) appends `{"log", "stream", "time"}` lines to
 `logs/<task id>.log` and rotates it to `.1`, `.2`, ... (the highest the oldest). A reader
 keeps the current file open: when the shim rotates, the open file is the one renamed
-to `.1`, so the reader finishes it before it opens the new one, and no line is read
-twice or lost at a rotation. A line the reader cannot parse (written to the file by
-something else than the shim, e.g. `ip netns exec` failing before the shim ran) is
-kept, as stdout with the time 0, rather than hidden.
+to `.1`, so the reader finishes it (and any file rotated after it) before it opens the
+new one, and no line is read twice or lost at a rotation (unless more than max-file
+rotations happen between two polls: those files are gone). A line the reader cannot
+parse (written to the file by something else than the shim, e.g. `ip netns exec`
+failing before the shim ran) is kept, as stdout with the time 0, rather than hidden.
 
 `since` and `tail` are docker's: only lines at or after `since`, then the last `tail`
 of those (per task, as docker applies them per container).
@@ -105,15 +106,23 @@ class LogReader:
         return select(entries, since_ns, tail)
 
     def poll(self) -> list[LogEntry]:
-        """The whole lines written since the last call, across a rotation."""
+        """The whole lines written since the last call, across rotations."""
         if self._file is None and not self._open():
             return []
         assert self._file is not None
         lines = list(self._read_lines())
         if self._rotated():
-            lines.extend(self._read_lines())  # the end of the file now named .1
+            lines.extend(self._read_lines())  # the end of the file we held, now renamed
+            held = os.fstat(self._file.fileno()).st_ino
             self._held = b""
             self.close()
+            # Rotated more than once since the last poll: the files between ours and
+            # the current one are read whole.
+            older = rotated_files(self.path)
+            inodes = [_inode(p) for p in older]
+            for between in older[inodes.index(held) + 1 :] if held in inodes else []:
+                with contextlib.suppress(FileNotFoundError), open(between, "rb") as f:
+                    lines.extend(f.read().split(b"\n"))
             if self._open():
                 lines.extend(self._read_lines())
         return [parse_entry(line) for line in lines if line.strip()]
@@ -137,3 +146,10 @@ class LogReader:
             return os.stat(self.path).st_ino != os.fstat(self._file.fileno()).st_ino
         except FileNotFoundError:
             return False  # between the rename and the new file: seen at the next poll
+
+
+def _inode(path: Path) -> int:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return -1
