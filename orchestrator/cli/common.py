@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from netagent.contract.errors import InvalidArgument
+from orchestrator.cli.output import inspect_format_option
 from orchestrator.node.client import Client, Endpoint
 from orchestrator.ops.durations import parse_duration
 
@@ -43,17 +44,11 @@ class Duration(click.ParamType):
 
 
 def inspect_options(pretty: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """What every `inspect` takes, as docker's: REFS..., `--format json` (the default
-    output) and, where a human layout exists, `--pretty`."""
+    """What every `inspect` takes, as docker's: REFS..., `-f/--format json|TEMPLATE`
+    (JSON by default) and, where a human layout exists, `--pretty`."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(["json"]),
-            default="json",
-            help="Output format (JSON, as docker inspect).",
-        )(fn)
+        fn = inspect_format_option(fn)
         fn = click.argument("refs", nargs=-1, required=True)(fn)
         if pretty:
             fn = click.option(

@@ -21,13 +21,23 @@ PADDING = 3
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Docker-style columns: each as wide as its widest cell plus 3, at least 10."""
-    cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
-    widths = [max(MIN_WIDTH, max(len(r[i]) for r in cells) + PADDING) for i in range(len(headers))]
-    lines = []
-    for r in cells:
-        parts = [c.ljust(widths[i]) for i, c in enumerate(r[:-1])] + [r[-1]]
-        lines.append("".join(parts).rstrip())
-    return "\n".join(lines)
+    return align([list(map(str, headers))] + [[str(c) for c in r] for r in rows])
+
+
+def align(lines: Sequence[Sequence[str]]) -> str:
+    """Lines of cells in columns, as docker's tabwriter: a line's last cell ends it
+    unpadded; every other cell is padded to its column's widest cell plus 3, at least 10."""
+    widths: list[int] = []
+    for cells in lines:
+        for i, c in enumerate(cells[:-1]):
+            if i == len(widths):
+                widths.append(MIN_WIDTH)
+            widths[i] = max(widths[i], len(c) + PADDING)
+    out = []
+    for cells in lines:
+        parts = [c.ljust(widths[i]) for i, c in enumerate(cells[:-1])] + list(cells[-1:])
+        out.append("".join(parts).rstrip())
+    return "\n".join(out)
 
 
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

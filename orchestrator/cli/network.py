@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
-from orchestrator.cli.common import api, inspect_options, output_option
-from orchestrator.cli.format import echo_json, echo_listing, short_id
+from orchestrator.cli.common import api, inspect_options
+from orchestrator.cli.filters import NETWORK_KEYS, Filters
+from orchestrator.cli.format import short_id
+from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_options
+from orchestrator.cli.templates import method
 
 
 @click.group()
@@ -33,25 +38,44 @@ def create(
     click.echo(api().post("/v1/networks", body)["id"])
 
 
+NETWORK_COLUMNS = columns(
+    "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}\t{{.VNI}}\t{{.Subnet}}",
+    ["ID", "Name", "Driver", "Scope", "IPv6", "Internal", "Labels", "Label", "CreatedAt"]
+    + ["VNI", "Subnet"],
+    ID="NETWORK ID",
+    IPv6="IPV6",
+)
+
+
+def network_row(n: dict, trunc: bool) -> dict:
+    """One `network ls` row with docker's field names (and vxswarm's VNI and Subnet)."""
+    labels = n["spec"]["labels"]
+    return {
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(n["created_at"])),
+        "Driver": n["spec"]["driver"],
+        "ID": short_id(n["id"]) if trunc else n["id"],
+        "IPv6": "false",
+        "Internal": "false",
+        "Label": method(lambda key: labels.get(key, "")),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Name": n["spec"]["name"],
+        "Scope": "swarm",
+        "Subnet": n["subnet"],
+        "VNI": n["vni"],
+    }
+
+
 @network.command("ls")
-@click.option("-q", "--quiet", is_flag=True)
-@output_option
-def ls(quiet: bool, fmt: str) -> None:
+@listing_options(NETWORK_KEYS, quiet="Only display network IDs.", no_trunc=True)
+def ls(filters: Filters, quiet: bool, no_trunc: bool, fmt: str) -> None:
     """List networks."""
-    nets = sorted(api().get("/v1/networks"), key=lambda n: n["spec"]["name"])
-    echo_listing(
+    nets = filters.apply(sorted(api().get("/v1/networks"), key=lambda n: n["spec"]["name"]))
+    echo_rows(
         nets,
         fmt,
         quiet,
-        ["NETWORK ID", "NAME", "DRIVER", "SCOPE", "VNI", "SUBNET"],
-        lambda n: (
-            short_id(n["id"]),
-            n["spec"]["name"],
-            n["spec"]["driver"],
-            "swarm",
-            n["vni"],
-            n["subnet"],
-        ),
+        lambda objs: [network_row(n, trunc=not no_trunc) for n in objs],
+        NETWORK_COLUMNS,
     )
 
 
@@ -59,7 +83,7 @@ def ls(quiet: bool, fmt: str) -> None:
 @inspect_options(pretty=False)
 def inspect(fmt: str, refs: tuple[str, ...]) -> None:
     """Show a network: VNI, subnet, gateway and every endpoint with its VTEP."""
-    echo_json([api().get(f"/v1/networks/{r}") for r in refs])
+    echo_inspect([api().get(f"/v1/networks/{r}") for r in refs], fmt)
 
 
 @network.command("rm")

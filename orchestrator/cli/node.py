@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable, Sequence
+from functools import cache
 
 import click
 
 from netagent.contract.errors import VxswarmError
-from orchestrator.cli.common import api, inspect_options, output_option
-from orchestrator.cli.format import echo_json, echo_table, title, when
+from orchestrator.ca.tokens import bundle_digest
+from orchestrator.cli.common import api, inspect_options
+from orchestrator.cli.filters import NODE_KEYS, TASK_KEYS, Filters
+from orchestrator.cli.format import title, when
+from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_options
 from orchestrator.cli.task_table import echo_tasks
 from orchestrator.ops import roles
 
@@ -31,34 +36,52 @@ def manager_status(n: dict) -> str:
     return "Leader" if status["leader"] else title(status["reachability"])
 
 
+NODE_COLUMNS = columns(
+    "table {{.ID}}{{if .Self}} *{{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}"
+    "\t{{.ManagerStatus}}\t{{.EngineVersion}}",
+    [
+        "ID",
+        "Self",
+        "Hostname",
+        "Status",
+        "Availability",
+        "ManagerStatus",
+        "EngineVersion",
+        "TLSStatus",
+    ],
+    Self="",
+    TLSStatus="TLS STATUS",
+)
+
+
+def node_row(n: dict, me: str | None, signer: Callable[[], str]) -> dict:
+    """One `node ls` row with docker's field names (the ID is never cut, as docker's).
+    `signer` is the digest of the root CA that signs now, asked only if TLSStatus is shown."""
+    return {
+        "Availability": title(n["availability"]),
+        "EngineVersion": n["engine_version"],
+        "Hostname": n["hostname"],
+        "ID": n["id"],
+        "ManagerStatus": manager_status(n),
+        "Self": n["id"] == me,
+        "Status": title(n["status"]),
+        # As docker's: a node whose certificate is not of the signing root needs rotation.
+        "TLSStatus": lambda: "Ready" if n.get("cert_root") == signer() else "Needs Rotation",
+    }
+
+
 @node.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
-@output_option
-def ls(quiet: bool, fmt: str) -> None:
+@listing_options(NODE_KEYS)
+def ls(filters: Filters, quiet: bool, fmt: str) -> None:
     """List nodes in the swarm."""
-    nodes = sorted(api().get("/v1/nodes"), key=lambda n: n["hostname"])
-    if fmt == "json":
-        echo_json(nodes)
-        return
-    if quiet:
-        for n in nodes:
-            click.echo(n["id"])
-        return
-    me = _self_id()
-    rows = [
-        (
-            n["id"] + (" *" if n["id"] == me else ""),
-            n["hostname"],
-            title(n["status"]),
-            title(n["availability"]),
-            manager_status(n),
-            n["engine_version"],
-        )
-        for n in nodes
-    ]
-    echo_table(
-        ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], rows
-    )
+    nodes = filters.apply(sorted(api().get("/v1/nodes"), key=lambda n: n["hostname"]))
+
+    def rows(objs: Sequence[dict]) -> list[dict]:
+        me = _self_id()
+        signer = cache(lambda: bundle_digest(api().get("/v1/swarm/ca")["root"].encode()))
+        return [node_row(n, me, signer) for n in objs]
+
+    echo_rows(nodes, fmt, quiet, rows, NODE_COLUMNS)
 
 
 def _resolve(ref: str) -> str:
@@ -69,9 +92,11 @@ def _resolve(ref: str) -> str:
 @inspect_options()
 def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     """Display detailed information on one or more nodes."""
+    if pretty and fmt != "json":
+        raise click.UsageError("--format is incompatible with human friendly format")
     nodes = [api().get(f"/v1/nodes/{_resolve(r)}") for r in refs]
     if not pretty:
-        echo_json(nodes)
+        echo_inspect(nodes, fmt)
         return
     for n in nodes:
         click.echo(f"ID:\t\t\t{n['id']}")
@@ -99,14 +124,14 @@ def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
 
 
 @node.command("ps")
+@listing_options(TASK_KEYS, quiet="Only display task IDs.", no_trunc=True)
 @click.argument("refs", nargs=-1)
-@output_option
-def ps(refs: tuple[str, ...], fmt: str) -> None:
+def ps(refs: tuple[str, ...], filters: Filters, quiet: bool, no_trunc: bool, fmt: str) -> None:
     """List tasks running on one or more nodes (default: this node)."""
     tasks = []
     for ref in refs or ("self",):
         tasks += api().get("/v1/tasks", node=_resolve(ref))
-    echo_tasks(tasks, fmt)
+    echo_tasks(tasks, filters, fmt, quiet, no_trunc)
 
 
 @node.command()

@@ -6,13 +6,16 @@ import base64
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from netagent.tasks.enter import task_exec_argv
-from orchestrator.cli.common import Duration, api, inspect_options, output_option
-from orchestrator.cli.format import echo_json, echo_listing, short_id
+from orchestrator.cli.common import Duration, api, inspect_options
+from orchestrator.cli.filters import SERVICE_KEYS, TASK_KEYS, Filters
+from orchestrator.cli.format import short_id
+from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_options
 from orchestrator.cli.progress import follow
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
 from orchestrator.cli.service_logs import logs
@@ -88,20 +91,27 @@ def replicas_column(s: dict) -> str:
     return text
 
 
-SERVICE_HEADERS = ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+SERVICE_COLUMNS = columns(
+    "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}",
+    ["ID", "Name", "Mode", "Replicas", "Image", "Ports"],
+)
 
 
-def service_row(s: dict) -> tuple:
-    """One `service ls` row (also `stack services`)."""
+def service_row(s: dict) -> dict:
+    """One `service ls` row (also `stack services`), with docker's field names."""
     spec = s["spec"]
-    return (
-        short_id(s["id"]),
-        spec["name"],
-        spec["mode"],
-        replicas_column(s),
-        spec["image"],
-        ports_column(spec["ports"]),
-    )
+    return {
+        "ID": short_id(s["id"]),
+        "Image": spec["image"],
+        "Mode": spec["mode"],
+        "Name": spec["name"],
+        "Ports": ports_column(spec["ports"]),
+        "Replicas": replicas_column(s),
+    }
+
+
+def service_rows(services: Sequence[dict]) -> list[dict]:
+    return [service_row(s) for s in services]
 
 
 def ports_column(ports: list[dict]) -> str:
@@ -325,32 +335,33 @@ def rollback(ref: str, detach: bool | None) -> None:
 
 
 @service.command("ls")
-@click.option("-q", "--quiet", is_flag=True)
-@output_option
-def ls(quiet: bool, fmt: str) -> None:
+@listing_options(SERVICE_KEYS)
+def ls(filters: Filters, quiet: bool, fmt: str) -> None:
     """List services."""
     services = sorted(api().get("/v1/services"), key=lambda s: s["spec"]["name"])
-    echo_listing(services, fmt, quiet, SERVICE_HEADERS, service_row)
+    echo_rows(filters.apply(services), fmt, quiet, service_rows, SERVICE_COLUMNS)
 
 
 @service.command("ps")
+@listing_options(TASK_KEYS, quiet="Only display task IDs.", no_trunc=True)
 @click.argument("refs", nargs=-1, required=True)
-@output_option
-def ps(refs: tuple[str, ...], fmt: str) -> None:
+def ps(refs: tuple[str, ...], filters: Filters, quiet: bool, no_trunc: bool, fmt: str) -> None:
     """List the tasks of one or more services (with up to 5 old tasks per slot)."""
     tasks = []
     for ref in refs:
         tasks += api().get("/v1/tasks", service=ref)
-    echo_tasks(tasks, fmt)
+    echo_tasks(tasks, filters, fmt, quiet, no_trunc)
 
 
 @service.command()
 @inspect_options()
 def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
     """Display detailed information on one or more services."""
+    if pretty and fmt != "json":
+        raise click.UsageError("--format is incompatible with human friendly format")
     services = [api().get(f"/v1/services/{r}") for r in refs]
     if not pretty:
-        echo_json(services)
+        echo_inspect(services, fmt)
         return
     nets = {n["id"]: n["spec"]["name"] for n in api().get("/v1/networks")}
     for s in services:

@@ -13,9 +13,10 @@ import os
 import click
 
 from netagent.contract.errors import NotFound
-from orchestrator.cli.common import api, output_option
-from orchestrator.cli.format import echo_json, echo_listing, echo_table
-from orchestrator.cli.service import SERVICE_HEADERS, service_row
+from orchestrator.cli.common import api
+from orchestrator.cli.filters import SERVICE_KEYS, TASK_KEYS, Filters
+from orchestrator.cli.output import columns, echo_rows, listing_options
+from orchestrator.cli.service import SERVICE_COLUMNS, service_rows
 from orchestrator.cli.task_table import echo_tasks
 from orchestrator.stack import compose, convert, deploy, loader
 from orchestrator.stack.apply import apply, current, remove_stack
@@ -84,15 +85,22 @@ def deploy_cmd(files: tuple[str, ...], prune: bool, dry_run: bool, name: str) ->
     apply(api(), plan, echo_step)
 
 
+STACK_COLUMNS = columns("table {{.Name}}\t{{.Services}}", ["Name", "Services"])
+
+
 @stack.command("ls")
-@output_option
+@listing_options(quiet=None)
 def ls(fmt: str) -> None:
     """List stacks."""
     counts = stack_counts(api().get("/v1/services"))
-    if fmt == "json":
-        echo_json([{"name": k, "services": n} for k, n in counts.items()])
-    else:
-        echo_table(["NAME", "SERVICES"], list(counts.items()))
+    stacks = [{"name": k, "services": n} for k, n in counts.items()]
+    echo_rows(
+        stacks,
+        fmt,
+        False,
+        lambda objs: [{"Name": s["name"], "Services": s["services"]} for s in objs],
+        STACK_COLUMNS,
+    )
 
 
 def stack_services(name: str) -> list[dict]:
@@ -103,22 +111,21 @@ def stack_services(name: str) -> list[dict]:
 
 
 @stack.command("ps")
+@listing_options(TASK_KEYS, quiet="Only display task IDs.", no_trunc=True)
 @click.argument("name")
-@output_option
-def ps(name: str, fmt: str) -> None:
+def ps(name: str, filters: Filters, quiet: bool, no_trunc: bool, fmt: str) -> None:
     """List the tasks in the stack."""
     c = api()
     tasks = [t for s in stack_services(name) for t in c.get("/v1/tasks", service=s["id"])]
-    echo_tasks(tasks, fmt)
+    echo_tasks(tasks, filters, fmt, quiet, no_trunc)
 
 
 @stack.command("services")
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@listing_options(SERVICE_KEYS)
 @click.argument("name")
-@output_option
-def services(quiet: bool, name: str, fmt: str) -> None:
+def services(filters: Filters, quiet: bool, name: str, fmt: str) -> None:
     """List the services in the stack."""
-    echo_listing(stack_services(name), fmt, quiet, SERVICE_HEADERS, service_row)
+    echo_rows(filters.apply(stack_services(name)), fmt, quiet, service_rows, SERVICE_COLUMNS)
 
 
 @stack.command("rm")

@@ -109,6 +109,14 @@ def test_task_rows_show_history_under_the_current_task_of_a_slot():
         {"n1": "worker1"},
         now=105.0,
     )
-    assert [r[1] for r in rows] == ["web.1", " \\_ web.1", "web.2"]
-    assert rows[0][3:6] == ("worker1", "Running", "Running 5 seconds ago")
-    assert rows[1][4:7] == ("Shutdown", "Failed 5 seconds ago", '"task: non-zero exit (1)"')
+    assert [r["Name"] for r in rows] == ["web.1", " \\_ web.1", "web.2"]
+    assert [rows[0][k] for k in ("Node", "DesiredState", "CurrentState")] == [
+        "worker1",
+        "Running",
+        "Running 5 seconds ago",
+    ]
+    assert [rows[1][k] for k in ("DesiredState", "CurrentState", "Error")] == [
+        "Shutdown",
+        "Failed 5 seconds ago",
+        '"task: non-zero exit (1)"',
+    ]
