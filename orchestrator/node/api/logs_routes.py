@@ -36,7 +36,7 @@ from netagent.tasks.logs import LogEntry, LogReader
 from orchestrator.ca.tls import expect
 from orchestrator.cluster.objects import Node, ServiceMode, Task
 from orchestrator.manager import Manager
-from orchestrator.node.api.app import parse_body
+from orchestrator.node.api.app import client_gone, parse_body
 from orchestrator.node.api.routes import daemon_of, manager_route
 from orchestrator.node.daemon import Daemon
 from orchestrator.ops.inputs import validate_spec
@@ -275,7 +275,7 @@ async def logs(request: web.Request, manager: Manager) -> web.StreamResponse:
             try:
                 item = await asyncio.wait_for(fanout.queue.get(), CLIENT_CHECK)
             except TimeoutError:
-                if _gone(request):
+                if client_gone(request):
                     break
                 continue
             if item is not None:
@@ -300,10 +300,6 @@ async def _new_tasks(manager: Manager, service_id: str, fanout: Fanout) -> None:
         except NotFound:
             await fanout.queue.put({"warning": "the service was removed"})
             return
-
-
-def _gone(request: web.Request) -> bool:
-    return request.transport is None or request.transport.is_closing()
 
 
 async def _json_lines(request: web.Request) -> web.StreamResponse:
