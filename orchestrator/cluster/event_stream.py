@@ -141,10 +141,10 @@ def replayed(
 ) -> Iterator[Message]:
     """The replayed changes with their times (see the module doc), within the window."""
     known = [c.time for c in changes if c.time is not None]
-    last = int(known[0] * 1e9) if known else now_ns  # before the first known: that one
+    last = _ns(known[0]) if known else now_ns  # before the first known: that one
     for change in changes:
         if change.time is not None:
-            last = max(last, int(change.time * 1e9))
+            last = max(last, _ns(change.time))
         if last >= since_ns and (until_ns is None or last <= until_ns):
             yield change.message(last)
 
@@ -155,3 +155,8 @@ def _load(value: bytes) -> dict | None:
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def _ns(seconds: float) -> int:
+    # A float of seconds holds microseconds; more digits would be noise.
+    return round(seconds * 1_000_000) * 1000

@@ -5,14 +5,13 @@ the manager, which merges them; the CLI prints docker's prefix."""
 from __future__ import annotations
 
 import re
-import subprocess
-import threading
 import time
 
 import pytest
 
-from netagent.lab.driver import VXSWARM, SwarmLab, running_lab, wait_for
+from netagent.lab.driver import SwarmLab, running_lab, wait_for
 from netagent.tasks.logs import parse_time_ns
+from tests.integration.streams import Streaming
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 #: `web.1.0123456789ab@worker1    | text`, as docker prints a line.
@@ -109,40 +108,12 @@ def test_timestamps_are_the_lines_times_and_since_selects_by_them(lab):
         assert bad.code != 0 and "invalid value 'yesterday' for --since" in bad.err
 
 
-class Follower:
-    """`vxswarm service logs -f` running in the background; its lines as they come."""
-
-    def __init__(self, lab: SwarmLab, *args: str):
-        env = {**lab.env, "VXSWARM_HOST": lab.socket(lab.via)}
-        self.proc = subprocess.Popen(
-            [*VXSWARM, "service", "logs", "-f", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        _, err = self.proc.communicate(timeout=30)
-        self._reader.join(10)
-        return err
-
-
 def test_follow_shows_tasks_that_start_later_as_a_failing_task_restarts(lab):
     script = "echo hello from $(hostname); sleep 1; exit 1"
     args = ("--restart-delay", "500ms", "alpine", "sh", "-c", script)
     with lab.service("crash", *args, converge=False):
         lab.wait_for("a first task", lambda: lab.tasks("crash"))
-        follower = Follower(lab, "crash")
+        follower = Streaming(lab, "service", "logs", "-f", "crash")
         try:
             known = {t["id"][:12] for t in lab.tasks("crash")}
             # Lines of tasks that did not exist when `logs -f` began: it follows.
