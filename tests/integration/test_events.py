@@ -10,6 +10,9 @@ import time
 import pytest
 
 from netagent.lab.driver import SwarmLab, running_lab, wait_for
+from orchestrator.etcd.client import EtcdClient
+from orchestrator.etcd.member import CLIENT_SOCKET
+from orchestrator.node.control import etcd_dir
 from tests.integration.streams import Streaming
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
@@ -143,6 +146,23 @@ def test_since_replays_the_stores_history_and_until_ends_the_stream(lab: SwarmLa
         check=True,
     )
     assert res.out.splitlines() == ["network/create/pastnet", "network/remove/pastnet"]
+
+
+def test_since_beyond_the_compacted_history_starts_at_the_oldest_kept_with_a_warning(lab):
+    before = time.time()
+    lab.run("service", "create", "--name", "gone", "alpine", "sleep", "1000", check=True)
+    lab.converge("gone", 1)
+    # Compact the manager's member up to now, as its auto-compaction would later.
+    etcd = EtcdClient(etcd_dir(lab.root / lab.name / "manager1") / CLIENT_SOCKET)
+    _, revision = etcd.range(b"/nothing")
+    etcd.call("/v3/kv/compaction", {"revision": str(revision)})
+    lab.run("service", "rm", "gone", check=True)
+    res = lab.run("events", "--since", f"{before:.6f}", "--until", "0s", check=True)
+    assert f"WARNING: events older than store revision {revision} are no longer kept" in res.err
+    named = [(m["type"], m["action"], m["attrs"]) for m in map(LINE_RE.match, res.out.splitlines())]
+    # The creation was compacted away; the removal after it is replayed.
+    assert ("service", "remove", "name=gone") in named
+    assert not any(t == "service" and a == "create" for t, a, _ in named)
 
 
 @pytest.mark.parametrize(
