@@ -167,13 +167,12 @@ class Fanout:
 
     def __init__(self, daemon: Daemon, manager: Manager, query: LogsQuery):
         self.daemon, self.manager, self.query = daemon, manager, query
+        # Bounded: a slow client holds the nodes' streams back rather than this memory.
         self.queue: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=1024)
         self.asked: set[str] = set()
+        #: Streams not finished yet; each puts None on the queue when it finishes.
+        self.running = 0
         self._pumps: set[asyncio.Task] = set()
-
-    @property
-    def running(self) -> int:
-        return len(self._pumps)
 
     def ask(self, tasks: list[Task]) -> None:
         """Start streaming the tasks not asked for yet, one stream per node."""
@@ -184,12 +183,9 @@ class Fanout:
                 by_node.setdefault(t.node_id or "", []).append(t)
         for node_id, node_tasks in by_node.items():
             pump = asyncio.create_task(self._pump(node_id, {t.id: t for t in node_tasks}))
+            self.running += 1
             self._pumps.add(pump)
-            pump.add_done_callback(self._done)
-
-    def _done(self, pump: asyncio.Task) -> None:
-        self._pumps.discard(pump)
-        self.queue.put_nowait(None)  # wakes the writer to see whether all are done
+            pump.add_done_callback(self._pumps.discard)
 
     def cancel(self) -> None:
         for pump in list(self._pumps):
@@ -211,6 +207,8 @@ class Fanout:
             names = ", ".join(sorted(f"{t.service_name}.{t.slot}" for t in tasks.values()))
             why = str(err) or type(err).__name__
             await self.queue.put({"warning": f"cannot get logs of {names} from {name}: {why}"})
+        self.running -= 1
+        await self.queue.put(None)  # wakes the writer to see whether all are done
 
     def _lines(self, node: Node, req: AgentLogs) -> AsyncIterator[dict]:
         daemon = self.daemon
