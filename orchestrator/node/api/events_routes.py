@@ -62,6 +62,7 @@ async def events(request: web.Request, manager: Manager) -> web.StreamResponse:
         except BaseException as err:  # handed to the loop: the answer says it
             failed.append(err)
         finally:
+            client.close()  # this thread's connection to the member
             loop.call_soon_threadsafe(queue.put_nowait, _END)
 
     reader = threading.Thread(target=read, name="events-watch", daemon=True)

@@ -24,10 +24,11 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Annotated
 
 import httpx
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from netagent.contract.desired import TaskState
 from netagent.contract.errors import NotFound
@@ -60,10 +61,15 @@ class LogsQuery(BaseModel):
     since_ns: int = Field(default=0, ge=0)
 
 
+#: A task id as the manager makes them (orchestrator.cluster.objects.new_id): it names a
+#: file on the agent, so nothing else is taken.
+TaskId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,64}$")]
+
+
 class AgentLogs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_ids: list[str]
+    task_ids: list[TaskId]
     follow: bool = False
     tail: int | None = Field(default=None, ge=0)
     since_ns: int = Field(default=0, ge=0)
