@@ -1,9 +1,11 @@
 """A task's output through its shim: docker's json-file lines (the line, its stream, its
-time), rotated by size as json-file does, read back across rotations, and a workload's
-orphan holding the pipe open does not hold its exit report back."""
+time), rotated by size as json-file does, read back across rotations (a follower woken
+by inotify), and a workload's orphan holding the pipe open does not hold its exit
+report back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import time
 
 import pytest
 
+from netagent.kernel.inotify import DirWatch
 from netagent.tasks.logs import LogReader
 from netagent.tasks.shim import RotatingLog
 
@@ -78,3 +81,17 @@ def test_one_file_kept_starts_it_again_past_the_size(tmp_path):
     log.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.log"]
     assert (tmp_path / "one.log").read_bytes() == b"abc"
+
+
+def test_a_follower_is_woken_by_the_kernel_when_a_log_changes(tmp_path):
+    async def run() -> list[bool]:
+        with DirWatch([tmp_path]) as changes:
+            quiet = await changes.changed(0.1)
+            (tmp_path / "task.log").write_bytes(b"line\n")
+            written = await changes.changed(30)
+            again = await changes.changed(0.1)  # the one change woke it once
+            (tmp_path / "task.log").unlink()
+            deleted = await changes.changed(30)
+        return [quiet, written, again, deleted]
+
+    assert asyncio.run(run()) == [False, True, False, True]

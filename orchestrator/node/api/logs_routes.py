@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from netagent.contract.desired import TaskState
 from netagent.contract.errors import NotFound
+from netagent.kernel.inotify import DirWatch
 from netagent.ledger.inventory import Records
 from netagent.tasks.logs import LogEntry, LogReader
 from orchestrator.ca.tls import expect
@@ -45,8 +46,10 @@ from orchestrator.ops.inputs import validate_spec
 log = logging.getLogger(__name__)
 logs_routes = web.RouteTableDef()
 
-#: How often a followed log file and the store are looked at again when nothing came.
-FOLLOW_INTERVAL = 0.2
+#: A followed log is read again when inotify says its directory changed, and at least
+#: this often (a safety net; nothing is expected to need it).
+FOLLOW_CHECK = 5.0
+#: How often `-f` looks at this manager's store for new tasks of the service.
 STORE_INTERVAL = 0.5
 #: How often a quiet followed stream checks that its client is still there (aiohttp
 #: does not cancel a handler whose client left; a write would fail, but none comes).
@@ -96,26 +99,29 @@ async def node_lines(records: Records, req: AgentLogs) -> AsyncIterator[dict]:
     """This node's lines of `req.task_ids`: what each log holds, in time order, then
     (with `follow`) what they add, until every one of them has ended."""
     readers = {tid: LogReader(records.log_file(tid)) for tid in dict.fromkeys(req.task_ids)}
+    watched = [records.logs_dir, records.exit_dir, records.tasks_dir]
     try:
-        history: list[tuple[str, LogEntry]] = []
-        for tid, reader in readers.items():
-            entries = await asyncio.to_thread(reader.history, req.since_ns, req.tail)
-            history.extend((tid, e) for e in entries)
-        history.sort(key=lambda te: te[1].time_ns)  # stable: each task's order kept
-        for tid, entry in history:
-            yield _wire(tid, entry)
-        live = dict(readers) if req.follow else {}
-        while live:
-            came = False
-            for tid, reader in list(live.items()):
-                ended = records.task_ended(tid)  # before reading: its last lines are in
-                for entry in reader.poll():
-                    came = True
-                    yield _wire(tid, entry)
-                if ended:
-                    del live[tid]
-            if live and not came:
-                await asyncio.sleep(FOLLOW_INTERVAL)
+        # Watched before the history is read: a line written meanwhile wakes the follow.
+        with DirWatch(watched) if req.follow else contextlib.nullcontext() as changes:
+            history: list[tuple[str, LogEntry]] = []
+            for tid, reader in readers.items():
+                entries = await asyncio.to_thread(reader.history, req.since_ns, req.tail)
+                history.extend((tid, e) for e in entries)
+            history.sort(key=lambda te: te[1].time_ns)  # stable: each task's order kept
+            for tid, entry in history:
+                yield _wire(tid, entry)
+            live = dict(readers) if req.follow else {}
+            while live:
+                came = False
+                for tid, reader in list(live.items()):
+                    ended = records.task_ended(tid)  # before reading: its last lines are in
+                    for entry in reader.poll():
+                        came = True
+                        yield _wire(tid, entry)
+                    if ended:
+                        del live[tid]
+                if live and not came:
+                    await changes.changed(FOLLOW_CHECK)
     finally:
         for reader in readers.values():
             reader.close()
