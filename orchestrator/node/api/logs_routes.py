@@ -49,7 +49,8 @@ logs_routes = web.RouteTableDef()
 #: A followed log is read again when inotify says its directory changed, and at least
 #: this often (a safety net; nothing is expected to need it).
 FOLLOW_CHECK = 5.0
-#: How often `-f` looks at this manager's store for new tasks of the service.
+#: How often `-f` looks at this manager's store for new tasks of the service, at most
+#: (see _new_tasks).
 STORE_INTERVAL = 0.5
 #: How often a quiet followed stream checks that its client is still there (aiohttp
 #: does not cancel a handler whose client left; a write would fail, but none comes).
@@ -280,7 +281,7 @@ async def logs(request: web.Request, manager: Manager) -> web.StreamResponse:
         await out.write(json.dumps({"padding": width}).encode() + b"\n")
         fanout.ask(tasks)
         if query.follow and service_id is not None:
-            watcher = asyncio.create_task(_new_tasks(manager, service_id, fanout))
+            watcher = asyncio.create_task(_new_tasks(fanout.daemon, manager, service_id, fanout))
         while fanout.running or (watcher and not watcher.done()) or not fanout.queue.empty():
             try:
                 item = await asyncio.wait_for(fanout.queue.get(), CLIENT_CHECK)
@@ -301,10 +302,18 @@ async def logs(request: web.Request, manager: Manager) -> web.StreamResponse:
     return out
 
 
-async def _new_tasks(manager: Manager, service_id: str, fanout: Fanout) -> None:
-    """With --follow: stream each task of the service as it reaches a node."""
+async def _new_tasks(daemon: Daemon, manager: Manager, service_id: str, fanout: Fanout) -> None:
+    """With --follow: stream each task of the service as it reaches a node. The leader
+    wakes this at each change it makes; another manager's store follows the leader's
+    writes through its own watch, without telling, so there it looks every
+    STORE_INTERVAL (a look is a read of its memory)."""
+    seen = -1  # the tasks listed before this began may already be older
     while True:
-        await asyncio.sleep(STORE_INTERVAL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(daemon.notifier.current.wait(), STORE_INTERVAL)
+        if manager.revision == seen:
+            continue  # nothing was written (a heartbeat that changed nothing)
+        seen = -1  # the tasks listed before this began may already be older
         try:
             fanout.ask(manager.list_tasks(service=service_id, include_history=True))
         except NotFound:
