@@ -284,6 +284,11 @@ class DataPlane:
         return self._lock
 
     @property
+    def records(self) -> Records:
+        """This node's record files (read by `service logs` for the task logs)."""
+        return self._records
+
+    @property
     def last_desired(self) -> NodeDesiredState | None:
         return self._last_desired
 

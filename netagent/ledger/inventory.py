@@ -133,6 +133,11 @@ class Records:
     def exit_file(self, task_id: str) -> Path:
         return self.exit_dir / f"{task_id}.json"
 
+    def task_ended(self, task_id: str) -> bool:
+        """Its shim wrote its exit (after the last line of its log), or this node does
+        not (any longer) run it: its log grows no more."""
+        return self.exit_file(task_id).exists() or not (self.tasks_dir / f"{task_id}.json").exists()
+
     def load_node(self) -> NodeRecord:
         path = self.root / "node.json"
         if not path.exists():

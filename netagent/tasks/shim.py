@@ -17,10 +17,16 @@ when the mounts could not be made) and exits with the same code (128+S for a sig
 shells do). The exit file is how a data plane that did not spawn this process (after a
 restart) learns the exit code.
 
-The workload's stdout and stderr come to the shim through a pipe and go to L, rotated
-by size as docker's json-file driver does with max-size and max-file: when L would pass
---log-max-size bytes it becomes L.1 (L.1 becomes L.2, ...) and the oldest beyond
---log-max-files is deleted, so a chatty task cannot fill the node's disk.
+The workload's stdout and stderr come to the shim through two pipes and go to L in
+docker's json-file format, one JSON object a line: {"log": "hello\n", "stream":
+"stdout", "time": "2026-12-07T01:02:03.123456789Z"}: the time each line reached the
+shim and which stream it came on are what `service logs --timestamps/--since` and its
+stdout/stderr split need, and a raw file cannot tell them afterwards. A line without
+its newline yet is held until it ends, or written as it is past PARTIAL_MAX bytes (as
+docker splits at 16 KiB) or when the workload exits. L is rotated by size as
+json-file does with max-size and max-file: when L would pass --log-max-size bytes it
+becomes L.1 (L.1 becomes L.2, ...) and the oldest beyond --log-max-files is deleted,
+so a chatty task cannot fill the node's disk.
 
 Imports only the standard library (nsmounts too): it starts once per task and must be quick.
 """
@@ -36,6 +42,7 @@ import select
 import signal
 import socket
 import sys
+import time
 
 CLONE_NEWUTS = 0x04000000
 PR_SET_CHILD_SUBREAPER = 36
@@ -45,6 +52,8 @@ LOG_MAX_SIZE = 10 * 1024 * 1024
 LOG_MAX_FILES = 3
 #: How often the shim looks for its workload's exit while output is quiet.
 REAP_INTERVAL_MS = 200
+#: A line still without its newline is written as it is past this size (docker's 16 KiB).
+PARTIAL_MAX = 16 * 1024
 
 
 class RotatingLog:
@@ -93,6 +102,51 @@ class RotatingLog:
         os.close(self._fd)
 
 
+def rfc3339_nano(time_ns: int) -> str:
+    """Docker's log time: UTC, nanoseconds, `Z`."""
+    secs, nanos = divmod(time_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+class JsonLines:
+    """The workload's streams as json-file lines, written through a RotatingLog."""
+
+    def __init__(self, out: RotatingLog):
+        self.out = out
+        self._held: dict[str, bytes] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Write every whole line of `stream` that `data` ends; hold the rest."""
+        data = self._held.pop(stream, b"") + data
+        stamp = rfc3339_nano(time.time_ns())
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        entries = [self._entry(stream, line + b"\n", stamp) for line in lines]
+        while len(rest) > PARTIAL_MAX:
+            entries.append(self._entry(stream, rest[:PARTIAL_MAX], stamp))
+            rest = rest[PARTIAL_MAX:]
+        if rest:
+            self._held[stream] = rest
+        if entries:
+            self.out.write(b"".join(entries))
+
+    def flush(self) -> None:
+        """Write what is held (the workload ended without a last newline)."""
+        stamp = rfc3339_nano(time.time_ns())
+        held, self._held = self._held, {}
+        self.out.write(b"".join(self._entry(s, data, stamp) for s, data in held.items()))
+
+    def close(self) -> None:
+        self.flush()
+        self.out.close()
+
+    @staticmethod
+    def _entry(stream: str, text: bytes, stamp: str) -> bytes:
+        # Bytes that are not UTF-8 become U+FFFD, as docker's json-file does.
+        log = text.decode("utf-8", errors="replace")
+        return json.dumps({"log": log, "stream": stream, "time": stamp}).encode() + b"\n"
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="netagent.tasks.shim")
     p.add_argument("--hostname", required=True)
@@ -137,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
     # Without --log-file the workload writes where the shim does.
     out = None
     if args.log_file:
-        out = RotatingLog(args.log_file, args.log_max_size, args.log_max_files)
-    read_end, write_end = os.pipe() if out is not None else (-1, -1)
+        out = JsonLines(RotatingLog(args.log_file, args.log_max_size, args.log_max_files))
+    pipes = {"stdout": os.pipe(), "stderr": os.pipe()} if out is not None else {}
 
     def forward(signum: int, _frame: object) -> None:
         if child:
@@ -158,9 +212,8 @@ def run(args: argparse.Namespace) -> int:
         for s in FORWARDED:
             signal.signal(s, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-        if out is not None:
-            os.dup2(write_end, 1)
-            os.dup2(write_end, 2)
+        for fd, (read_end, write_end) in zip((1, 2), pipes.values(), strict=False):
+            os.dup2(write_end, fd)
             os.close(write_end)
             os.close(read_end)
         try:
@@ -172,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     for s in pending:
         os.kill(child, s)
 
-    status = _copy_until_exit(child, read_end, write_end, out) if out is not None else _reap(child)
+    status = _copy_until_exit(child, pipes, out) if out is not None else _reap(child)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         write_status(args.exit_file, None, sig)
@@ -190,33 +243,39 @@ def _reap(child: int) -> int:
             return status
 
 
-def _copy_until_exit(child: int, read_end: int, write_end: int, out: RotatingLog) -> int:
-    """Copy the workload's output to the log until it exits (an orphan that kept the
+def _copy_until_exit(child: int, pipes: dict[str, tuple[int, int]], out: JsonLines) -> int:
+    """Copy the workload's output to the log until it exits (an orphan that kept a
     pipe open does not hold the shim); its wait status."""
-    os.close(write_end)
-    os.set_blocking(read_end, False)
+    streams: dict[int, str] = {}
     poller = select.poll()
-    poller.register(read_end, select.POLLIN)
-    open_ = True
+    for stream, (read_end, write_end) in pipes.items():
+        os.close(write_end)
+        os.set_blocking(read_end, False)
+        poller.register(read_end, select.POLLIN)
+        streams[read_end] = stream
     while True:
-        if open_ and poller.poll(REAP_INTERVAL_MS):
-            open_ = _drain(read_end, out)
-            if not open_:
-                poller.unregister(read_end)
-        elif not open_:
-            # Every writer closed its end: only the exit is left to wait for.
-            return _reap(child)
+        if streams:
+            for fd, _event in poller.poll(REAP_INTERVAL_MS):
+                if fd in streams and not _drain(fd, streams[fd], out):
+                    poller.unregister(fd)
+                    del streams[fd]
+        else:
+            # Every writer closed its ends: only the exit is left to wait for.
+            status = _reap(child)
+            out.close()
+            return status
         while True:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
             if pid == child:
-                _drain(read_end, out)
+                for fd, stream in streams.items():
+                    _drain(fd, stream, out)
                 out.close()
                 return status
 
 
-def _drain(fd: int, out: RotatingLog) -> bool:
+def _drain(fd: int, stream: str, out: JsonLines) -> bool:
     """Copy what the pipe holds now; False at its end."""
     while True:
         try:
@@ -225,7 +284,7 @@ def _drain(fd: int, out: RotatingLog) -> bool:
             return True
         if not data:
             return False
-        out.write(data)
+        out.write(stream, data)
 
 
 def _anchored(path: str) -> str:

@@ -4,10 +4,12 @@ Owns the task shim processes (netagent.tasks.shim) and nothing else. A process i
 identified by (pid, start time) — field 22 of /proc/<pid>/stat — because pids are
 reused: nothing is ever signalled unless its start time matches the recorded one.
 
-Spawn: `ip netns exec <task ns> python -I <this package>/shim.py ... -- argv` with
+Spawn: `ip netns exec <task ns> python -m netagent.tasks.shim ... -- argv` with
 start_new_session=True (the shim leads its own process group, so a final SIGKILL
 reaches the workload too, and a SIGKILL of the daemon reaches neither) and
-stdout/stderr to the task's log file.
+stdout/stderr to the task's log file. It starts in the directory holding this
+`netagent` package (`CODE_ROOT`), which `-m` puts first on its path: the shim is the
+daemon's own code whatever the task's environment holds (it moves to / at once).
 
 Watch: one `Watcher` thread polls a pidfd per process (pidfds work for adopted
 pids that are not our children, too), reaps our own children, fires SIGKILL

@@ -37,6 +37,7 @@ COMMANDS = {
     "capture": "orchestrator.cli.debug:capture",
     "trace": "orchestrator.cli.debug:trace",
     "verify": "orchestrator.cli.verify:verify",
+    "events": "orchestrator.cli.events:events",
 }
 
 

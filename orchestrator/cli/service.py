@@ -1,4 +1,4 @@
-"""`vxswarm service create|update|rollback|ls|ps|inspect|scale|rm` and `vxswarm exec`."""
+"""`vxswarm service create|update|rollback|ls|ps|inspect|scale|rm|logs` and `vxswarm exec`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from orchestrator.cli.output import columns, echo_inspect, echo_rows, listing_op
 from orchestrator.cli.progress import follow
 from orchestrator.cli.resource_flags import apply_resources, resource_options
 from orchestrator.cli.service_flags import apply_update, config_changes, update_config_options
+from orchestrator.cli.service_logs import logs
 from orchestrator.cli.service_pretty import pretty_lines
 from orchestrator.cli.task_table import echo_tasks
 from orchestrator.node.client import Client
@@ -35,6 +36,9 @@ from orchestrator.node.client import Client
 @click.group(cls=DockerGroup)
 def service() -> None:
     """Manage services."""
+
+
+service.add_command(logs)
 
 
 def parse_network_flag(value: str) -> dict:

@@ -76,10 +76,13 @@ class KeyValue:
 
 @dataclass(frozen=True)
 class Event:
-    """One change seen by a watch: a put (`kv` the new value) or a delete."""
+    """One change seen by a watch: a put (`kv` the new value) or a delete. `prev`: the
+    value before it, on a watch made with `prev_kv` (None without, for a new key, or
+    when that revision was compacted away)."""
 
     deleted: bool
     kv: KeyValue
+    prev: KeyValue | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,14 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 class EtcdError(Unavailable):
     """etcd refused a call or could not be reached; the message says which."""
+
+
+class Compacted(EtcdError):
+    """A watch asked for revisions etcd no longer keeps: `revision` is its oldest."""
+
+    def __init__(self, message: str, revision: int):
+        super().__init__(message)
+        self.revision = revision
 
 
 class EtcdClient:
@@ -354,11 +365,16 @@ class EtcdClient:
 
     # watch ------------------------------------------------------------------------
 
-    def watch(self, key: bytes, range_end: bytes | None, start_revision: int) -> Watch:
-        """Every change in the range from `start_revision` on; see `Watch`."""
+    def watch(
+        self, key: bytes, range_end: bytes | None, start_revision: int, *, prev_kv: bool = False
+    ) -> Watch:
+        """Every change in the range from `start_revision` on; see `Watch`. `prev_kv`:
+        each event carries the value it replaced."""
         create: dict[str, Any] = {"key": b64(key), "start_revision": str(start_revision)}
         if range_end is not None:
             create["range_end"] = b64(range_end)
+        if prev_kv:
+            create["prev_kv"] = True
         # No timeout: a quiet range sends nothing for hours; `Watch.close` ends it.
         conn = _UnixHTTPConnection(self.socket_path, None)
         try:
@@ -404,11 +420,21 @@ class Watch:
                 if not line:
                     raise EtcdError("etcd ended a watch (member stopped?)")
                 result = json.loads(line).get("result", {})
+                compacted = int(result.get("compact_revision", 0))
+                if compacted:
+                    raise Compacted(
+                        f"etcd no longer keeps the revisions asked for: the oldest is {compacted}",
+                        compacted,
+                    )
                 if result.get("canceled"):
                     reason = result.get("cancel_reason") or "canceled"
                     raise EtcdError(f"etcd canceled a watch: {reason}")
                 events = [
-                    Event(deleted=e.get("type") == "DELETE", kv=KeyValue.from_json(e["kv"]))
+                    Event(
+                        deleted=e.get("type") == "DELETE",
+                        kv=KeyValue.from_json(e["kv"]),
+                        prev=KeyValue.from_json(e["prev_kv"]) if "prev_kv" in e else None,
+                    )
                     for e in result.get("events", [])
                 ]
                 yield int(result.get("header", {}).get("revision", 0)), events

@@ -98,10 +98,13 @@ class Client:
     def delete(self, path: str, **params: Any) -> Any:
         return self.call("DELETE", path, **params)
 
-    def stream(self, path: str, body: Any) -> Iterator[dict[str, Any]]:
-        """POST and yield the JSON lines of a streamed answer (exec output)."""
+    def stream(
+        self, path: str, body: Any = None, *, method: str = "POST", **params: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the JSON lines of a streamed answer (exec output, logs, events)."""
+        params = {k: v for k, v in params.items() if v is not None}
         try:
-            with self._http.stream("POST", path, json=body, timeout=None) as resp:
+            with self._http.stream(method, path, json=body, params=params, timeout=None) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     _decode(resp)

@@ -20,6 +20,7 @@ import pytest
 
 from netagent.lab.driver import SwarmLab, running_lab, wait_for
 from netagent.lab.loadgen import AbResult, Cut, ab_during, doing, power_cut
+from netagent.tasks.logs import LogReader
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 NO_TASK_NODE = "192.168.56.13"  # worker2
@@ -57,9 +58,7 @@ def update(lab: SwarmLab, *args: str) -> Callable[[], None]:
 
 
 def task_log(lab: SwarmLab, task: dict) -> str:
-    node = lab.hostnames()[task["node_id"]]
-    path = lab.root / lab.name / node / "agent" / "dataplane" / "logs" / f"{task['id']}.log"
-    return path.read_text()
+    return task_log_on(lab, lab.hostnames()[task["node_id"]], task)
 
 
 def arrivals_after_sigterm(log: str) -> list[str]:
@@ -183,5 +182,7 @@ def test_forced_removal_of_a_node_with_tasks_drains_it_first_and_loses_nothing(l
 
 
 def task_log_on(lab: SwarmLab, node: str, task: dict) -> str:
+    """The task's output as it printed it (the file holds json-file lines)."""
     path = lab.root / lab.name / node / "agent" / "dataplane" / "logs" / f"{task['id']}.log"
-    return path.read_text()
+    with LogReader(path) as reader:
+        return "".join(e.log for e in reader.history())

@@ -9,7 +9,7 @@ Two doors into the same routes:
     and a CSR, renewing with the current certificate and a CSR signed by its key;
   * any node of this swarm, speaking for itself: heartbeats, assignments, leaving
     (the handler checks the certificate's CN against the node id it names);
-  * managers only: the relays to an agent (exec, capture/trace, verify), the user
+  * managers only: the relays to an agent (exec, capture/trace, verify, logs), the user
     API forwarded by a manager that is not the leader (`manager_route`), and the
     managers' own routes (an etcd member to add, health).
   A manager that is not the leader forwards a node's heartbeat or long-poll to the
@@ -40,7 +40,7 @@ OPEN = frozenset({"/v1/ca", "/v1/swarm/join-node", "/v1/node/certificate"})
 #: Any node of the swarm, for itself.
 NODE = frozenset({"/v1/dispatcher/heartbeat", "/v1/dispatcher/assignments", "/v1/dispatcher/leave"})
 #: A manager calling this node's agent.
-AGENT = frozenset({"/v1/agent/exec", "/v1/agent/debug/{op}", "/v1/agent/verify"})
+AGENT = frozenset({"/v1/agent/exec", "/v1/agent/debug/{op}", "/v1/agent/verify", "/v1/agent/logs"})
 #: Managers only: their etcd membership (for themselves) and health.
 MEMBER = "/v1/managers/member"
 MANAGERS = frozenset({MEMBER, "/v1/managers/health", "/v1/managers/transfer"})

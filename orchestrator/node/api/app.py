@@ -75,6 +75,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
+def client_gone(request: web.Request) -> bool:
+    """The client of a long stream left: aiohttp does not cancel its handler, and a
+    quiet stream has no write to fail."""
+    return request.transport is None or request.transport.is_closing()
+
+
 async def proxy(
     request: web.Request,
     base_url: str,

@@ -24,6 +24,8 @@ from orchestrator.node.api import access, metrics_routes
 from orchestrator.node.api import visualizer_routes as visualizer
 from orchestrator.node.api.app import errors_middleware
 from orchestrator.node.api.debug_routes import debug_routes
+from orchestrator.node.api.events_routes import events_routes
+from orchestrator.node.api.logs_routes import logs_routes
 from orchestrator.node.api.node_routes import node_routes
 from orchestrator.node.api.routes import routes
 from orchestrator.node.api.secret_routes import secret_routes
@@ -46,6 +48,8 @@ def local_app(daemon: Daemon) -> web.Application:
     app.add_routes(secret_routes)
     app.add_routes(debug_routes)
     app.add_routes(verify_routes)
+    app.add_routes(logs_routes)
+    app.add_routes(events_routes)
     metrics_routes.setup(app, daemon)  # GET /metrics, request counting
     visualizer.setup(app)  # GET /visualizer
     return app
@@ -60,6 +64,8 @@ def cluster_app(daemon: Daemon) -> web.Application:
     app.add_routes(secret_routes)
     app.add_routes(debug_routes)
     app.add_routes(verify_routes)
+    app.add_routes(logs_routes)
+    app.add_routes(events_routes)
     metrics_routes.count(app)
     return app
 
