@@ -17,6 +17,7 @@ from netagent.contract.desired import Resources, TaskState
 from netagent.contract.errors import InvalidArgument
 from netagent.lab.driver import SwarmLab, running_lab, wait_for
 from netagent.ledger.inventory import Records
+from netagent.tasks.logs import LogReader
 
 pytestmark = [pytest.mark.root]
 lab_test = pytest.mark.lab
@@ -78,7 +79,8 @@ def node_of(lab: SwarmLab, task: dict) -> str:
 def task_log(lab: SwarmLab, task: dict) -> str:
     node = node_of(lab, task)
     path = lab.root / lab.name / node / "agent" / "dataplane" / "logs" / f"{task['id']}.log"
-    return path.read_text()
+    with LogReader(path) as reader:  # docker's json-file lines
+        return "".join(entry.log for entry in reader.history())
 
 
 def lab_cgroups(lab: SwarmLab) -> list[str]:

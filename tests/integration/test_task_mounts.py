@@ -15,6 +15,7 @@ import pytest
 from netagent.agent.dataplane import wipe_node
 from netagent.contract.desired import Mount, TaskFile, TaskSpec, TaskState
 from netagent.tasks.enter import task_exec_argv
+from netagent.tasks.logs import LogReader
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.root
@@ -187,4 +188,5 @@ def test_a_mount_over_the_nodes_state_directory_keeps_the_exit_status_and_log(dp
     final = c.wait_state(0, task.id, TaskState.FAILED)
     assert (final.exit_code, final.err) == (3, "task: non-zero exit (3)")
     log = c.state_dir(0) / "dataplane" / "logs" / f"{task.id}.log"
-    assert log.read_text() == f"0\nhello from {rw.name}\n"
+    with LogReader(log) as reader:  # docker's json-file lines
+        assert [e.log for e in reader.history()] == ["0\n", f"hello from {rw.name}\n"]
