@@ -159,3 +159,10 @@ NETWORK_KEYS = {
     "scope": Key(lambda n, v, _names: v == "swarm", values=("swarm", "global", "local")),
     "type": Key(lambda n, v, _names: v == "custom", values=("custom", "builtin")),
 }
+
+#: `secret ls` and `config ls`: ids and names by prefix, as docker's daemon asks swarmkit.
+FILE_KEYS = {
+    "id": Key(prefix(lambda o: o["id"])),
+    "name": Key(prefix(_spec("name"))),
+    "label": Key(label(_spec("labels")), every=True),
+}

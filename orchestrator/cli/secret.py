@@ -15,8 +15,10 @@ from typing import Any
 import click
 
 from netagent.contract.errors import InvalidArgument
-from orchestrator.cli.common import api, inspect_options, output_option
-from orchestrator.cli.format import ago, echo_json, echo_table
+from orchestrator.cli.common import DockerGroup, api, inspect_options
+from orchestrator.cli.filters import FILE_KEYS, Filters
+from orchestrator.cli.format import ago
+from orchestrator.cli.output import Columns, columns, echo_inspect, echo_rows, listing_options
 
 
 def read_data(source: str) -> bytes:
@@ -64,11 +66,34 @@ def pretty_text(obj: dict[str, Any], kind: str) -> str:
     return "\n".join(lines)
 
 
+def listing_columns(kind: str) -> Columns:
+    """docker's `secret ls` (with a DRIVER column) and `config ls` (without)."""
+    driver = "\t{{.Driver}}" if kind == "secret" else ""
+    return columns(
+        f"table {{{{.ID}}}}\t{{{{.Name}}}}{driver}\t{{{{.CreatedAt}}}}\t{{{{.UpdatedAt}}}}",
+        ["ID", "Name", *(["Driver"] if driver else []), "CreatedAt", "UpdatedAt", "Labels"],
+        CreatedAt="CREATED",
+        UpdatedAt="UPDATED",
+    )
+
+
+def file_row(obj: dict[str, Any]) -> dict[str, Any]:
+    labels = obj["spec"].get("labels") or {}
+    return {
+        "CreatedAt": ago(obj["created_at"]),
+        "Driver": "",
+        "ID": obj["id"],
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Name": obj["spec"]["name"],
+        "UpdatedAt": ago(obj["updated_at"]),
+    }
+
+
 def file_group(kind: str) -> click.Group:
     """The `secret` or `config` command group."""
     plural = f"{kind}s"
 
-    @click.group(name=kind, help=f"Manage Swarm {plural}.")
+    @click.group(name=kind, cls=DockerGroup, help=f"Manage Swarm {plural}.")
     def group() -> None:
         pass
 
@@ -84,40 +109,24 @@ def file_group(kind: str) -> click.Group:
         }
         click.echo(api().post(f"/v1/{plural}", body)["id"])
 
+    cols = listing_columns(kind)
+
     @group.command("ls", help=f"List {plural}.")
-    @click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
-    @output_option
-    def ls(quiet: bool, fmt: str) -> None:
-        objs = api().get(f"/v1/{plural}")
-        if fmt == "json":
-            echo_json(objs)
-        elif quiet:
-            for o in objs:
-                click.echo(o["id"])
-        else:
-            driver = ["DRIVER"] if kind == "secret" else []
-            echo_table(
-                ["ID", "NAME", *driver, "CREATED", "UPDATED"],
-                [
-                    (
-                        o["id"],
-                        o["spec"]["name"],
-                        *([""] if driver else []),
-                        ago(o["created_at"]),
-                        ago(o["updated_at"]),
-                    )
-                    for o in objs
-                ],
-            )
+    @listing_options(FILE_KEYS)
+    def ls(filters: Filters, quiet: bool, fmt: str) -> None:
+        objs = filters.apply(sorted(api().get(f"/v1/{plural}"), key=lambda o: o["spec"]["name"]))
+        echo_rows(objs, fmt, quiet, lambda objs: [file_row(o) for o in objs], cols)
 
     @group.command(help=f"Display detailed information on one or more {plural}.")
     @inspect_options()
     def inspect(fmt: str, pretty: bool, refs: tuple[str, ...]) -> None:
+        if pretty and fmt != "json":
+            raise click.UsageError("--format is incompatible with human friendly format")
         objs = [api().get(f"/v1/{plural}/{r}") for r in refs]
         if pretty:
             click.echo("\n\n".join(pretty_text(o, kind) for o in objs))
         else:
-            echo_json(objs)
+            echo_inspect(objs, fmt)
 
     @group.command("rm", help=f"Remove one or more {plural}.")
     @click.argument("refs", nargs=-1, required=True)

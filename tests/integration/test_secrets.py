@@ -81,6 +81,13 @@ def test_a_secret_is_read_in_its_task_and_nowhere_else(lab, tmp_path):
     listed = lab.run("secret", "ls", check=True).out.splitlines()
     assert listed[0].split() == ["ID", "NAME", "DRIVER", "CREATED", "UPDATED"]
     assert listed[1].split()[:2] == [sid.out.strip(), "db_pass"]
+    # Docker's filters and templates, as on every listing; `list` and `remove` are aliases.
+    shown = lab.run("secret", "list", "-f", "label=team=a", "-f", "name=db",
+                    "--format", "{{.Name}} {{.Labels}}", check=True).out  # fmt: skip
+    assert shown == "db_pass team=a\n"
+    assert lab.run("secret", "ls", "-f", "name=nope", "-q", check=True).out == ""
+    name = lab.run("config", "inspect", "-f", "{{.Spec.Name}}", "app.conf", check=True).out
+    assert name == "app.conf\n"
     flags = (
         "--secret",
         "db_pass",
