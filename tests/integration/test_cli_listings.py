@@ -281,7 +281,8 @@ def test_unknown_fields_and_filters_are_one_line_errors_naming_the_valid_ones(la
     err = refused(lab, "stack", "ps", "shop", "-f", "desired-state=up")
     assert "Invalid filter 'desired-state=up'" in err
     err = refused(lab, "service", "inspect", "web", "-f", "{{.Spec.Nmae}}")
-    assert "can't evaluate field Nmae (valid fields: Command, Constraints," in err
+    assert "can't evaluate field Nmae (valid fields: Command, " in err
+    assert ", Constraints, " in err and ", Name, " in err
     err = refused(lab, "node", "inspect", "self", "-f", "{{.Hostname")
     assert err == "Error: template: :1: unclosed action"
     err = refused(lab, "network", "ls", "--format", "{{nope .Name}}")
