@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netagent.contract.errors import InvalidArgument
+from orchestrator.cluster.labels import has_label
 
 #: (object as the API returns it, the filter's value, node id → hostname) → matches?
 Matcher = Callable[[Mapping[str, Any], str, Mapping[str, str]], bool]
@@ -100,12 +101,7 @@ def equal(get: Getter) -> Matcher:
 def label(get: Getter) -> Matcher:
     """`k` (the label is set) or `k=v` (set to v)."""
 
-    def match(obj: Mapping[str, Any], value: str, _names: Mapping[str, str]) -> bool:
-        labels = get(obj) or {}
-        key, sep, want = value.partition("=")
-        return key in labels and (not sep or labels[key] == want)
-
-    return match
+    return lambda obj, value, _names: has_label(get(obj) or {}, value)
 
 
 def _task_node(task: Mapping[str, Any], value: str, names: Mapping[str, str]) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -46,23 +46,6 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=4, default=str))
-
-
-def echo_listing(
-    objs: Sequence[dict],
-    fmt: str,
-    quiet: bool,
-    headers: Sequence[str],
-    row: Callable[[dict], Sequence[Any]],
-) -> None:
-    """What every `ls` prints: JSON for scripts, short ids with -q, else a table."""
-    if fmt == "json":
-        echo_json(list(objs))
-    elif quiet:
-        for o in objs:
-            click.echo(short_id(o["id"]))
-    else:
-        echo_table(headers, [row(o) for o in objs])
 
 
 def short_id(full: str) -> str:

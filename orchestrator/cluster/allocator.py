@@ -25,9 +25,8 @@ from netagent.contract.desired import (
     task_mac,
 )
 from netagent.contract.errors import Conflict, InvalidArgument
-from orchestrator.cluster.objects import Network, Service, Task, TaskAttachment
+from orchestrator.cluster.objects import DEFAULT_ADDR_POOL, Network, Service, Task, TaskAttachment
 
-DEFAULT_POOL = IPv4Network("10.0.0.0/8")
 DEFAULT_PREFIX = 24
 #: A /29 has 6 hosts: the gateway and five tasks. Anything smaller is no network.
 LONGEST_PREFIX = 29
@@ -76,7 +75,7 @@ def allocate_subnet(
     requested: IPv4Network | None,
     networks: Sequence[Network],
     *,
-    pools: Sequence[IPv4Network] = (DEFAULT_POOL,),
+    pools: Sequence[IPv4Network] = (DEFAULT_ADDR_POOL,),
     prefix: int = DEFAULT_PREFIX,
 ) -> IPv4Network:
     """`requested` if it is free, else the first free /`prefix` of the pools, in order.

@@ -159,7 +159,7 @@ class Cluster(Model):
     #: Where overlay subnets come from (`--default-addr-pool`), and their prefix length
     #: (`--default-addr-pool-mask-length`): Docker's 10.0.0.0/8 in /24s.
     default_addr_pool: list[IPv4Network] = Field(
-        default_factory=lambda: [IPv4Network("10.0.0.0/8")], min_length=1
+        default_factory=lambda: [DEFAULT_ADDR_POOL], min_length=1
     )
     subnet_size: int = 24
 
@@ -177,6 +177,9 @@ class Cluster(Model):
                 )
         return self
 
+
+#: Docker's default address pool for overlay subnets (`--default-addr-pool`).
+DEFAULT_ADDR_POOL = IPv4Network("10.0.0.0/8")
 
 #: The option asking for IPsec ESP between VTEPs, and every option an overlay takes.
 ENCRYPTED = "encrypted"

@@ -18,7 +18,15 @@ from ipaddress import IPv4Address, IPv4Network
 
 from netagent.contract.errors import Conflict, InvalidArgument
 from orchestrator.ca import minting, tokens
-from orchestrator.cluster.objects import Cluster, Network, Node, NodeRole, NodeStatus, new_id
+from orchestrator.cluster.objects import (
+    DEFAULT_ADDR_POOL,
+    Cluster,
+    Network,
+    Node,
+    NodeRole,
+    NodeStatus,
+    new_id,
+)
 from orchestrator.cluster.store import Store
 from orchestrator.cluster.vips_ports import address_book, make_ingress_network, new_ingress_address
 from orchestrator.ops import certificates
@@ -239,5 +247,5 @@ def check_addr_pools(pools: Sequence[str], subnet_size: int | None) -> dict[str,
             )
         parsed.append(pool)
     if not parsed:
-        parsed = list(defaults["default_addr_pool"].default_factory())  # type: ignore[misc]
+        parsed = [DEFAULT_ADDR_POOL]
     return {"default_addr_pool": parsed, "subnet_size": size}

@@ -27,6 +27,7 @@ from netagent.contract.errors import InvalidArgument, NotFound, Unavailable
 from netagent.kernel.xfrm import esp_refusal
 from netagent.tasks.enter import task_exec_argv
 from orchestrator.ca import tls
+from orchestrator.cluster.labels import has_label
 from orchestrator.cluster.objects import Cluster, NetworkSpec, NodeRole, ServiceSpec
 from orchestrator.etcd.election import NotLeader
 from orchestrator.manager import Manager
@@ -464,12 +465,6 @@ async def network_prune(request: web.Request, manager: Manager) -> web.Response:
     gone = manager.prune_networks(keep=lambda n: not chosen(n))
     daemon_of(request).changed()
     return json_response({"networks_deleted": gone})
-
-
-def has_label(labels: dict[str, str], want: str) -> bool:
-    """Docker's label filter: `KEY` (any value) or `KEY=VALUE`."""
-    key, sep, value = want.partition("=")
-    return key in labels and (not sep or labels[key] == value)
 
 
 @routes.delete("/v1/networks/{ref}")
