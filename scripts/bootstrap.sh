@@ -5,6 +5,8 @@
 #   bash scripts/bootstrap.sh test      # install what is missing, lint, import rules + the whole test suite
 #   bash scripts/bootstrap.sh install   # install what is missing, nothing more
 #   bash scripts/bootstrap.sh node      # only what a node runs (no test/bench tools): Vagrant VMs
+#   bash scripts/bootstrap.sh vms       # install what is missing + QEMU, boot three Debian VMs
+#                                       # and run the tutorial across them (tests/vms, opt-in)
 #
 # Idempotent and quiet: each step first checks whether its result is already there
 # (dpkg status, the venv's Python, a stamp of what pip installed, the symlink) and only
@@ -24,6 +26,10 @@ DEV_PACKAGES=(apache2-utils tshark
   dnsperf dnsmasq-base iperf3  # these three: bench/ only
   chromium chromium-driver  # the visualizer test's headless browser
   vagrant)  # tests/integration/test_vagrant.py: `vagrant validate` of the Vagrantfile
+# ...and what the VM lab needs (`vxswarm lab vms`, scripts/build-box.sh, tests/vms).
+VM_PACKAGES=(qemu-system-x86 qemu-utils  # the VMs, under software emulation
+  debootstrap fdisk dosfstools mtools syslinux syslinux-common  # the box, built offline
+  openssh-client rsync)  # provisioning, as Vagrant does it: SSH and the rsync synced folder
 
 say() { echo "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -31,14 +37,14 @@ die() { say "$*"; exit 1; }
 # --- arguments first: nothing is touched for a bad invocation ------------------------------
 mode="${1-}"
 case "$mode" in
-  demo | test | install | node) ;;
+  demo | test | install | node | vms) ;;
   *)
-    say "unknown mode '${mode}': expected demo, test, install or node (usage: bash scripts/bootstrap.sh demo|test|install|node)"
+    say "unknown mode '${mode}': expected demo, test, install, node or vms (usage: bash scripts/bootstrap.sh demo|test|install|node|vms)"
     exit 2
     ;;
 esac
 if [ "$#" -gt 1 ]; then
-  say "unexpected argument '$2': expected only one of demo, test, install or node"
+  say "unexpected argument '$2': expected only one of demo, test, install, node or vms"
   exit 2
 fi
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs apt packages, builds network namespaces): try sudo bash scripts/bootstrap.sh $mode"
@@ -55,6 +61,7 @@ APT_PACKAGES=("${NODE_PACKAGES[@]}")
 EXTRAS="[test]"
 if [ "$mode" != node ]; then
   APT_PACKAGES+=("${DEV_PACKAGES[@]}")
+  [ "$mode" != vms ] || APT_PACKAGES+=("${VM_PACKAGES[@]}")
 else
   EXTRAS=""
 fi
@@ -90,8 +97,9 @@ fi
 
 # --- pip: pinned direct deps (pyproject) + pinned transitive deps (lock) ----------------------
 # The stamp records what the last successful install was made from; a change of the
-# interpreter, pyproject.toml or the lock file triggers a reinstall, nothing else does.
-want_stamp="$("$VENV/bin/python" -V 2>&1) $EXTRAS $(cat "$REPO/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1)"
+# interpreter, pyproject.toml's [project] or the lock file triggers a reinstall, nothing
+# else does (scripts/deps_digest.py).
+want_stamp="$("$VENV/bin/python" -V 2>&1) $EXTRAS $("$VENV/bin/python" "$REPO/scripts/deps_digest.py" "$REPO/pyproject.toml" "$LOCK")"
 if [ ! -x "$VENV/bin/vxswarm" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_stamp" ]; then
   say "installing vxswarm and its pinned dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
@@ -120,5 +128,7 @@ case "$mode" in
     "$VENV/bin/lint-imports" --no-cache --no-logo
     exec "$VENV/bin/pytest" -q
     ;;
+  # The opt-in suite: builds the box if needed, boots the VMs, prints its timings.
+  vms) exec "$VENV/bin/pytest" -q -m vms tests/vms ;;
   install | node) ;;
 esac

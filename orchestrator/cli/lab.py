@@ -15,6 +15,7 @@ import click
 from netagent.lab.topology import DEFAULT_LAB, DEFAULT_MANAGERS, DEFAULT_NODES
 from orchestrator.cli.common import output_option
 from orchestrator.cli.format import echo_json, echo_table
+from orchestrator.cli.lab_vms import vms
 
 
 def _core():
@@ -147,3 +148,6 @@ def env(name: str | None, node: str) -> None:
 def demo(name: str, node_count: int, keep: bool) -> None:
     """Build a lab, run the Swarm overlay tutorial on it, take it down."""
     _demo().run(click.echo, name=name, node_count=node_count, keep=keep)
+
+
+lab.add_command(vms)

@@ -457,22 +457,44 @@ def exec_cmd(interactive: bool, tty: bool, task: str, command: tuple[str, ...]) 
     c = api()
     swarm_info = c.get("/v1/info")["swarm"] or {}
     cmd = list(command) or ["sh"]
+    as_root = os.geteuid() == 0
     if not swarm_info.get("is_manager"):
         # A worker knows only its own tasks, as a Docker engine knows its containers.
-        enter(c.get(f"/v1/local/tasks/{task}")["pid"], cmd, interactive)
+        if as_root:
+            enter(c.get(f"/v1/local/tasks/{task}")["pid"], cmd, interactive)
+        _refuse_interactive_without_root(interactive or tty, task)
+        _stream_exec(c, f"/v1/local/tasks/{task}/exec", cmd)
     t = c.get(f"/v1/tasks/{task}")
     pid = t["status"].get("pid")
-    if t.get("node_id") == swarm_info.get("node_id") and pid:
+    here = t.get("node_id") == swarm_info.get("node_id") and pid
+    if here and as_root:
         enter(pid, cmd, interactive)
-    if interactive or tty:
+    if here:
+        _refuse_interactive_without_root(interactive or tty, task)
+    elif interactive or tty:
         node = next((n["hostname"] for n in c.get("/v1/nodes") if n["id"] == t.get("node_id")), "?")
         raise click.UsageError(
             f"exec -i/-t: task {t['service_name']}.{t['slot']} runs on {node}, and an "
             "interactive exec runs on the task's own node: "
             f"vxswarm lab ssh {node} vxswarm exec -it {task} ... (or VXSWARM_HOST of {node})"
         )
+    _stream_exec(c, f"/v1/tasks/{task}/exec", cmd)
+
+
+def _refuse_interactive_without_root(interactive: bool, task: str) -> None:
+    """Without root the daemon runs the command (the socket's group may ask it to), so
+    this terminal cannot become the task's: -i/-t need this CLI to enter the namespaces."""
+    if interactive:
+        raise click.UsageError(
+            f"exec -i/-t enters the namespaces of task {task} from this terminal, which "
+            f"needs root: sudo vxswarm exec -it {task} ..."
+        )
+
+
+def _stream_exec(c: Client, path: str, cmd: list[str]) -> NoReturn:
+    """The daemon runs `cmd` in the task (here or on the task's node): relay its output."""
     code = 1
-    for frame in c.stream(f"/v1/tasks/{task}/exec", {"cmd": cmd}):
+    for frame in c.stream(path, {"cmd": cmd}):
         if "data" in frame:
             sys.stdout.buffer.write(base64.b64decode(frame["data"]))
             sys.stdout.buffer.flush()

@@ -46,6 +46,8 @@ from netagent.lab import verbs as lab_core
 from netagent.lab.driver import wait_for
 from netagent.lab.record import ProcessRecord
 from netagent.lab.topology import LabNode, Topology
+from netagent.lab.vms import guest
+from netagent.lab.vms.plan import RSYNC_EXCLUDE, VmLab
 from netagent.tasks import spawn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,6 +60,7 @@ CLI = Path(sys.executable).parent / "vxswarm"
 #: What systemd gives a service's PATH; the daemon must need nothing else from our shell.
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NODE_NAMES = ("manager1", "worker1", "worker2")
+PROVISION_IN_VM = "/vagrant/vagrant/provision.sh"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="builds namespaces: needs root")
 
@@ -218,6 +221,30 @@ def test_vagrant_machines_are_the_lab_nodes_in_order(vagrant_env):
         assert (prov["type"], prov["privileged"]) == ("shell", True)
         assert prov["inline"] == 'exec bash /vagrant/vagrant/provision.sh "$@"'
         assert prov["args"] == provision_args(topo, node)
+
+
+def test_the_vm_lab_boots_what_the_vagrantfile_describes(vagrant_env):
+    """`vxswarm lab vms` (netagent.lab.vms) must boot the Vagrantfile's machines, with its
+    addresses, roles, synced-folder excludes and provisioner arguments, and the offline
+    box when VXSWARM_BOX names it."""
+    if shutil.which("ruby") is None:
+        pytest.skip("ruby is not installed")
+    lab = VmLab("lab", Path("/unused"))
+    done = run(
+        ["ruby", "-e", _DUMP_MACHINES, str(REPO)],
+        {**vagrant_env, "VXSWARM_BOX": "vxswarm/bookworm64"},
+    )
+    assert done.returncode == 0, done.stderr
+    machines = json.loads(done.stdout)
+    assert [m["name"] for m in machines] == [n.name for n in lab.nodes]
+    for machine, node in zip(machines, lab.nodes, strict=True):
+        assert machine["box"] == "vxswarm/bookworm64"
+        assert machine["private_ips"] == [str(node.ip)]
+        (synced,) = machine["synced"]
+        assert tuple(synced["exclude"]) == RSYNC_EXCLUDE
+        (prov,) = machine["provisioners"]
+        remote = shlex.split(shlex.split(guest.provision_argv(lab, node)[-1])[2])
+        assert remote[remote.index("bash") + 1 :] == [PROVISION_IN_VM, *prov["args"]]
 
 
 # --- unit and render-only mode ----------------------------------------------------------------

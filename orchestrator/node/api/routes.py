@@ -606,6 +606,19 @@ async def local_task(request: web.Request) -> web.Response:
     return json_response({"id": task_id, "name": name, "pid": pid})
 
 
+@routes.post("/v1/local/tasks/{ref}/exec")
+async def local_task_exec(request: web.Request) -> web.StreamResponse:
+    """Run a command in a task of this node's own, by the daemon, and stream its output:
+    as dockerd runs `docker exec` for a member of the docker group, a member of the
+    socket's group gets a non-interactive exec without entering namespaces itself."""
+    daemon = daemon_of(request)
+    if daemon.dataplane is None:
+        raise NotFound(f"no task {request.match_info['ref']!r} on this node: it is in no swarm")
+    body = await parse_body(request, ExecRequest)
+    task_id, _name = daemon.dataplane.find_task(request.match_info["ref"])
+    return await _exec_here(request, ExecRequest(cmd=body.cmd, task_id=task_id))
+
+
 # node to node (the agent side; the manager side is node_routes.py) ----------------------
 
 
