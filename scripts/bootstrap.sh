@@ -25,7 +25,8 @@ NODE_PACKAGES=(iproute2 iptables util-linux iputils-ping procps curl dnsutils nf
 DEV_PACKAGES=(apache2-utils tshark
   dnsperf dnsmasq-base iperf3  # these three: bench/ only
   chromium chromium-driver  # the visualizer test's headless browser
-  vagrant)  # tests/integration/test_vagrant.py: `vagrant validate` of the Vagrantfile
+  vagrant  # tests/integration/test_vagrant.py: `vagrant validate` of the Vagrantfile
+  shellcheck)  # ...and its check of the VM path's shell scripts
 # ...and what the VM lab needs (`vxswarm lab vms`, scripts/build-box.sh, tests/vms).
 VM_PACKAGES=(qemu-system-x86 qemu-utils  # the VMs, under software emulation
   debootstrap fdisk dosfstools mtools syslinux syslinux-common  # the box, built offline

@@ -135,7 +135,9 @@ mkdir -p "$ROOTFS/vagrant"
 VAGRANT_KEYS="$(find /usr/share/rubygems-integration /opt/vagrant -path '*/keys/vagrant.pub*' 2>/dev/null | head -n 1 || true)"
 
 say "installing the node: ${BASE_PACKAGES[*]}, then scripts/bootstrap.sh node"
-# A private mount namespace: proc/dev/sys mounted for the chroot vanish with it.
+# A private mount namespace: proc/dev/sys mounted for the chroot vanish with it. The
+# script is single-quoted on purpose: it expands its own arguments.
+# shellcheck disable=SC2016
 unshare --mount --propagation private -- bash -euo pipefail -c '
   root="$1"; shift
   mount -t proc proc "$root/proc"
@@ -194,7 +196,7 @@ say "making the disk (FAT boot partition with syslinux, ext4 root) without mount
 BOOT_IMG="$WORK/boot.img" RAW="$WORK/disk.raw"
 KERNEL="$(find "$ROOTFS/boot" -name 'vmlinuz-*' | sort -V | tail -n 1)"
 INITRD="$(find "$ROOTFS/boot" -name 'initrd.img-*' | sort -V | tail -n 1)"
-[ -n "$KERNEL" ] && [ -n "$INITRD" ] || die "no kernel or initrd in the image: expected /boot/vmlinuz-* and /boot/initrd.img-*"
+{ [ -n "$KERNEL" ] && [ -n "$INITRD" ]; } || die "no kernel or initrd in the image: expected /boot/vmlinuz-* and /boot/initrd.img-*"
 boot_start=2048 # sectors: the first partition at 1 MiB
 root_start=$((boot_start + BOOT_SIZE_MB * 2048))
 # -h: the partition's offset (hidden sectors), which syslinux's boot sector adds to find

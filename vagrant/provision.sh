@@ -55,8 +55,10 @@ GROUP="vxswarm"
 CLI_USER="vagrant"
 MODULES=(br_netfilter vxlan) # br_netfilter: VIPs are DNAT on the bridge path; not autoloaded
 PORT=2377
-#: A daemon answers within seconds of its start; the manager may still be provisioning.
-DAEMON_TIMEOUT=60
+#: A daemon answers within seconds of its start on a VM with hardware virtualization; under
+#: software emulation (no VT-x, or `vxswarm lab vms` here) its Python start-up alone takes
+#: 20-60 s, more while the other VMs boot beside it. Waiting longer costs a fast VM nothing.
+DAEMON_TIMEOUT=300
 ALL_STEPS=(install service swarm)
 
 NAME=""
@@ -311,7 +313,7 @@ swarm_step() {
   # The token comes from the user (the environment, not an argument: `ps` shows those),
   # as `docker swarm join --token` does: nothing on the network hands tokens out.
   local token="${VXSWARM_JOIN_TOKEN:-}"
-  [ -n "$token" ] || die "no join token for $NAME: set VXSWARM_JOIN_TOKEN to the $ROLE token of the swarm (on the host: export VXSWARM_$(printf '%s' "$ROLE" | tr a-z A-Z)_TOKEN=\"\$(vagrant ssh manager1 -c 'vxswarm swarm join-token -q $ROLE')\"; then vagrant provision $NAME)"
+  [ -n "$token" ] || die "no join token for $NAME: set VXSWARM_JOIN_TOKEN to the $ROLE token of the swarm (on the host: export VXSWARM_$(printf '%s' "$ROLE" | tr '[:lower:]' '[:upper:]')_TOKEN=\"\$(vagrant ssh manager1 -c 'vxswarm swarm join-token -q $ROLE')\"; then vagrant provision $NAME)"
   until_ok "$TIMEOUT" "the manager at $MANAGER:$PORT to admit $NAME as a $ROLE" \
     local_cli swarm join --token "$token" --advertise-addr "$ADDR" "$MANAGER:$PORT"
   say "joined the swarm of $MANAGER:$PORT as a $ROLE, advertising $ADDR"

@@ -10,6 +10,7 @@ import os
 
 import click
 
+from netagent.lab.vms.plan import DEFAULT_MEMORY_MB
 from orchestrator.cli.common import output_option
 from orchestrator.cli.format import echo_json, echo_table
 
@@ -35,7 +36,14 @@ def vms() -> None:
 
 @vms.command()
 @_name_option
-@click.option("--memory", "memory_mb", type=int, default=1024, show_default=True, help="MB per VM.")
+@click.option(
+    "--memory",
+    "memory_mb",
+    type=int,
+    default=DEFAULT_MEMORY_MB,
+    show_default=True,
+    help="MB per VM.",
+)
 @click.option("--cpus", type=int, default=1, show_default=True, help="Virtual CPUs per VM.")
 @click.option("--keep-on-error", is_flag=True, help="Leave a failed lab up, to look at it.")
 def up(name: str | None, memory_mb: int, cpus: int, keep_on_error: bool) -> None:

@@ -53,6 +53,7 @@ from netagent.tasks import spawn
 REPO = Path(__file__).resolve().parents[2]
 VAGRANTFILE = REPO / "Vagrantfile"
 PROVISION = REPO / "vagrant" / "provision.sh"
+BUILD_BOX = REPO / "scripts" / "build-box.sh"
 UNIT = REPO / "vagrant" / "vxswarm.service"
 #: The unit names the CLI where bootstrap links it; rendering points it at --cli.
 UNIT_CLI = "/usr/local/bin/vxswarm"
@@ -111,15 +112,37 @@ def example_args(root: Path) -> list[str]:
 # --- scripts ---------------------------------------------------------------------------------
 
 
-def test_provision_script_parses_with_bash_n():
-    done = run(["bash", "-n", str(PROVISION)])
+#: Every shell script of the VM path: provisioning, the box build, the box's boot-time seed.
+SCRIPTS = (PROVISION, BUILD_BOX, REPO / "vagrant" / "box" / "vxswarm-seed")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_vm_scripts_parse_with_bash_n(script):
+    done = run(["bash", "-n", str(script)])
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-def test_provision_script_is_shellcheck_clean():
-    done = run(["shellcheck", str(PROVISION)])
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_vm_scripts_are_shellcheck_clean(script):
+    done = run(["shellcheck", str(script)])
     assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--bogus"], "unknown argument '--bogus': expected --out DIR or --force"),
+        (["--out"], "option --out needs a value: expected a directory"),
+    ],
+)
+def test_build_box_refuses_bad_arguments_with_one_line_before_anything(tmp_path, args, complaint):
+    done = run(
+        ["bash", str(BUILD_BOX), *args], {**os.environ, "VXSWARM_BOX_DIR": str(tmp_path / "box")}
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"build-box: {complaint}"
+    assert not (tmp_path / "box").exists()
 
 
 # --- Vagrantfile ------------------------------------------------------------------------------

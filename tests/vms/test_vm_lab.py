@@ -9,7 +9,7 @@ namespace at 192.168.56.1), `lab vms stop/start` as `vagrant halt/up`.
 from __future__ import annotations
 
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,19 +126,37 @@ def test_a_capture_on_a_vm_decodes_the_vni_of_the_overlay(vmlab: VmLabHandle):
         guest.ssh_argv(
             vmlab.lab,
             vmlab.lab.manager,
-            "vxswarm capture --node worker1 --network webnet -c 2 --timeout 120",
+            "vxswarm capture --node worker1 --network webnet -c 2 --timeout 240",
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Ping only once worker1 says it captures: starting the CLI and the capture takes an
+    # emulated VM tens of seconds, more while the others are busy.
+    started = threading.Event()
+    said: list[str] = []
+
+    def read_stderr() -> None:
+        assert capture.stderr is not None
+        for line in capture.stderr:
+            said.append(line)
+            if line.startswith("capturing on"):
+                started.set()
+        started.set()  # ended without starting: the assertions below tell
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     try:
-        time.sleep(15)  # the capture starts on worker1 (an emulated VM: seconds)
+        assert started.wait(240), "the capture did not start within 240 s"
         source = f"web.{by_node['manager1']['slot']}"
         vmlab.vx("exec", source, "ping", "-c", "5", "-i", "2", _addr(by_node["worker1"]))
-        out, err = capture.communicate(timeout=180)
+        out = capture.stdout.read() if capture.stdout else ""
+        capture.wait(timeout=240)
     finally:
         capture.kill()
+    reader.join(timeout=10)
+    err = "".join(said)
     assert "capturing on worker1 underlay" in err
     assert "manager1 → worker1  vni 4097 (webnet)" in out, out + err
 

@@ -352,11 +352,11 @@ BOOTSTRAP = Path(__file__).resolve().parents[5] / "scripts" / "bootstrap.sh"
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "unknown mode '': expected demo, test, install or node"),
-        (["deploy"], "unknown mode 'deploy': expected demo, test, install or node"),
+        ([], "unknown mode '': expected demo, test, install, node or vms"),
+        (["deploy"], "unknown mode 'deploy': expected demo, test, install, node or vms"),
         (
             ["test", "now"],
-            "unexpected argument 'now': expected only one of demo, test, install or node",
+            "unexpected argument 'now': expected only one of demo, test, install, node or vms",
         ),
     ],
 )
