@@ -37,7 +37,7 @@ from orchestrator.node.client import Endpoint
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 LEFT_OUT = re.compile(
-    r"^/v1/(swarm/(init|join|leave|update)$|agent/|tasks/\{ref\}/exec$|debug/nodes/)"
+    r"^/v1/(swarm/(init|join|leave|update)$|agent/|(local/)?tasks/\{ref\}/exec$|debug/nodes/)"
 )
 ROUTES = sorted(
     {
