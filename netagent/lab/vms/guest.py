@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from netagent.contract.errors import KernelError
@@ -80,8 +80,8 @@ def run(
     )
 
 
-def check(lab: VmLab, node: VmNode, command: Sequence[str], **kwargs: object) -> str:
-    done = run(lab, node, command, **kwargs)  # type: ignore[arg-type]
+def check(lab: VmLab, node: VmNode, command: Sequence[str], timeout: float = 120.0) -> str:
+    done = run(lab, node, command, timeout=timeout)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise KernelError(
@@ -92,7 +92,7 @@ def check(lab: VmLab, node: VmNode, command: Sequence[str], **kwargs: object) ->
     return done.stdout
 
 
-def wait_for_ssh(lab: VmLab, node: VmNode, timeout: float, alive: callable) -> float:  # type: ignore[valid-type]
+def wait_for_ssh(lab: VmLab, node: VmNode, timeout: float, alive: Callable[[], bool]) -> float:
     """Poll until the VM answers over SSH; seconds waited. `alive()` False: the VM died."""
     start = time.monotonic()
     while True:
@@ -147,7 +147,7 @@ def provision_argv(lab: VmLab, node: VmNode) -> list[str]:
     return ssh_argv(lab, node, shlex.join(["sh", "-c", script]))
 
 
-def provision(lab: VmLab, node: VmNode, token: str, echo: callable) -> None:  # type: ignore[valid-type]
+def provision(lab: VmLab, node: VmNode, token: str, echo: Callable[[str], None]) -> None:
     """Run provisioning, echoing each line as Vagrant does ('    manager1: ...')."""
     proc = subprocess.Popen(
         provision_argv(lab, node),
@@ -172,11 +172,11 @@ def provision(lab: VmLab, node: VmNode, token: str, echo: callable) -> None:  # 
         )
 
 
-def in_parallel(jobs: dict[str, callable]) -> None:  # type: ignore[valid-type]
+def in_parallel(jobs: dict[str, Callable[[], object]]) -> None:
     """Run named jobs side by side; raise the first failure once all have ended."""
     errors: dict[str, BaseException] = {}
 
-    def body(name: str, job: callable) -> None:  # type: ignore[valid-type]
+    def body(name: str, job: Callable[[], object]) -> None:
         try:
             job()
         except BaseException as exc:

@@ -24,6 +24,7 @@ from pathlib import Path
 from netagent.contract.errors import Conflict, InvalidArgument, KernelError, NotFound
 from netagent.kernel import netns
 from netagent.lab import nodes as processes
+from netagent.lab.record import ProcessRecord
 from netagent.lab.topology import CLIENT, DEFAULT_LAB, lab_root
 from netagent.lab.vms import guest, qemu, wire
 from netagent.lab.vms.plan import (
@@ -214,14 +215,14 @@ def _create(lab: VmLab, record: VmLabRecord, box: Path, echo: Echo, result: UpRe
     _phase(result.timings, "ready", lambda: wait_ready(lab, len(lab.nodes)))
 
 
-def _start(lab: VmLab, record: VmLabRecord, node: VmNode):  # noqa: ANN202
+def _start(lab: VmLab, record: VmLabRecord, node: VmNode) -> ProcessRecord:
     proc = qemu.start(lab, node, memory_mb=record.memory_mb, cpus=record.cpus)
     record.vm(node.name).qemu = proc
     save(lab, record)
     return proc
 
 
-def _waiter(lab: VmLab, record: VmLabRecord, node: VmNode) -> Callable[[], object]:
+def _waiter(lab: VmLab, record: VmLabRecord, node: VmNode) -> Callable[[], float]:
     proc = record.vm(node.name).qemu
     return lambda: guest.wait_for_ssh(lab, node, BOOT_TIMEOUT, lambda: processes.is_running(proc))
 
@@ -331,7 +332,7 @@ def start(name: str | None, node_name: str) -> float:
         raise Conflict(f"VM {node.name} is already running", obj=node.name, op="lab vms start")
     wire.build(lab)
     _start(lab, record, node)
-    return _waiter(lab, record, node)()  # type: ignore[return-value]
+    return _waiter(lab, record, node)()
 
 
 def rsync(name: str | None, node_names: tuple[str, ...]) -> list[str]:
