@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -150,7 +151,8 @@ def vm_throughput(vm: VmLabHandle, seconds: int, repeat: int) -> tuple[float, fl
 
 def ns_lab_figures(runs: int, seconds: int, repeat: int) -> tuple[list[float], float, float]:
     """The same procedures on a 3-node namespace lab."""
-    lab = SwarmLab.create(Path(tempfile.mkdtemp(prefix="vxbench-")))
+    root = Path(tempfile.mkdtemp(prefix="vxbench-"))
+    lab = SwarmLab.create(root)
     server = None
     try:
         client = Client(Endpoint.parse(lab.socket("manager1")))
@@ -194,6 +196,7 @@ def ns_lab_figures(runs: int, seconds: int, repeat: int) -> tuple[list[float], f
         if server:
             server.kill()
         lab.down()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
@@ -235,6 +238,7 @@ def main() -> None:
             )
         else:
             vm.down()
+            shutil.rmtree(vm.lab.root, ignore_errors=True)
 
     med = statistics.median
     runs = ", ".join
